@@ -1,0 +1,49 @@
+import { Schema } from "effect"
+import { ConcertId, TicketId, UserId } from "./Ids.js"
+
+export const PrintStatus = Schema.Literal("NOT_PRINTED", "PENDING", "PRINTED", "ERROR")
+export type PrintStatus = typeof PrintStatus.Type
+
+export class Link extends Schema.Class<Link>("Link")({
+  id: Schema.String,
+  url: Schema.String
+}) {}
+
+/** A ticket as the API shows it: links are built from the base URL the request came in on. */
+export class Ticket extends Schema.Class<Ticket>("Ticket")({
+  id: TicketId,
+  concert: Link,
+  user: Link,
+  print_status: PrintStatus
+}) {}
+
+/** A ticket as the journal stores it, independent of any base URL. */
+export class TicketRecord extends Schema.Class<TicketRecord>("TicketRecord")({
+  id: TicketId,
+  concertId: ConcertId,
+  userId: UserId,
+  seat: Schema.Int,
+  printStatus: PrintStatus
+}) {
+  toTicket(base: string): Ticket {
+    return new Ticket({
+      id: this.id,
+      concert: new Link({ id: this.concertId, url: `${base}/concerts/${this.concertId}` }),
+      user: new Link({ id: this.userId, url: `${base}/users/${this.userId}` }),
+      print_status: this.printStatus
+    }, { disableValidation: true })
+  }
+}
+
+export const PurchaseTicket = Schema.Struct({
+  concert_id: Schema.String,
+  user_id: Schema.String
+}).annotations({ identifier: "TicketPurchase", parseOptions: { onExcessProperty: "error" } })
+export type PurchaseTicket = typeof PurchaseTicket.Type
+
+/** An `Idempotency-Key` header value: printable, bounded. */
+export const IdempotencyKey = Schema.String.pipe(
+  Schema.filter((s) => /^[\x21-\x7e]{1,255}$/.test(s), {
+    message: () => "Idempotency-Key must be 1 to 255 printable ASCII characters"
+  })
+)

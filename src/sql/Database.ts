@@ -1,0 +1,46 @@
+import { PgClient } from "@effect/sql-pg"
+import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { runMigrations } from "./migrations.js"
+import { startEmbeddedPostgres } from "./EmbeddedPostgres.js"
+
+/**
+ * The database URL: `DATABASE_URL` when set, otherwise an embedded PostgreSQL of our own with
+ * its files under `DATA_DIR` (default `.data/`), started here and stopped with the scope.
+ */
+const databaseUrl = Effect.gen(function*() {
+  const configured = yield* Config.option(Config.redacted("DATABASE_URL"))
+  if (Option.isSome(configured)) return configured.value
+  const dataDir = yield* Config.string("DATA_DIR").pipe(Config.withDefault(".data"))
+  const server = yield* Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => startEmbeddedPostgres({ dataDir }),
+      catch: (cause) => new Error(`could not start the embedded database: ${String(cause)}`)
+    }).pipe(Effect.orDie),
+    (server) => Effect.promise(() => server.stop())
+  )
+  yield* Effect.logInfo("embedded PostgreSQL started").pipe(
+    Effect.annotateLogs({ dataDir, port: server.port })
+  )
+  return Redacted.make(server.url)
+}).pipe(Effect.withSpan("Database.url"))
+
+/** `PgClient` + `SqlClient` for a given URL, with the schema migrated before anything uses it. */
+export const layerFromUrl = (url: Redacted.Redacted) =>
+  Layer.effectDiscard(runMigrations.pipe(Effect.orDie)).pipe(
+    Layer.provideMerge(
+      Layer.unwrapEffect(
+        Effect.gen(function*() {
+          const maxConnections = yield* Config.integer("DATABASE_POOL_SIZE").pipe(Config.withDefault(20))
+          return PgClient.layer({
+            url,
+            maxConnections,
+            applicationName: "ticketoverflow",
+            // bigint and numeric stay strings unless a query casts them; counts are cast to int.
+            transformJson: false
+          })
+        })
+      )
+    )
+  )
+
+export const DatabaseLive = Layer.unwrapScoped(Effect.map(databaseUrl, layerFromUrl))
