@@ -1,0 +1,126 @@
+import { SqlClient } from "@effect/sql"
+import { expect, layer } from "@effect/vitest"
+import { Effect, Either, FastCheck as fc } from "effect"
+import * as crypto from "node:crypto"
+import { ConcertEntity } from "../../src/domain/ConcertEntity.js"
+import { ConcertId, TicketId, UserId } from "../../src/domain/Ids.js"
+import { ConcertsRepo } from "../../src/sql/ConcertsRepo.js"
+import { TestCluster } from "../fixtures/Cluster.js"
+
+const user = UserId.make("00000000-0000-0000-0000-000000000001")
+
+const createConcert = (capacity: number) =>
+  Effect.flatMap(ConcertsRepo, (repo) =>
+    repo.create({ name: "Test", venue: "Hall", date: "2027-03-04", capacity, status: "ACTIVE" }))
+
+const journaled = (concertId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ id: string; seat_no: number }>`SELECT id, seat_no FROM tickets WHERE concert_id = ${concertId}`)
+
+layer(TestCluster, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity", (it) => {
+  it.effect("sells exactly its capacity to concurrent buyers and reads SOLD_OUT", () =>
+    Effect.gen(function*() {
+      const concert = yield* createConcert(10)
+      const client = (yield* ConcertEntity.client)(concert.id)
+      const results = yield* Effect.forEach(
+        Array.from({ length: 25 }, () => TicketId.make(crypto.randomUUID())),
+        (ticketId) => Effect.either(client.Purchase({ ticketId, userId: user })),
+        { concurrency: "unbounded" }
+      )
+      const sold = results.filter(Either.isRight)
+      expect(sold).toHaveLength(10)
+      expect(new Set(sold.map((r) => r.right.seat))).toEqual(new Set(Array.from({ length: 10 }, (_, i) => i + 1)))
+      expect(results.filter(Either.isLeft).map((r) => r.left._tag)).toEqual(Array(15).fill("SoldOut"))
+      expect((yield* journaled(concert.id)).length).toBe(10)
+      const after = yield* Effect.flatMap(ConcertsRepo, (repo) => repo.findById(concert.id))
+      expect(after._tag === "Some" && after.value.status).toBe("SOLD_OUT")
+    }))
+
+  it.effect("answers an unknown concert, a cancelled one, and a redelivered message", () =>
+    Effect.gen(function*() {
+      const make = yield* ConcertEntity.client
+      const missing = yield* Effect.flip(
+        make(crypto.randomUUID()).Purchase({ ticketId: TicketId.make(crypto.randomUUID()), userId: user })
+      )
+      expect(missing._tag).toBe("ConcertNotFound")
+
+      const concert = yield* createConcert(5)
+      const client = make(concert.id)
+      const ticketId = TicketId.make(crypto.randomUUID())
+      const first = yield* client.Purchase({ ticketId, userId: user })
+      const again = yield* client.Purchase({ ticketId, userId: user })
+      expect(again).toEqual(first)
+      expect((yield* journaled(concert.id)).length).toBe(1)
+
+      const updated = yield* client.Update({ status: "CANCELLED", name: "Renamed" })
+      expect(updated.status).toBe("CANCELLED")
+      expect(updated.name).toBe("Renamed")
+      const refused = yield* Effect.flip(client.Purchase({ ticketId: TicketId.make(crypto.randomUUID()), userId: user }))
+      expect(refused._tag).toBe("ConcertCancelled")
+    }))
+
+  it.effect.prop(
+    "random interleavings of purchases and keyed retries never oversell and never buy twice",
+    [
+      fc.array(
+        fc.record({
+          capacity: fc.integer({ min: 1, max: 30 }),
+          buyers: fc.integer({ min: 0, max: 60 }),
+          retries: fc.array(fc.nat(), { maxLength: 20 })
+        }),
+        { minLength: 1, maxLength: 4 }
+      ),
+      fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 300, maxLength: 300 })
+    ],
+    ([concerts, order]) =>
+      Effect.gen(function*() {
+        const make = yield* ConcertEntity.client
+        const attempts: Array<{ concert: ConcertId; key: string; buyer: number }> = []
+        const plans = yield* Effect.forEach(concerts, (spec) =>
+          Effect.map(createConcert(spec.capacity), (concert) => {
+            const keys = Array.from({ length: spec.buyers }, () => crypto.randomUUID())
+            keys.forEach((key, buyer) => attempts.push({ concert: concert.id, key, buyer }))
+            // A retry repeats some buyer's request with the same idempotency key.
+            if (keys.length > 0) {
+              for (const r of spec.retries) attempts.push({ concert: concert.id, key: keys[r % keys.length]!, buyer: r % keys.length })
+            }
+            return { concert, spec }
+          }))
+        const shuffled = attempts
+          .map((attempt, i) => ({ attempt, rank: order[i % order.length]! + i * 1e-9 }))
+          .sort((a, b) => a.rank - b.rank)
+          .map(({ attempt }) => attempt)
+
+        const results = yield* Effect.forEach(
+          shuffled,
+          (a) =>
+            make(a.concert).Purchase({
+              ticketId: TicketId.make(crypto.randomUUID()),
+              userId: user,
+              idempotencyKey: a.key
+            }).pipe(Effect.either, Effect.map((result) => ({ ...a, result }))),
+          { concurrency: "unbounded" }
+        )
+
+        for (const { concert, spec } of plans) {
+          const mine = results.filter((r) => r.concert === concert.id)
+          const wins = mine.flatMap((r) => Either.isRight(r.result) ? [r.result.right] : [])
+          const byKey = new Map<string, Set<string>>()
+          for (const r of mine) {
+            if (Either.isRight(r.result)) byKey.set(r.key, (byKey.get(r.key) ?? new Set()).add(r.result.right.id))
+            else expect(r.result.left._tag).toBe("SoldOut")
+          }
+          // A retried purchase never yields a second ticket.
+          for (const ids of byKey.values()) expect(ids.size).toBe(1)
+          const distinct = new Set(wins.map((w) => w.id))
+          expect(distinct.size).toBe(Math.min(spec.capacity, spec.buyers))
+          const rows = yield* journaled(concert.id)
+          // The database agrees with every success, and each seat is sold once within capacity.
+          expect(new Set(rows.map((r) => r.id))).toEqual(distinct)
+          expect(new Set(rows.map((r) => r.seat_no)).size).toBe(rows.length)
+          expect(rows.every((r) => r.seat_no >= 1 && r.seat_no <= spec.capacity)).toBe(true)
+        }
+      }),
+    { fastCheck: { numRuns: 12 } }
+  )
+})
