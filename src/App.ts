@@ -1,0 +1,34 @@
+/**
+ * The whole service as one layer, short of the HTTP listener: the API over the concert
+ * entities, then the cluster, the database and tracing, in that order. `main.ts` adds the
+ * Node HTTP server and launches it; tests add a test server instead.
+ */
+import { NodeHttpClient } from "@effect/platform-node"
+import { Otlp } from "@effect/opentelemetry"
+import { Config, Effect, Layer, Option } from "effect"
+import { ClusterLive } from "./actors/Cluster.js"
+import { ConcertEntityLive } from "./actors/ConcertEntity.js"
+import { HttpLive } from "./http/Server.js"
+import { DatabaseLive } from "./sql/Database.js"
+
+/** Spans (and logs) exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; silent otherwise. */
+export const TracingLive = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const endpoint = yield* Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    const serviceName = yield* Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("ticketoverflow"))
+    return Option.match(endpoint, {
+      onNone: () => Layer.empty,
+      onSome: (baseUrl) =>
+        Otlp.layerJson({ baseUrl, resource: { serviceName } }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+    })
+  })
+)
+
+/** The API and the entities, given `Sharding` and `SqlClient` (and an `HttpServer`). */
+export const FeaturesLive = Layer.mergeAll(HttpLive, ConcertEntityLive)
+
+export const AppLive = FeaturesLive.pipe(
+  Layer.provide(ClusterLive),
+  Layer.provide(DatabaseLive),
+  Layer.provide(TracingLive)
+)

@@ -1,0 +1,83 @@
+/**
+ * Every failure becomes a JSON `{"error": "..."}` response with the right status, in one
+ * place: the API's own errors, bodies that do not decode, unknown routes, oversized bodies,
+ * and the database going away (503, retryable). Anything else is a bug: logged, answered 500.
+ */
+import { HttpApiBuilder, HttpApiError, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { SqlError } from "@effect/sql/SqlError"
+import { Cause, Config, Effect, Option } from "effect"
+import { BadRequest, NotFound, PayloadTooLarge, PurchaseRefused, Unavailable } from "../domain/Errors.js"
+
+const respond = (status: number, message: string, headers: Record<string, string> = {}) =>
+  HttpServerResponse.unsafeJson({ error: message }, { status, headers })
+
+const unavailable = (message: string, retryAfterSeconds = 1) =>
+  respond(503, message, { "retry-after": String(retryAfterSeconds) })
+
+const describeIssues = (error: HttpApiError.HttpApiDecodeError): string => {
+  const parts = error.issues.map((issue) => {
+    const path = issue.path.map(String).join(".")
+    const message = issue._tag === "Unexpected" ? "is not an accepted field" : issue.message
+    return path === "" ? message : `${path}: ${message}`
+  })
+  return `invalid request: ${parts.length > 0 ? parts.join("; ") : error.message}`
+}
+
+const isBodyTooLarge = (error: HttpServerError.RequestError) => String(error.cause).includes("maxBytes")
+
+const fromError = (error: unknown): Option.Option<HttpServerResponse.HttpServerResponse> => {
+  if (error instanceof BadRequest) return Option.some(respond(400, error.message))
+  if (error instanceof NotFound) return Option.some(respond(404, error.message))
+  if (error instanceof PayloadTooLarge) return Option.some(respond(413, error.message))
+  if (error instanceof PurchaseRefused) return Option.some(respond(422, error.message))
+  if (error instanceof Unavailable) return Option.some(unavailable(error.message, error.retryAfterSeconds))
+  if (error instanceof HttpApiError.HttpApiDecodeError) return Option.some(respond(400, describeIssues(error)))
+  if (error instanceof HttpServerError.RouteNotFound) {
+    return Option.some(respond(404, `no such endpoint: ${error.request.method} ${error.request.url}`))
+  }
+  if (error instanceof HttpServerError.RequestError) {
+    return Option.some(
+      isBodyTooLarge(error)
+        ? respond(413, "request body is too large")
+        : respond(400, "request body is not valid JSON")
+    )
+  }
+  if (error instanceof SqlError) return Option.some(unavailable("the database is unavailable; retry shortly", 2))
+  return Option.none()
+}
+
+export const ErrorResponsesLive = HttpApiBuilder.middleware(
+  Effect.gen(function*() {
+    const maxBodyBytes = yield* Config.integer("MAX_BODY_BYTES").pipe(Config.withDefault(64 * 1024))
+    return (app) =>
+      Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const declared = Number(request.headers["content-length"] ?? "0")
+        if (declared > maxBodyBytes) {
+          // Refused before reading: say so, and close rather than drain a body we will not read.
+          return respond(413, `request body is larger than ${maxBodyBytes} bytes`, { connection: "close" })
+        }
+        return yield* app.pipe(
+          // Every body this API takes is JSON: read it as JSON whatever type the client declared
+          // (curl -d says form-urlencoded), so the answer is about the JSON, not the header.
+          Effect.provideService(
+            HttpServerRequest.HttpServerRequest,
+            request.headers["content-type"]?.includes("application/json") === true
+              ? request
+              : request.modify({ headers: { ...request.headers, "content-type": "application/json" } })
+          ),
+          HttpServerRequest.withMaxBodySize(Option.some(maxBodyBytes)),
+          Effect.catchAllCause((cause) => {
+            if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+            const error = Option.orElse(Cause.failureOption(cause), () => Cause.dieOption(cause))
+            const response = Option.flatMap(error, fromError)
+            if (Option.isSome(response)) return Effect.succeed(response.value)
+            return Effect.as(
+              Effect.logError("request failed unexpectedly", cause),
+              respond(500, "internal error")
+            )
+          })
+        )
+      })
+  })
+)

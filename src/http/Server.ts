@@ -1,0 +1,29 @@
+/**
+ * The HTTP API: every group, the error mapping, the OpenAPI document at
+ * `/api/v1/openapi.json` and browsable docs at `/docs`. Needs an `HttpServer`, `Sharding`
+ * (to reach the concert entities) and `SqlClient`.
+ */
+import { HttpApiBuilder, HttpApiSwagger } from "@effect/platform"
+import { Layer } from "effect"
+import { Api } from "../domain/Api.js"
+import { ConcertsRepo } from "../sql/ConcertsRepo.js"
+import { TicketsRepo } from "../sql/TicketsRepo.js"
+import { BaseUrl } from "./BaseUrl.js"
+import { ConcertsHttpLive } from "./ConcertsHttp.js"
+import { ErrorResponsesLive } from "./ErrorResponses.js"
+import { Health } from "./Health.js"
+import { TicketsHttpLive } from "./TicketsHttp.js"
+import { UserDirectory } from "./UserDirectory.js"
+import { UsersHttpLive } from "./UsersHttp.js"
+
+const ApiLive = HttpApiBuilder.api(Api).pipe(
+  Layer.provide([UsersHttpLive, ConcertsHttpLive, TicketsHttpLive])
+)
+
+export const HttpLive = HttpApiBuilder.serve().pipe(
+  Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
+  Layer.provide(ErrorResponsesLive),
+  Layer.provide(ApiLive),
+  Layer.provide([UserDirectory.Default, Health.Default, BaseUrl.Default, ConcertsRepo.Default, TicketsRepo.Default])
+)

@@ -1,0 +1,112 @@
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Effect, Option, Schema } from "effect"
+import * as crypto from "node:crypto"
+import { Api } from "../domain/Api.js"
+import { ConcertEntity } from "../domain/ConcertEntity.js"
+import { BadRequest, NotFound, PurchaseRefused, Unavailable } from "../domain/Errors.js"
+import { ConcertId, isUuid, TicketId, UserId } from "../domain/Ids.js"
+import { IdempotencyKey, type TicketRecord } from "../domain/Ticket.js"
+import { ConcertsRepo } from "../sql/ConcertsRepo.js"
+import { TicketsRepo } from "../sql/TicketsRepo.js"
+import { BaseUrl } from "./BaseUrl.js"
+import { clusterUnavailable } from "./clusterErrors.js"
+import { Health } from "./Health.js"
+import { UserDirectory } from "./UserDirectory.js"
+
+const ticketNotFound = (id: string) => new NotFound({ message: `ticket ${id} does not exist` })
+const decodeKey = Schema.decodeUnknownEither(IdempotencyKey)
+
+export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =>
+  Effect.gen(function*() {
+    const tickets = yield* TicketsRepo
+    const concerts = yield* ConcertsRepo
+    const users = yield* UserDirectory
+    const health = yield* Health
+    const baseUrl = yield* BaseUrl
+    const concert = yield* ConcertEntity.client
+
+    const findTicket = (id: string) =>
+      isUuid(id)
+        ? Effect.flatMap(tickets.findById(TicketId.make(id)), Option.match({
+          onNone: () => Effect.fail(ticketNotFound(id)),
+          onSome: Effect.succeed
+        }))
+        : Effect.fail(ticketNotFound(id))
+
+    const concertExists = (id: string) =>
+      isUuid(id)
+        ? Effect.map(concerts.findById(ConcertId.make(id)), Option.isSome)
+        : Effect.succeed(false)
+
+    const purchase = Effect.fn("TicketsHttp.purchase")(function*(
+      concertId: string,
+      userId: string,
+      rawKey: string | undefined
+    ) {
+      yield* Effect.annotateCurrentSpan({ concertId, userId })
+      if (!users.has(userId)) return yield* new BadRequest({ message: `user ${userId} does not exist` })
+      if (!isUuid(concertId)) return yield* new BadRequest({ message: `concert ${concertId} does not exist` })
+      let idempotencyKey: string | undefined
+      if (rawKey !== undefined) {
+        const decoded = decodeKey(rawKey)
+        if (decoded._tag === "Left") {
+          return yield* new BadRequest({ message: "Idempotency-Key must be 1 to 255 printable ASCII characters" })
+        }
+        idempotencyKey = decoded.right
+      }
+      return yield* concert(concertId).Purchase({
+        ticketId: TicketId.make(crypto.randomUUID()),
+        userId: UserId.make(userId),
+        ...(idempotencyKey === undefined ? {} : { idempotencyKey })
+      }).pipe(
+        Effect.catchTags({
+          ConcertNotFound: () => Effect.fail(new BadRequest({ message: `concert ${concertId} does not exist` })),
+          SoldOut: () => Effect.fail(new PurchaseRefused({ message: "the concert is sold out" })),
+          ConcertCancelled: () => Effect.fail(new PurchaseRefused({ message: "the concert is cancelled" })),
+          IdempotencyKeyReused: () =>
+            Effect.fail(new PurchaseRefused({ message: "this Idempotency-Key was already used for a different purchase" })),
+          JournalUnavailable: () => Effect.fail(new Unavailable({ message: "the purchase could not be saved; retry" })),
+          ...clusterUnavailable
+        })
+      )
+    })
+
+    return handlers
+      .handle("health", () => health.check)
+      .handle("list", ({ request, urlParams }) =>
+        Effect.gen(function*() {
+          const { concert_id, user_id } = urlParams
+          if (user_id !== undefined && !users.has(user_id)) {
+            return yield* new NotFound({ message: `user ${user_id} does not exist` })
+          }
+          if (concert_id !== undefined && !(yield* concertExists(concert_id))) {
+            return yield* new NotFound({ message: `concert ${concert_id} does not exist` })
+          }
+          const found = yield* tickets.list({
+            ...(user_id === undefined ? {} : { userId: UserId.make(user_id) }),
+            ...(concert_id === undefined ? {} : { concertId: ConcertId.make(concert_id) })
+          })
+          const base = baseUrl.of(request)
+          return found.map((ticket) => ticket.toTicket(base))
+        }))
+      .handle("purchase", ({ headers, payload, request }) =>
+        Effect.map(
+          purchase(payload.concert_id, payload.user_id, headers["idempotency-key"]),
+          (ticket: TicketRecord) => ticket.toTicket(baseUrl.of(request))
+        ))
+      .handle("get", ({ path, request }) =>
+        Effect.map(findTicket(path.id), (ticket) => ticket.toTicket(baseUrl.of(request))))
+      .handle("print", ({ path }) =>
+        isUuid(path.id)
+          ? Effect.flatMap(tickets.requestPrint(TicketId.make(path.id)), Option.match({
+            onNone: () => Effect.fail(ticketNotFound(path.id)),
+            onSome: () => Effect.void
+          }))
+          : Effect.fail(ticketNotFound(path.id)))
+      .handle("printed", ({ path }) =>
+        Effect.flatMap(findTicket(path.id), (ticket) =>
+          Effect.fail(new NotFound({ message: `ticket ${ticket.id} is not printed (${ticket.printStatus})` }))) as Effect.Effect<
+            HttpServerResponse.HttpServerResponse,
+            NotFound
+          >)
+  }))

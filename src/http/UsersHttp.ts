@@ -1,0 +1,20 @@
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Effect, Option } from "effect"
+import { Api } from "../domain/Api.js"
+import { NotFound } from "../domain/Errors.js"
+import { Health } from "./Health.js"
+import { UserDirectory } from "./UserDirectory.js"
+
+export const UsersHttpLive = HttpApiBuilder.group(Api, "users", (handlers) =>
+  Effect.gen(function*() {
+    const users = yield* UserDirectory
+    const health = yield* Health
+    return handlers
+      .handle("health", () => health.check)
+      .handle("list", () => Effect.succeed(HttpServerResponse.text(users.listJson, { contentType: "application/json" })))
+      .handle("get", ({ path }) =>
+        Option.match(users.find(path.id), {
+          onNone: () => Effect.fail(new NotFound({ message: `user ${path.id} does not exist` })),
+          onSome: Effect.succeed
+        }))
+  }))
