@@ -33,7 +33,8 @@ const fromError = (error: unknown): Option.Option<HttpServerResponse.HttpServerR
   if (error instanceof Unavailable) return Option.some(unavailable(error.message, error.retryAfterSeconds))
   if (error instanceof HttpApiError.HttpApiDecodeError) return Option.some(respond(400, describeIssues(error)))
   if (error instanceof HttpServerError.RouteNotFound) {
-    return Option.some(respond(404, `no such endpoint: ${error.request.method} ${error.request.url}`))
+    const url = error.request.url.length > 120 ? `${error.request.url.slice(0, 120)}…` : error.request.url
+    return Option.some(respond(404, `no such endpoint: ${error.request.method} ${url}`))
   }
   if (error instanceof HttpServerError.RequestError) {
     return Option.some(
@@ -54,8 +55,8 @@ export const ErrorResponsesLive = HttpApiBuilder.middleware(
         const request = yield* HttpServerRequest.HttpServerRequest
         const declared = Number(request.headers["content-length"] ?? "0")
         if (declared > maxBodyBytes) {
-          // Refused before reading: say so, and close rather than drain a body we will not read.
-          return respond(413, `request body is larger than ${maxBodyBytes} bytes`, { connection: "close" })
+          // Refused before reading it; Node discards the unread body so the client still reads this.
+          return respond(413, `request body is larger than ${maxBodyBytes} bytes`)
         }
         return yield* app.pipe(
           // Every body this API takes is JSON: read it as JSON whatever type the client declared

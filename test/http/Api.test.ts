@@ -1,0 +1,180 @@
+import { expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import type { CreateConcert } from "../../src/domain/Concert.js"
+import { client, json, raw, TestApp } from "../fixtures/Http.js"
+
+const concertBody: CreateConcert = { name: "Elsa on Ice", venue: "The Gabba", date: "2027-06-07", capacity: 3, status: "ACTIVE" }
+const alice = "00000000-0000-0000-0000-000000000001"
+const bob = "00000000-0000-0000-0000-000000002357"
+
+const createConcert = (overrides: Partial<CreateConcert> = {}) =>
+  Effect.flatMap(client, (api) => api.concerts.create({ payload: { ...concertBody, ...overrides } }))
+
+const purchase = (concertId: string, userId: string, headers: Record<string, string> = {}) =>
+  raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: userId }), headers)
+
+layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("TicketOverflow API", (it) => {
+  it.effect("health endpoints answer 200 JSON while the database is up", () =>
+    Effect.gen(function*() {
+      for (const group of ["concerts", "tickets", "users"]) {
+        const response = yield* raw("GET", `/api/v1/${group}/health`)
+        expect(response.status).toBe(200)
+        expect(response.headers["content-type"]).toBe("application/json")
+        expect(json(response)).toEqual({ status: "healthy", database: "up" })
+      }
+    }))
+
+  it.effect("users: the fixed list of 5,000, one user, 404 for an unknown id", () =>
+    Effect.gen(function*() {
+      const api = yield* client
+      const users = yield* api.users.list()
+      expect(users).toHaveLength(5000)
+      expect(users[0]!.id).toBe("00000000-0000-0000-0000-000000000001")
+      expect(users[4999]!.id).toBe("00000000-0000-0000-0000-000000005000")
+      expect(yield* api.users.get({ path: { id: bob } })).toEqual(users[2356])
+      const list = yield* raw("GET", "/api/v1/users")
+      expect(list.headers["content-type"]).toBe("application/json")
+      const missing = yield* raw("GET", "/api/v1/users/nobody")
+      expect(missing.status).toBe(404)
+      expect(json(missing)).toEqual({ error: "user nobody does not exist" })
+    }))
+
+  it.effect("concerts: the object from POST equals GET and the list entry; PUT changes a subset", () =>
+    Effect.gen(function*() {
+      const created = yield* raw("POST", "/api/v1/concerts", JSON.stringify(concertBody))
+      expect(created.status).toBe(201)
+      expect(created.headers["content-type"]).toBe("application/json")
+      const concert = json(created) as { id: string }
+      expect(concert).toEqual({ id: concert.id, ...concertBody })
+      expect(Object.keys(concert)).toEqual(["id", "name", "venue", "date", "capacity", "status"])
+
+      const got = yield* raw("GET", `/api/v1/concerts/${concert.id}`)
+      expect(got.status).toBe(200)
+      expect(got.body).toBe(created.body)
+      const list = yield* raw("GET", "/api/v1/concerts")
+      expect(list.headers["content-type"]).toBe("application/json")
+      expect((json(list) as Array<unknown>)).toContainEqual(concert)
+
+      const put = yield* raw("PUT", `/api/v1/concerts/${concert.id}`, JSON.stringify({ name: "Bob on Ice" }))
+      expect(put.status).toBe(200)
+      expect(json(put)).toEqual({ ...concert, name: "Bob on Ice" })
+      expect((yield* raw("GET", `/api/v1/concerts/${concert.id}`)).body).toBe(put.body)
+
+      const cancelled = yield* raw("PUT", `/api/v1/concerts/${concert.id}`, JSON.stringify({ status: "CANCELLED", venue: "Suncorp" }))
+      expect(json(cancelled)).toEqual({ ...concert, name: "Bob on Ice", venue: "Suncorp", status: "CANCELLED" })
+
+      for (const body of [{ capacity: 10 }, { id: concert.id }, { name: "" }, { status: "OPEN" }, { date: "2027-02-30" }]) {
+        const refused = yield* raw("PUT", `/api/v1/concerts/${concert.id}`, JSON.stringify(body))
+        expect(refused.status).toBe(400)
+        expect(typeof (json(refused) as { error: unknown }).error).toBe("string")
+      }
+      expect((yield* raw("PUT", "/api/v1/concerts/00000000-0000-4000-8000-000000000000", "{}")).status).toBe(404)
+      expect((yield* raw("PUT", "/api/v1/concerts/999999999", "{\"name\":\"x\"}")).status).toBe(404)
+      expect((yield* raw("GET", "/api/v1/concerts/999999999")).status).toBe(404)
+    }))
+
+  it.effect("tickets: exact links, equal objects everywhere, SOLD_OUT on the last seat, 422 after", () =>
+    Effect.gen(function*() {
+      const concert = yield* createConcert()
+      const bought = yield* purchase(concert.id, bob)
+      expect(bought.status).toBe(201)
+      expect(bought.headers["content-type"]).toBe("application/json")
+      const ticket = json(bought) as { id: string }
+      expect(ticket).toEqual({
+        id: ticket.id,
+        concert: { id: concert.id, url: expect.stringMatching(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/api/v1/concerts/${concert.id}$`)) },
+        user: { id: bob, url: expect.stringMatching(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/api/v1/users/${bob}$`)) },
+        print_status: "NOT_PRINTED"
+      })
+      expect(Object.keys(ticket)).toEqual(["id", "concert", "user", "print_status"])
+
+      const got = yield* raw("GET", `/api/v1/tickets/${ticket.id}`)
+      expect(got.body).toBe(bought.body)
+      const byConcert = yield* raw("GET", `/api/v1/tickets?concert_id=${concert.id}`)
+      expect(json(byConcert)).toEqual([ticket])
+      const both = yield* raw("GET", `/api/v1/tickets?concert_id=${concert.id}&user_id=${bob}`)
+      expect(json(both)).toEqual([ticket])
+      const byUser = yield* raw("GET", `/api/v1/tickets?user_id=${bob}`)
+      expect(json(byUser)).toContainEqual(ticket)
+      const all = yield* raw("GET", "/api/v1/tickets")
+      expect(json(all)).toContainEqual(ticket)
+
+      expect((yield* purchase(concert.id, alice)).status).toBe(201)
+      expect((yield* purchase(concert.id, alice)).status).toBe(201)
+      const soldOut = yield* purchase(concert.id, alice)
+      expect(soldOut.status).toBe(422)
+      expect(json(soldOut)).toEqual({ error: "the concert is sold out" })
+      const api = yield* client
+      expect((yield* api.concerts.get({ path: { id: concert.id } })).status).toBe("SOLD_OUT")
+      expect(yield* api.tickets.list({ urlParams: { concert_id: concert.id } })).toHaveLength(3)
+    }))
+
+  it.effect("tickets: filters name existing users and concerts (404 otherwise, [] when none)", () =>
+    Effect.gen(function*() {
+      const concert = yield* createConcert()
+      const empty = yield* raw("GET", `/api/v1/tickets?concert_id=${concert.id}`)
+      expect(empty.status).toBe(200)
+      expect(empty.body).toBe("[]")
+      expect((yield* raw("GET", "/api/v1/tickets?user_id=00000000-0000-0000-0000-000000004999")).body).toBe("[]")
+      expect((yield* raw("GET", "/api/v1/tickets?user_id=nobody")).status).toBe(404)
+      expect((yield* raw("GET", "/api/v1/tickets?concert_id=00000000-0000-4000-8000-000000000000")).status).toBe(404)
+      expect((yield* raw("GET", "/api/v1/tickets?concert_id=garbage")).status).toBe(404)
+    }))
+
+  it.effect("purchases: unknown user or concert 400, cancelled concert 422", () =>
+    Effect.gen(function*() {
+      const concert = yield* createConcert({ status: "CANCELLED" })
+      const cancelled = yield* purchase(concert.id, bob)
+      expect(cancelled.status).toBe(422)
+      expect(json(cancelled)).toEqual({ error: "the concert is cancelled" })
+      expect((yield* purchase(concert.id, "nobody")).status).toBe(400)
+      expect((yield* purchase("00000000-0000-4000-8000-000000000000", bob)).status).toBe(400)
+      expect((yield* purchase("not-a-concert", bob)).status).toBe(400)
+    }))
+
+  it.effect("purchases: an Idempotency-Key repeat returns the first ticket; another body with it is 422", () =>
+    Effect.gen(function*() {
+      const concert = yield* createConcert({ capacity: 10 })
+      const headers = { "idempotency-key": "retry-me-123" }
+      const first = yield* purchase(concert.id, bob, headers)
+      const again = yield* purchase(concert.id, bob, headers)
+      expect(first.status).toBe(201)
+      expect(again.status).toBe(201)
+      expect(again.body).toBe(first.body)
+      expect((json(yield* raw("GET", `/api/v1/tickets?concert_id=${concert.id}`)) as Array<unknown>)).toHaveLength(1)
+      const other = yield* purchase(concert.id, alice, headers)
+      expect(other.status).toBe(422)
+      const elsewhere = yield* createConcert()
+      expect((yield* purchase(elsewhere.id, bob, headers)).status).toBe(422)
+      expect((yield* purchase(concert.id, bob, { "idempotency-key": "x".repeat(300) })).status).toBe(400)
+    }))
+
+  it.effect("printing: 202 and PENDING; the SVGs are 404/503 until rendered", () =>
+    Effect.gen(function*() {
+      const concert = yield* createConcert()
+      const ticket = json(yield* purchase(concert.id, bob)) as { id: string }
+      const print = yield* raw("POST", `/api/v1/tickets/${ticket.id}/print`)
+      expect(print.status).toBe(202)
+      expect((json(yield* raw("GET", `/api/v1/tickets/${ticket.id}`)) as { print_status: string }).print_status).toBe("PENDING")
+      expect((yield* raw("POST", `/api/v1/tickets/${ticket.id}/print`)).status).toBe(202)
+      expect((yield* raw("GET", `/api/v1/tickets/${ticket.id}/print`)).status).toBe(404)
+      expect((yield* raw("POST", "/api/v1/tickets/invalid_ticket_id/print")).status).toBe(404)
+      expect((yield* raw("GET", "/api/v1/tickets/invalid_ticket_id/print")).status).toBe(404)
+
+      const seats = yield* raw("GET", `/api/v1/concerts/${concert.id}/seats`)
+      expect(seats.status).toBe(503)
+      expect(seats.headers["retry-after"]).toBeDefined()
+      expect((yield* raw("GET", "/api/v1/concerts/999999999/seats")).status).toBe(404)
+    }))
+
+  it.effect("serves its OpenAPI document and browsable docs", () =>
+    Effect.gen(function*() {
+      const spec = yield* raw("GET", "/api/v1/openapi.json")
+      expect(spec.status).toBe(200)
+      const paths = Object.keys((json(spec) as { paths: Record<string, unknown> }).paths)
+      expect(paths).toEqual(expect.arrayContaining(["/api/v1/tickets", "/api/v1/concerts/{id}/seats", "/api/v1/users/{id}"]))
+      const docs = yield* raw("GET", "/docs")
+      expect(docs.status).toBe(200)
+      expect(docs.headers["content-type"]).toContain("text/html")
+    }))
+})

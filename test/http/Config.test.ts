@@ -1,0 +1,64 @@
+import { expect, layer } from "@effect/vitest"
+import { ConfigProvider, Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { json, raw, TestApp } from "../fixtures/Http.js"
+
+// Names with quotes and markup, repeated emails, ids that are not UUIDs: served as given.
+const users = [
+  { id: "u-1", name: "Dwayne \"The Rock\" Johnson", email: "same@example.org" },
+  { id: "00000000-0000-0000-0000-000000000002", name: "<b>Ada</b> & Co", email: "same@example.org" },
+  { id: "ünï", name: "Zoë", email: "zoe@example.org" }
+]
+const usersFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "users-")), "users.json")
+fs.writeFileSync(usersFile, JSON.stringify(users, null, 4))
+
+const configured = (entries: Record<string, string>) =>
+  TestApp.pipe(Layer.provide(Layer.setConfigProvider(
+    ConfigProvider.fromMap(new Map(Object.entries(entries))).pipe(ConfigProvider.orElse(() => ConfigProvider.fromEnv()))
+  )))
+
+layer(configured({ USERS_FILE: usersFile, PUBLIC_BASE_URL: "https://tickets.example.com/api/v1/" }), {
+  excludeTestServices: true,
+  timeout: "60 seconds"
+})("configuration", (it) => {
+  it.effect("USERS_FILE replaces the users list, served exactly; purchases accept only those users", () =>
+    Effect.gen(function*() {
+      const list = yield* raw("GET", "/api/v1/users")
+      expect(json(list)).toEqual(users)
+      expect(json(yield* raw("GET", "/api/v1/users/u-1"))).toEqual(users[0])
+      expect((yield* raw("GET", "/api/v1/users/00000000-0000-0000-0000-000000000001")).status).toBe(404)
+    }))
+
+  it.effect("PUBLIC_BASE_URL overrides the links in tickets", () =>
+    Effect.gen(function*() {
+      const concert = json(yield* raw("POST", "/api/v1/concerts", JSON.stringify({
+        name: "N",
+        venue: "V",
+        date: "2027-01-01",
+        capacity: 2,
+        status: "ACTIVE"
+      }))) as { id: string }
+      const bought = yield* raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: concert.id, user_id: "u-1" }))
+      expect(bought.status).toBe(201)
+      expect(json(bought)).toMatchObject({
+        concert: { id: concert.id, url: `https://tickets.example.com/api/v1/concerts/${concert.id}` },
+        user: { id: "u-1", url: "https://tickets.example.com/api/v1/users/u-1" }
+      })
+      const refused = yield* raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: concert.id, user_id: "00000000-0000-0000-0000-000000000001" }))
+      expect(refused.status).toBe(400)
+    }))
+})
+
+// The course's published list, when this checkout has it beside it (CI does): served exactly.
+const published = path.resolve(import.meta.dirname, "../../../shared/data/ticketoverflow-users.json")
+if (fs.existsSync(published)) {
+  layer(configured({ USERS_FILE: published }), { excludeTestServices: true, timeout: "60 seconds" })("published users", (it) => {
+    it.effect("GET /users returns exactly the published list", () =>
+      Effect.gen(function*() {
+        const list = yield* raw("GET", "/api/v1/users")
+        expect(json(list)).toEqual(JSON.parse(fs.readFileSync(published, "utf8")))
+      }))
+  })
+}
