@@ -1,10 +1,10 @@
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Config, Layer, Logger, LogLevel } from "effect"
-import { createServer } from "node:http"
 import { AppLive } from "./App.js"
+import { createStartingServer } from "./http/Server.js"
 
-const ServerLive = NodeHttpServer.layerConfig(() => createServer({ keepAliveTimeout: 65_000 }), {
+const ServerLive = NodeHttpServer.layerConfig(() => createStartingServer({ keepAliveTimeout: 65_000 }), {
   port: Config.port("PORT").pipe(Config.withDefault(8080)),
   host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0"))
 })

@@ -5,6 +5,7 @@
  */
 import { HttpApiBuilder, HttpApiSwagger } from "@effect/platform"
 import { Layer } from "effect"
+import * as http from "node:http"
 import { Api } from "../domain/Api.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { TicketsRepo } from "../sql/TicketsRepo.js"
@@ -27,3 +28,22 @@ export const HttpLive = HttpApiBuilder.serve().pipe(
   Layer.provide(ApiLive),
   Layer.provide([UserDirectory.Default, Health.Default, BaseUrl.Default, ConcertsRepo.Default, TicketsRepo.Default])
 )
+
+/**
+ * A Node HTTP server that answers 503 (retryable) from the moment it listens until the API's
+ * handler is attached: the listener comes up before the database and the cluster, and a
+ * request (a load balancer's health probe) must not hang in between.
+ */
+export const createStartingServer = (options: http.ServerOptions = {}): http.Server => {
+  const server = http.createServer(options)
+  let serving = false
+  server.on("request", (_request: http.IncomingMessage, response: http.ServerResponse) => {
+    if (serving) return
+    response.writeHead(503, { "content-type": "application/json", "retry-after": "1" })
+    response.end(JSON.stringify({ error: "the service is starting" }))
+  })
+  server.on("newListener", (event) => {
+    if (event === "request") serving = true
+  })
+  return server
+}
