@@ -149,7 +149,7 @@ const make = Effect.gen(function*() {
           ledger = undefined
           return replier.fail(request, unavailable(error))
         }),
-        Effect.withSpan("ConcertEntity.update", { attributes: { concertId } })
+        Effect.withSpan("ConcertEntity.update", { captureStackTrace: false, attributes: { concertId } })
       )
 
     /** Consecutive purchases form one batch; an update is applied where it arrived. */
@@ -165,7 +165,7 @@ const make = Effect.gen(function*() {
         while (end < requests.length && requests[end]!.tag === "Purchase") end += 1
         const batch = requests.slice(start, end) as Array<PurchaseRequest>
         yield* purchases(batch, 1).pipe(
-          Effect.withSpan("ConcertEntity.purchases", { attributes: { concertId, batch: batch.length } })
+          Effect.withSpan("ConcertEntity.purchases", { captureStackTrace: false, attributes: { concertId, batch: batch.length } })
         )
         start = end
       }

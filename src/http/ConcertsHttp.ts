@@ -5,6 +5,7 @@ import { ConcertEntity } from "../domain/ConcertEntity.js"
 import { NotFound, Unavailable } from "../domain/Errors.js"
 import { ConcertId, isUuid } from "../domain/Ids.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
+import { ClosedSales } from "./ClosedSales.js"
 import { Health } from "./Health.js"
 import { clusterUnavailable } from "./clusterErrors.js"
 
@@ -15,6 +16,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     const concerts = yield* ConcertsRepo
     const health = yield* Health
     const concert = yield* ConcertEntity.client
+    const closedSales = yield* ClosedSales
 
     /** The concert, or NotFound (also for an id that cannot be one of ours). */
     const find = (id: string) =>
@@ -33,12 +35,13 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
       .handle("update", ({ path, payload }) =>
         isUuid(path.id)
           ? concert(path.id).Update(payload).pipe(
+            Effect.tap(() => closedSales.forget(path.id)),
             Effect.catchTags({
               ConcertNotFound: () => Effect.fail(notFound(path.id)),
               JournalUnavailable: () => Effect.fail(new Unavailable({ message: "the concert could not be saved; retry" })),
               ...clusterUnavailable
             }),
-            Effect.withSpan("ConcertsHttp.update", { attributes: { concertId: path.id } })
+            Effect.withSpan("ConcertsHttp.update", { captureStackTrace: false, attributes: { concertId: path.id } })
           )
           : Effect.fail(notFound(path.id)))
       .handle("seats", ({ path }) =>

@@ -10,6 +10,7 @@ import { Api } from "../domain/Api.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { TicketsRepo } from "../sql/TicketsRepo.js"
 import { BaseUrl } from "./BaseUrl.js"
+import { ClosedSales } from "./ClosedSales.js"
 import { ConcertsHttpLive } from "./ConcertsHttp.js"
 import { ErrorResponsesLive } from "./ErrorResponses.js"
 import { Health } from "./Health.js"
@@ -26,7 +27,14 @@ export const HttpLive = HttpApiBuilder.serve().pipe(
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
   Layer.provide(ErrorResponsesLive),
   Layer.provide(ApiLive),
-  Layer.provide([UserDirectory.Default, Health.Default, BaseUrl.Default, ConcertsRepo.Default, TicketsRepo.Default])
+  Layer.provide([
+    UserDirectory.Default,
+    Health.Default,
+    BaseUrl.Default,
+    ClosedSales.Default,
+    ConcertsRepo.Default,
+    TicketsRepo.Default
+  ])
 )
 
 /**

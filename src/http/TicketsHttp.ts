@@ -9,6 +9,7 @@ import { IdempotencyKey, type TicketRecord } from "../domain/Ticket.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { TicketsRepo } from "../sql/TicketsRepo.js"
 import { BaseUrl } from "./BaseUrl.js"
+import { ClosedSales } from "./ClosedSales.js"
 import { clusterUnavailable } from "./clusterErrors.js"
 import { Health } from "./Health.js"
 import { UserDirectory } from "./UserDirectory.js"
@@ -24,6 +25,9 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const health = yield* Health
     const baseUrl = yield* BaseUrl
     const concert = yield* ConcertEntity.client
+    const closedSales = yield* ClosedSales
+    const soldOut = () => new PurchaseRefused({ message: "the concert is sold out" })
+    const cancelled = () => new PurchaseRefused({ message: "the concert is cancelled" })
 
     const findTicket = (id: string) =>
       isUuid(id)
@@ -38,38 +42,46 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
         ? Effect.map(concerts.findById(ConcertId.make(id)), Option.isSome)
         : Effect.succeed(false)
 
-    const purchase = Effect.fn("TicketsHttp.purchase")(function*(
-      concertId: string,
-      userId: string,
-      rawKey: string | undefined
-    ) {
-      yield* Effect.annotateCurrentSpan({ concertId, userId })
-      if (!users.has(userId)) return yield* new BadRequest({ message: `user ${userId} does not exist` })
-      if (!isUuid(concertId)) return yield* new BadRequest({ message: `concert ${concertId} does not exist` })
-      let idempotencyKey: string | undefined
-      if (rawKey !== undefined) {
-        const decoded = decodeKey(rawKey)
-        if (decoded._tag === "Left") {
-          return yield* new BadRequest({ message: "Idempotency-Key must be 1 to 255 printable ASCII characters" })
+    const purchase = (concertId: string, userId: string, rawKey: string | undefined) =>
+      Effect.gen(function*() {
+        if (!users.has(userId)) return yield* new BadRequest({ message: `user ${userId} does not exist` })
+        if (!isUuid(concertId)) return yield* new BadRequest({ message: `concert ${concertId} does not exist` })
+        let idempotencyKey: string | undefined
+        if (rawKey !== undefined) {
+          const decoded = decodeKey(rawKey)
+          if (decoded._tag === "Left") {
+            return yield* new BadRequest({ message: "Idempotency-Key must be 1 to 255 printable ASCII characters" })
+          }
+          idempotencyKey = decoded.right
         }
-        idempotencyKey = decoded.right
-      }
-      return yield* concert(concertId).Purchase({
-        ticketId: TicketId.make(crypto.randomUUID()),
-        userId: UserId.make(userId),
-        ...(idempotencyKey === undefined ? {} : { idempotencyKey })
+        const closed = closedSales.get(concertId)
+        if (closed !== undefined) return yield* (closed === "SoldOut" ? soldOut() : cancelled())
+        return yield* concert(concertId).Purchase({
+          ticketId: TicketId.make(crypto.randomUUID()),
+          userId: UserId.make(userId),
+          ...(idempotencyKey === undefined ? {} : { idempotencyKey })
+        }).pipe(
+          Effect.catchTags({
+            ConcertNotFound: () => Effect.fail(new BadRequest({ message: `concert ${concertId} does not exist` })),
+            SoldOut: () => {
+              closedSales.remember(concertId, "SoldOut")
+              return Effect.fail(soldOut())
+            },
+            ConcertCancelled: () => {
+              closedSales.remember(concertId, "Cancelled")
+              return Effect.fail(cancelled())
+            },
+            IdempotencyKeyReused: () =>
+              Effect.fail(
+                new PurchaseRefused({ message: "this Idempotency-Key was already used for a different purchase" })
+              ),
+            JournalUnavailable: () => Effect.fail(new Unavailable({ message: "the purchase could not be saved; retry" })),
+            ...clusterUnavailable
+          })
+        )
       }).pipe(
-        Effect.catchTags({
-          ConcertNotFound: () => Effect.fail(new BadRequest({ message: `concert ${concertId} does not exist` })),
-          SoldOut: () => Effect.fail(new PurchaseRefused({ message: "the concert is sold out" })),
-          ConcertCancelled: () => Effect.fail(new PurchaseRefused({ message: "the concert is cancelled" })),
-          IdempotencyKeyReused: () =>
-            Effect.fail(new PurchaseRefused({ message: "this Idempotency-Key was already used for a different purchase" })),
-          JournalUnavailable: () => Effect.fail(new Unavailable({ message: "the purchase could not be saved; retry" })),
-          ...clusterUnavailable
-        })
+        Effect.withSpan("TicketsHttp.purchase", { captureStackTrace: false, attributes: { concertId, userId } })
       )
-    })
 
     return handlers
       .handle("health", () => health.check)

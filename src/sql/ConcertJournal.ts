@@ -116,23 +116,24 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
             sold
           }))),
           Effect.catchTags({ SqlError: (e) => Effect.fail(classify(e)), ParseError: Effect.die }),
-          Effect.withSpan("ConcertJournal.load", { attributes: { concertId: id } })
+          Effect.withSpan("ConcertJournal.load", { captureStackTrace: false, attributes: { concertId: id } })
         ),
       findByKeys: (keys: ReadonlyArray<string>) =>
         findByKeys(keys).pipe(
           Effect.catchTags({ SqlError: (e) => Effect.fail(classify(e)), ParseError: Effect.die }),
-          Effect.withSpan("ConcertJournal.findByKeys", { attributes: { keys: keys.length } })
+          Effect.withSpan("ConcertJournal.findByKeys", { captureStackTrace: false, attributes: { keys: keys.length } })
         ),
       findTicket: (id: TicketId) =>
         findTicket(id).pipe(
           Effect.catchTags({ SqlError: (e) => Effect.fail(classify(e)), ParseError: Effect.die }),
-          Effect.withSpan("ConcertJournal.findTicket")
+          Effect.withSpan("ConcertJournal.findTicket", { captureStackTrace: false })
         ),
       append: (ledger: Ledger, rows: ReadonlyArray<JournalRow>) =>
         append(ledger, rows).pipe(
           Effect.asVoid,
           Effect.mapError(classify),
           Effect.withSpan("ConcertJournal.append", {
+            captureStackTrace: false,
             attributes: { concertId: ledger.concert.id, rows: rows.length, sold: ledger.sold }
           })
         ),
@@ -140,7 +141,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
         update(ledger).pipe(
           Effect.asVoid,
           Effect.mapError(classify),
-          Effect.withSpan("ConcertJournal.update", { attributes: { concertId: ledger.concert.id } })
+          Effect.withSpan("ConcertJournal.update", { captureStackTrace: false, attributes: { concertId: ledger.concert.id } })
         )
     } as const
   })

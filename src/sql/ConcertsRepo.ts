@@ -40,12 +40,12 @@ export class ConcertsRepo extends Effect.Service<ConcertsRepo>()("ConcertsRepo",
       create: (input: CreateConcert) =>
         insert(new Concert({ id: ConcertId.make(crypto.randomUUID()), ...input })).pipe(
           Effect.orDie,
-          Effect.withSpan("ConcertsRepo.create")
+          Effect.withSpan("ConcertsRepo.create", { captureStackTrace: false })
         ),
       findById: (id: ConcertId) =>
-        findById(id).pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.findById", { attributes: { id } })),
-      list: list().pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.list")),
-      soldCount: (id: ConcertId) => soldCount(id).pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.soldCount"))
+        findById(id).pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.findById", { captureStackTrace: false, attributes: { id } })),
+      list: list().pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.list", { captureStackTrace: false })),
+      soldCount: (id: ConcertId) => soldCount(id).pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.soldCount", { captureStackTrace: false }))
     } as const
   })
 }) {}

@@ -51,11 +51,11 @@ export class TicketsRepo extends Effect.Service<TicketsRepo>()("TicketsRepo", {
 
     return {
       findById: (id: TicketId) =>
-        findById(id).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.findById", { attributes: { id } })),
+        findById(id).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.findById", { captureStackTrace: false, attributes: { id } })),
       list: (filter: typeof Filter.Type) =>
-        list(filter).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.list")),
+        list(filter).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.list", { captureStackTrace: false })),
       requestPrint: (id: TicketId) =>
-        requestPrint(id).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.requestPrint", { attributes: { id } }))
+        requestPrint(id).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.requestPrint", { captureStackTrace: false, attributes: { id } }))
     } as const
   })
 }) {}

@@ -132,6 +132,19 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("TicketOver
       expect((yield* purchase("not-a-concert", bob)).status).toBe(400)
     }))
 
+  it.effect("purchases: an organiser who closes sales and reopens them sells again at once", () =>
+    Effect.gen(function*() {
+      const concert = yield* createConcert({ capacity: 5 })
+      expect((yield* raw("PUT", `/api/v1/concerts/${concert.id}`, JSON.stringify({ status: "SOLD_OUT" }))).status).toBe(200)
+      expect((yield* purchase(concert.id, bob)).status).toBe(422)
+      expect((yield* purchase(concert.id, bob)).status).toBe(422)
+      expect((yield* raw("PUT", `/api/v1/concerts/${concert.id}`, JSON.stringify({ status: "ACTIVE" }))).status).toBe(200)
+      expect((yield* purchase(concert.id, bob)).status).toBe(201)
+      expect((yield* raw("PUT", `/api/v1/concerts/${concert.id}`, JSON.stringify({ status: "CANCELLED" }))).status).toBe(200)
+      expect(json(yield* purchase(concert.id, bob))).toEqual({ error: "the concert is cancelled" })
+      expect(json(yield* purchase(concert.id, bob))).toEqual({ error: "the concert is cancelled" })
+    }))
+
   it.effect("purchases: an Idempotency-Key repeat returns the first ticket; another body with it is 422", () =>
     Effect.gen(function*() {
       const concert = yield* createConcert({ capacity: 10 })

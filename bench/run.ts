@@ -1,0 +1,141 @@
+/**
+ * `npm run bench -- purchases [--rounds N]`: purchase throughput and latency through the
+ * HTTP API, beside raw `node:http` answering a constant body, in the same run:
+ *   (a) 20,000 purchases over 20 concerts (capacity 1,000 each), 256 connections;
+ *   (b) a 10,000-request burst on one concert of capacity 500, all issued at once.
+ * Starts its own PostgreSQL (durable settings, as `npm start`) unless DATABASE_URL is set,
+ * the service and the raw server as child processes, and the load from a third process.
+ * Checks the database afterwards: never more tickets than capacity, tickets = 201s.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import pg from "pg"
+import { startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
+import { freePort } from "../test/fixtures/Service.js"
+import { rawRequest } from "../test/fixtures/RawHttp.js"
+
+interface LoadResult {
+  readonly wallMs: number
+  readonly perSecond: number
+  readonly histogram: Record<string, number>
+  readonly p50: number
+  readonly p99: number
+  readonly max: number
+  readonly okP50: number
+  readonly okP99: number
+}
+
+const root = path.resolve(import.meta.dirname, "..")
+const args = process.argv.slice(2)
+const scenario = args.find((a) => !a.startsWith("--")) ?? "purchases"
+const rounds = Number(args[args.indexOf("--rounds") + 1] ?? 1) || 1
+
+const child = (script: string, env: Record<string, string>): ChildProcess =>
+  spawn(process.execPath, ["--import", "tsx", script], {
+    cwd: root,
+    env: { ...process.env, LOG_LEVEL: "warn", ...env },
+    stdio: ["ignore", "pipe", "inherit"]
+  })
+
+const waitHealthy = async (port: number, pathname: string) => {
+  for (let i = 0; i < 300; i++) {
+    const response = await rawRequest(port, "GET", pathname).catch(() => undefined)
+    if (response !== undefined && response.status < 500) return
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  throw new Error(`nothing healthy on port ${port}`)
+}
+
+const load = (options: { port: number; concerts: ReadonlyArray<string>; requests: number; connections: number; burst: boolean }) =>
+  new Promise<LoadResult>((resolve, reject) =>
+    execFile(process.execPath, ["--import", "tsx", "bench/load.ts", JSON.stringify(options)], { cwd: root, maxBuffer: 1 << 20 }, (error, stdout) =>
+      error ? reject(error) : resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as LoadResult)))
+
+const createConcert = async (port: number, capacity: number, name: string) => {
+  const response = await rawRequest(port, "POST", "/api/v1/concerts", JSON.stringify({ name, venue: "Bench Arena", date: "2027-01-01", capacity, status: "ACTIVE" }))
+  return (JSON.parse(response.body) as { id: string }).id
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+
+const main = async () => {
+  if (scenario !== "purchases") throw new Error(`unknown scenario ${scenario}; try: purchases`)
+  const cleanup: Array<() => Promise<void>> = []
+  try {
+    let databaseUrl = process.env.DATABASE_URL ?? ""
+    if (databaseUrl === "") {
+      const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-bench-"))
+      const server = await startEmbeddedPostgres({ dataDir })
+      cleanup.push(async () => {
+        await server.stop()
+        await fs.rm(dataDir, { recursive: true, force: true })
+      })
+      databaseUrl = server.url
+    }
+    const db = new pg.Client({ connectionString: databaseUrl })
+    await db.connect()
+    cleanup.push(() => db.end())
+
+    const servicePort = await freePort()
+    const service = child("src/main.ts", { DATABASE_URL: databaseUrl, PORT: String(servicePort), HOST: "127.0.0.1" })
+    cleanup.push(async () => void service.kill("SIGTERM"))
+    const rawPort = await freePort()
+    const raw = child("bench/rawServer.ts", { PORT: String(rawPort) })
+    cleanup.push(async () => void raw.kill("SIGTERM"))
+    await waitHealthy(servicePort, "/api/v1/tickets/health")
+    await waitHealthy(rawPort, "/")
+
+    // Warm both up (JIT, connection pools, entity activation paths).
+    const warm = await createConcert(servicePort, 150_000, "warm-up")
+    await load({ port: servicePort, concerts: [warm], requests: 3000, connections: 64, burst: false })
+    await load({ port: rawPort, concerts: [warm], requests: 3000, connections: 64, burst: false })
+
+    const rows: Array<string> = []
+    const checks: Array<string> = []
+    for (let round = 1; round <= rounds; round++) {
+      const concerts = await Promise.all(Array.from({ length: 20 }, (_, i) => createConcert(servicePort, 1000, `tput ${round}.${i}`)))
+      const tputRaw = await load({ port: rawPort, concerts, requests: 20_000, connections: 256, burst: false })
+      const tput = await load({ port: servicePort, concerts, requests: 20_000, connections: 256, burst: false })
+      const burstConcert = await createConcert(servicePort, 500, `burst ${round}`)
+      const burstRaw = await load({ port: rawPort, concerts: [burstConcert], requests: 10_000, connections: 1000, burst: true })
+      const burst = await load({ port: servicePort, concerts: [burstConcert], requests: 10_000, connections: 1000, burst: true })
+
+      const row = (label: string, r: LoadResult, base: LoadResult) =>
+        `| ${round} | ${label} | ${fmt(r.perSecond)} | ${fmt(base.perSecond)} | ${fmt(r.perSecond / base.perSecond, 2)} | ` +
+        `${fmt(r.p50, 1)} / ${fmt(r.p99, 1)} | ${fmt(base.p50, 1)} / ${fmt(base.p99, 1)} | ${fmt(r.okP50, 1)} / ${fmt(r.okP99, 1)} | ` +
+        `${fmt(r.wallMs / 1000, 2)} s | ${Object.entries(r.histogram).map(([s, n]) => `${n}×${s}`).join(", ")} |`
+      rows.push(row("(a) 20k over 20 concerts", tput, tputRaw), row("(b) 10k burst, cap 500", burst, burstRaw))
+
+      const counts = await db.query<{ concert_id: string; n: number; capacity: number }>(
+        `SELECT t.concert_id, count(*)::int AS n, c.capacity FROM tickets t JOIN concerts c ON c.id = t.concert_id
+         WHERE t.concert_id = ANY($1) GROUP BY t.concert_id, c.capacity`,
+        [[...concerts, burstConcert]]
+      )
+      const sold = counts.rows.reduce((sum, r) => sum + r.n, 0)
+      const oversold = counts.rows.filter((r) => r.n > r.capacity).length
+      const ok = (tput.histogram["201"] ?? 0) + (burst.histogram["201"] ?? 0)
+      checks.push(`round ${round}: ${sold} tickets in the database, ${ok} × 201 answered, ${oversold} concerts oversold, ` +
+        `5xx: ${Object.entries({ ...tput.histogram }).concat(Object.entries(burst.histogram)).filter(([s]) => s.startsWith("5") || s === "0").map(([s, n]) => `${n}×${s}`).join(", ") || "none"}`)
+    }
+
+    process.stdout.write([
+      `purchases benchmark, ${new Date().toISOString()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${fmt(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+      "",
+      "| round | load | service req/s | raw node:http req/s | ratio | service p50 / p99 ms | raw p50 / p99 ms | 201s p50 / p99 ms | service wall | statuses |",
+      "|---|---|---|---|---|---|---|---|---|---|",
+      ...rows,
+      "",
+      ...checks,
+      ""
+    ].join("\n"))
+  } finally {
+    for (const step of cleanup.reverse()) await step().catch(() => undefined)
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`${String(error)}\n`)
+  process.exitCode = 1
+})

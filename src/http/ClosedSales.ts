@@ -1,0 +1,32 @@
+/**
+ * Concerts this process has just heard are not selling (sold out or cancelled). During a burst
+ * almost every request is a loser: answering those here, without a round trip to the concert
+ * entity, keeps the entity's mailbox for buyers who can still win. An entry lasts `ttl`
+ * (another process may reopen the concert) and a PUT through this process clears it at once.
+ */
+import { Config, Duration, Effect } from "effect"
+
+export type Closed = "SoldOut" | "Cancelled"
+
+export class ClosedSales extends Effect.Service<ClosedSales>()("ClosedSales", {
+  effect: Effect.gen(function*() {
+    const ttl = yield* Config.duration("CLOSED_SALES_TTL").pipe(Config.withDefault("2 seconds"))
+    const ttlMillis = Duration.toMillis(ttl)
+    const closed = new Map<string, { readonly reason: Closed; readonly until: number }>()
+    return {
+      get: (concertId: string): Closed | undefined => {
+        const entry = closed.get(concertId)
+        if (entry === undefined) return undefined
+        if (entry.until > Date.now()) return entry.reason
+        closed.delete(concertId)
+        return undefined
+      },
+      remember: (concertId: string, reason: Closed): void => {
+        closed.set(concertId, { reason, until: Date.now() + ttlMillis })
+      },
+      forget: (concertId: string): void => {
+        closed.delete(concertId)
+      }
+    } as const
+  })
+}) {}
