@@ -14,6 +14,8 @@ export interface EmbeddedPostgresOptions {
   readonly dataDir: string
   /** Extra `postgres -c` settings, e.g. `{ fsync: "off" }` for throwaway test clusters. */
   readonly settings?: Record<string, string> | undefined
+  /** The loopback port; a free one when not given. */
+  readonly port?: number | undefined
 }
 
 export interface RunningPostgres {
@@ -101,7 +103,7 @@ export const startEmbeddedPostgres = async (options: EmbeddedPostgresOptions): P
     await fs.writeFile(passwordFile, password, { mode: 0o600 })
   }
 
-  const port = await freePort()
+  const port = options.port ?? await freePort()
   const log: Array<string> = []
   const remember = (message: unknown) => {
     log.push(String(message))
