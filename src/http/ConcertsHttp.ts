@@ -1,5 +1,5 @@
 import { HttpApiBuilder } from "@effect/platform"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
 import { NotFound, Unavailable } from "../domain/Errors.js"
@@ -8,6 +8,7 @@ import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { Health } from "./Health.js"
 import { clusterUnavailable } from "./clusterErrors.js"
+import { findOrNotFound } from "./lookup.js"
 
 const notFound = (id: string) => new NotFound({ message: `concert ${id} does not exist` })
 
@@ -18,14 +19,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     const concert = yield* ConcertEntity.client
     const closedSales = yield* ClosedSales
 
-    /** The concert, or NotFound (also for an id that cannot be one of ours). */
-    const find = (id: string) =>
-      isUuid(id)
-        ? Effect.flatMap(concerts.findById(ConcertId.make(id)), Option.match({
-          onNone: () => Effect.fail(notFound(id)),
-          onSome: Effect.succeed
-        }))
-        : Effect.fail(notFound(id))
+    const find = (id: string) => findOrNotFound(id, ConcertId.make, concerts.findById, "concert")
 
     return handlers
       .handle("health", () => health.check)

@@ -1,4 +1,4 @@
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Option, Schema } from "effect"
 import * as crypto from "node:crypto"
 import { Api } from "../domain/Api.js"
@@ -12,9 +12,9 @@ import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { clusterUnavailable } from "./clusterErrors.js"
 import { Health } from "./Health.js"
+import { findOrNotFound } from "./lookup.js"
 import { UserDirectory } from "./UserDirectory.js"
 
-const ticketNotFound = (id: string) => new NotFound({ message: `ticket ${id} does not exist` })
 const decodeKey = Schema.decodeUnknownEither(IdempotencyKey)
 
 export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =>
@@ -29,13 +29,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const soldOut = () => new PurchaseRefused({ message: "the concert is sold out" })
     const cancelled = () => new PurchaseRefused({ message: "the concert is cancelled" })
 
-    const findTicket = (id: string) =>
-      isUuid(id)
-        ? Effect.flatMap(tickets.findById(TicketId.make(id)), Option.match({
-          onNone: () => Effect.fail(ticketNotFound(id)),
-          onSome: Effect.succeed
-        }))
-        : Effect.fail(ticketNotFound(id))
+    const findTicket = (id: string) => findOrNotFound(id, TicketId.make, tickets.findById, "ticket")
 
     const concertExists = (id: string) =>
       isUuid(id)
@@ -109,16 +103,8 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
       .handle("get", ({ path, request }) =>
         Effect.map(findTicket(path.id), (ticket) => ticket.toTicket(baseUrl.of(request))))
       .handle("print", ({ path }) =>
-        isUuid(path.id)
-          ? Effect.flatMap(tickets.requestPrint(TicketId.make(path.id)), Option.match({
-            onNone: () => Effect.fail(ticketNotFound(path.id)),
-            onSome: () => Effect.void
-          }))
-          : Effect.fail(ticketNotFound(path.id)))
+        Effect.asVoid(findOrNotFound(path.id, TicketId.make, tickets.requestPrint, "ticket")))
       .handle("printed", ({ path }) =>
         Effect.flatMap(findTicket(path.id), (ticket) =>
-          Effect.fail(new NotFound({ message: `ticket ${ticket.id} is not printed (${ticket.printStatus})` }))) as Effect.Effect<
-            HttpServerResponse.HttpServerResponse,
-            NotFound
-          >)
+          Effect.fail(new NotFound({ message: `ticket ${ticket.id} is not printed (${ticket.printStatus})` }))))
   }))

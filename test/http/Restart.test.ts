@@ -2,7 +2,7 @@ import { expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
-import { startService } from "../fixtures/Service.js"
+import { postConcert, startService } from "../fixtures/Service.js"
 
 const user = (i: number) => `00000000-0000-0000-0000-${String(i + 1).padStart(12, "0")}`
 
@@ -10,16 +10,7 @@ it.scopedLive("a purchase acknowledged with 201 survives kill -9; after restart 
   Effect.gen(function*() {
     const url = yield* freshDatabaseUrl
     const first = yield* Effect.promise(() => startService({ DATABASE_URL: url }))
-    const concert = yield* Effect.promise(() =>
-      rawRequest(first.port, "POST", "/api/v1/concerts", JSON.stringify({
-        name: "Restart",
-        venue: "Hall",
-        date: "2027-05-05",
-        capacity: 40,
-        status: "ACTIVE"
-      })))
-    expect(concert.status).toBe(201)
-    const concertId = (JSON.parse(concert.body) as { id: string }).id
+    const concertId = yield* Effect.promise(() => postConcert(first.port, 40, "Restart"))
     const buy = (port: number, i: number) =>
       rawRequest(port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: user(i) }))
 

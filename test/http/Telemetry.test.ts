@@ -4,7 +4,7 @@ import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
-import { startService } from "../fixtures/Service.js"
+import { postConcert, startService } from "../fixtures/Service.js"
 
 /** A stand-in OTLP/HTTP collector: keeps every exported span name. */
 const collector = Effect.acquireRelease(
@@ -34,15 +34,7 @@ it.scopedLive("with an OTLP endpoint, requests and entity messages are exported 
     const otlp = yield* collector
     const url = yield* freshDatabaseUrl
     const service = yield* Effect.promise(() => startService({ DATABASE_URL: url, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "300" }))
-    const concert = yield* Effect.promise(() =>
-      rawRequest(service.port, "POST", "/api/v1/concerts", JSON.stringify({
-        name: "Traced",
-        venue: "Hall",
-        date: "2027-05-05",
-        capacity: 5,
-        status: "ACTIVE"
-      })))
-    const concertId = (JSON.parse(concert.body) as { id: string }).id
+    const concertId = yield* Effect.promise(() => postConcert(service.port, 5, "Traced"))
     const bought = yield* Effect.promise(() =>
       rawRequest(service.port, "POST", "/api/v1/tickets", JSON.stringify({
         concert_id: concertId,
