@@ -1,0 +1,48 @@
+import { describe, expect, it } from "@effect/vitest"
+import { XMLParser, XMLValidator } from "fast-xml-parser"
+import { geometry, renderSeating } from "../../src/workers/SeatingSvg.js"
+
+const plan = (capacity: number, purchased: number) =>
+  renderSeating({ concertId: "786d3bb4-a858-49ba-8803-15ffa2ec3678", name: "Bob \"on\" <Ice>", venue: "A & B", capacity, purchased })
+
+const seats = (svg: string) => {
+  const rects = [...svg.matchAll(/<rect x="(\d+)" y="(\d+)" width="(\d+)" height="(\d+)" class="([sp])" \/>/g)]
+  return rects.map(([, x, y, w, h, c]) => ({ x: Number(x), y: Number(y), size: Number(w), h: Number(h), sold: c === "p" }))
+}
+
+describe("renderSeating", () => {
+  it.each([[1, 0], [850, 300], [1000, 1000], [3000, 1234]])("capacity %i with %i sold: hamilton geometry, one rect a seat", (capacity, purchased) => {
+    const svg = plan(capacity, purchased)
+    expect(XMLValidator.validate(svg)).toBe(true)
+    const root = (new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "" }).parse(svg) as {
+      svg: { width: string; height: string; desc: string; text: Array<{ "#text": string }> }
+    }).svg
+    expect(root.desc).toBe(`786d3bb4-a858-49ba-8803-15ffa2ec3678|${capacity}|${purchased}`)
+    const size = capacity <= 1000 ? 20 : Math.floor(20 - Math.log(capacity))
+    const perRow = Math.floor(1000 / size)
+    expect(root.width).toBe("1200")
+    expect(Number(root.height)).toBe(250 + Math.floor(capacity / perRow) * size + 50)
+    const drawn = seats(svg)
+    expect(drawn).toHaveLength(capacity)
+    expect(drawn.filter((s) => s.sold)).toHaveLength(purchased)
+    expect(drawn.slice(0, purchased).every((s) => s.sold)).toBe(true)
+    expect(drawn.every((s) => s.size === size && s.h === size)).toBe(true)
+    expect(new Set(drawn.map((s) => `${s.x},${s.y}`)).size).toBe(capacity)
+    expect(drawn.every((s) => s.x >= 0 && s.x + size <= 1200 && s.y + size <= Number(root.height))).toBe(true)
+    // The first seat sold is in the middle of the front row.
+    expect(Math.abs(drawn[0]!.x + size / 2 - 600)).toBeLessThanOrEqual(size)
+  })
+
+  it("a 150,000-seat plan: the spec's geometry, every seat drawn, well under 11 MB", () => {
+    const svg = plan(150_000, 70_000)
+    const { height, perRow, size } = geometry(150_000)
+    expect(size).toBe(Math.floor(20 - Math.log(150_000)))
+    expect(svg).toContain(`<svg width="1200" height="${250 + Math.floor(150_000 / perRow) * size + 50}"`)
+    expect(height).toBe(250 + Math.floor(150_000 / perRow) * size + 50)
+    expect(svg).toContain("<desc>786d3bb4-a858-49ba-8803-15ffa2ec3678|150000|70000</desc>")
+    const drawn = seats(svg)
+    expect(drawn).toHaveLength(150_000)
+    expect(drawn.filter((s) => s.sold)).toHaveLength(70_000)
+    expect(svg.length).toBeLessThan(11_000_000)
+  })
+})
