@@ -1,0 +1,34 @@
+/**
+ * What the render workers are asked to do. Requests cross a thread boundary, so each is a
+ * schema; the seating plan comes back gzipped (a 150,000-seat plan is ~8 MB of SVG).
+ */
+import { Schema } from "effect"
+
+export class RenderFailed extends Schema.TaggedError<RenderFailed>()("RenderFailed", {
+  message: Schema.String
+}) {}
+
+export class RenderTicket extends Schema.TaggedRequest<RenderTicket>()("RenderTicket", {
+  failure: RenderFailed,
+  success: Schema.String,
+  payload: {
+    ticketId: Schema.String,
+    concert: Schema.Struct({ id: Schema.String, name: Schema.String, date: Schema.String, venue: Schema.String }),
+    user: Schema.Struct({ name: Schema.String, email: Schema.String })
+  }
+}) {}
+
+export class RenderSeating extends Schema.TaggedRequest<RenderSeating>()("RenderSeating", {
+  failure: RenderFailed,
+  success: Schema.Uint8ArrayFromSelf,
+  payload: {
+    concertId: Schema.String,
+    name: Schema.String,
+    venue: Schema.String,
+    capacity: Schema.Int,
+    purchased: Schema.Int
+  }
+}) {}
+
+export const RenderRequest = Schema.Union(RenderTicket, RenderSeating)
+export type RenderRequest = typeof RenderRequest.Type

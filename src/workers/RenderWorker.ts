@@ -1,0 +1,18 @@
+/** Entry point of a render worker thread: renders tickets and seating plans off the main event loop. */
+import { WorkerRunner } from "@effect/platform"
+import { NodeRuntime, NodeWorkerRunner } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import * as zlib from "node:zlib"
+import { RenderFailed, RenderRequest } from "./RenderProtocol.js"
+import { renderSeating } from "./SeatingSvg.js"
+import { renderTicket } from "./TicketSvg.js"
+
+const failed = (cause: unknown) => new RenderFailed({ message: cause instanceof Error ? cause.message : String(cause) })
+
+const RenderRunner = WorkerRunner.layerSerialized(RenderRequest, {
+  RenderTicket: (request) => Effect.try({ try: () => renderTicket(request), catch: failed }),
+  RenderSeating: (request) =>
+    Effect.try({ try: () => new Uint8Array(zlib.gzipSync(renderSeating(request), { level: 6 })), catch: failed })
+}).pipe(Layer.provide(NodeWorkerRunner.layer))
+
+NodeRuntime.runMain(WorkerRunner.launch(RenderRunner))

@@ -1,0 +1,38 @@
+/**
+ * A pool of render worker threads, one a core less one for the event loop (at least one), so
+ * a 150,000-seat plan never stalls purchases. Callers queue by priority before they get here;
+ * each worker renders one thing at a time.
+ */
+import { Worker } from "@effect/platform"
+import { NodeWorker } from "@effect/platform-node"
+import { Config, Effect, Layer } from "effect"
+import * as os from "node:os"
+import * as WorkerThreads from "node:worker_threads"
+import { RenderSeating, RenderTicket } from "./RenderProtocol.js"
+import type { SeatingDetails } from "./SeatingSvg.js"
+import type { TicketDetails } from "./TicketSvg.js"
+
+// The worker is TypeScript, loaded through tsx by a small ES module entry.
+const spawn = () => new WorkerThreads.Worker(new URL("./renderWorker.mjs", import.meta.url))
+
+export class Renderer extends Effect.Service<Renderer>()("Renderer", {
+  scoped: Effect.gen(function*() {
+    const size = yield* Config.integer("RENDER_WORKERS").pipe(
+      Config.withDefault(Math.max(1, os.availableParallelism() - 1))
+    )
+    const pool = yield* Worker.makePoolSerialized({ size, concurrency: 1 })
+    return {
+      size,
+      ticket: (details: TicketDetails) =>
+        pool.executeEffect(new RenderTicket(details)).pipe(
+          Effect.withSpan("Renderer.ticket", { captureStackTrace: false, attributes: { ticketId: details.ticketId } })
+        ),
+      seating: (details: SeatingDetails) =>
+        pool.executeEffect(new RenderSeating(details)).pipe(
+          Effect.withSpan("Renderer.seating", { captureStackTrace: false, attributes: { concertId: details.concertId } })
+        )
+    } as const
+  })
+}) {
+  static readonly Live = Renderer.Default.pipe(Layer.provide(NodeWorker.layer(spawn)))
+}

@@ -1,0 +1,31 @@
+import { expect, layer } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+import * as zlib from "node:zlib"
+import { Renderer } from "../../src/workers/Renderer.js"
+
+layer(Renderer.Live, { excludeTestServices: true, timeout: "60 seconds" })("Renderer", (it) => {
+  it.effect("renders tickets and gzipped seating plans in worker threads", () =>
+    Effect.gen(function*() {
+      const renderer = yield* Renderer
+      const svg = yield* renderer.ticket({
+        ticketId: "a4c5211f-2402-4de9-9664-b9e78454da35",
+        concert: { id: "786d3bb4-a858-49ba-8803-15ffa2ec3678", name: "N", date: "2027-01-01", venue: "V" },
+        user: { name: "U", email: "u@example.org" }
+      })
+      expect(svg).toContain("<desc>a4c5211f-2402-4de9-9664-b9e78454da35</desc>")
+      const gzipped = yield* renderer.seating({ concertId: "c", name: "N", venue: "V", capacity: 850, purchased: 10 })
+      expect(zlib.gunzipSync(gzipped).toString()).toContain("<desc>c|850|10</desc>")
+    }))
+
+  it.effect("the main thread keeps running while a 150,000-seat plan renders", () =>
+    Effect.gen(function*() {
+      const renderer = yield* Renderer
+      let ticks = 0
+      const timer = setInterval(() => ticks++, 5)
+      const render = yield* Effect.fork(renderer.seating({ concertId: "c", name: "N", venue: "V", capacity: 150_000, purchased: 75_000 }))
+      // Rendered on this thread, the plan would be one synchronous block and no tick could land.
+      const plan = yield* Fiber.join(render).pipe(Effect.ensuring(Effect.sync(() => clearInterval(timer))))
+      expect(ticks).toBeGreaterThan(3)
+      expect(zlib.gunzipSync(plan).toString()).toContain("<desc>c|150000|75000</desc>")
+    }))
+})
