@@ -5,6 +5,7 @@ import { ConcertEntity } from "../domain/ConcertEntity.js"
 import { NotFound, Unavailable } from "../domain/Errors.js"
 import { ConcertId, isUuid } from "../domain/Ids.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
+import { PrintQueue } from "../workers/PrintQueue.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { Health } from "./Health.js"
 import { clusterUnavailable } from "./clusterErrors.js"
@@ -18,6 +19,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     const health = yield* Health
     const concert = yield* ConcertEntity.client
     const closedSales = yield* ClosedSales
+    const printQueue = yield* PrintQueue
 
     const find = (id: string) => findOrNotFound(id, ConcertId.make, concerts.findById, "concert")
 
@@ -29,7 +31,10 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
       .handle("update", ({ path, payload }) =>
         isUuid(path.id)
           ? concert(path.id).Update(payload).pipe(
-            Effect.tap(() => closedSales.forget(path.id)),
+            Effect.tap((updated) => {
+              closedSales.forget(path.id)
+              return printQueue.concertChanged(path.id, updated.date)
+            }),
             Effect.catchTags({
               ConcertNotFound: () => Effect.fail(notFound(path.id)),
               JournalUnavailable: () => Effect.fail(new Unavailable({ message: "the concert could not be saved; retry" })),

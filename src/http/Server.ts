@@ -8,7 +8,10 @@ import { Layer } from "effect"
 import * as http from "node:http"
 import { Api } from "../domain/Api.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
+import { PrintsRepo } from "../sql/PrintsRepo.js"
 import { TicketsRepo } from "../sql/TicketsRepo.js"
+import { PrintQueue } from "../workers/PrintQueue.js"
+import { Renderer } from "../workers/Renderer.js"
 import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { ConcertsHttpLive } from "./ConcertsHttp.js"
@@ -22,19 +25,25 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
   Layer.provide([UsersHttpLive, ConcertsHttpLive, TicketsHttpLive])
 )
 
-export const HttpLive = HttpApiBuilder.serve().pipe(
-  Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
-  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
-  Layer.provide(ErrorResponsesLive),
-  Layer.provide(ApiLive),
-  Layer.provide([
+/** What the handlers share: lookups, repositories, and the print pipeline with its workers. */
+const ServicesLive = PrintQueue.Default.pipe(
+  Layer.provideMerge(Layer.mergeAll(PrintsRepo.Default, Renderer.Live)),
+  Layer.provideMerge(Layer.mergeAll(
     UserDirectory.Default,
     Health.Default,
     BaseUrl.Default,
     ClosedSales.Default,
     ConcertsRepo.Default,
     TicketsRepo.Default
-  ])
+  ))
+)
+
+export const HttpLive = HttpApiBuilder.serve().pipe(
+  Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
+  Layer.provide(ErrorResponsesLive),
+  Layer.provide(ApiLive),
+  Layer.provide(ServicesLive)
 )
 
 /**

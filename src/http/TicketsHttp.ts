@@ -7,6 +7,8 @@ import { BadRequest, NotFound, PurchaseRefused, Unavailable } from "../domain/Er
 import { ConcertId, isUuid, TicketId, UserId } from "../domain/Ids.js"
 import { IdempotencyKey, type TicketRecord } from "../domain/Ticket.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
+import { PrintsRepo } from "../sql/PrintsRepo.js"
+import { PrintQueue } from "../workers/PrintQueue.js"
 import { TicketsRepo } from "../sql/TicketsRepo.js"
 import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
@@ -26,6 +28,8 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const baseUrl = yield* BaseUrl
     const concert = yield* ConcertEntity.client
     const closedSales = yield* ClosedSales
+    const prints = yield* PrintsRepo
+    const printQueue = yield* PrintQueue
     const soldOut = () => new PurchaseRefused({ message: "the concert is sold out" })
     const cancelled = () => new PurchaseRefused({ message: "the concert is cancelled" })
 
@@ -102,9 +106,13 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
         ))
       .handle("get", ({ path, request }) =>
         Effect.map(findTicket(path.id), (ticket) => ticket.toTicket(baseUrl.of(request))))
+      // The ticket reads PENDING (durably) before the 202; the render happens in the background.
       .handle("print", ({ path }) =>
-        Effect.asVoid(findOrNotFound(path.id, TicketId.make, tickets.requestPrint, "ticket")))
+        Effect.flatMap(findOrNotFound(path.id, TicketId.make, prints.requestPrint, "ticket"), printQueue.enqueue))
       .handle("printed", ({ path }) =>
         Effect.flatMap(findTicket(path.id), (ticket) =>
-          Effect.fail(new NotFound({ message: `ticket ${ticket.id} is not printed (${ticket.printStatus})` }))))
+          Effect.flatMap(prints.printed(ticket.id), Option.match({
+            onNone: () => Effect.fail(new NotFound({ message: `ticket ${ticket.id} is not printed (${ticket.printStatus})` })),
+            onSome: Effect.succeed
+          }))))
   }))

@@ -92,18 +92,23 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
         WHERE id = ${id} AND status <> ${status}`
     }
 
-    /** The concert's new details and version, and its printed tickets unprinted, at once. */
+    /**
+     * The concert's new details and version, its printed tickets unprinted and their SVGs
+     * dropped, at once. The concert row is updated first: its lock orders this against a
+     * print being stored (which holds that row FOR SHARE while it checks the version).
+     */
     const update = (ledger: Ledger) => {
       const { date, id, name, status, venue } = ledger.concert
       return sql.withTransaction(
-        Effect.zipRight(
+        Effect.all([
           sql`UPDATE concerts
               SET name = ${name}, venue = ${venue}, date = ${date}, status = ${status},
                   version = ${ledger.version}, updated_at = now()
               WHERE id = ${id}`,
           sql`UPDATE tickets SET print_status = 'NOT_PRINTED'
-              WHERE concert_id = ${id} AND print_status = 'PRINTED'`
-        )
+              WHERE concert_id = ${id} AND print_status = 'PRINTED'`,
+          sql`DELETE FROM ticket_prints p USING tickets t WHERE t.id = p.ticket_id AND t.concert_id = ${id}`
+        ], { discard: true })
       )
     }
 

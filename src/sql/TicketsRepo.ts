@@ -38,24 +38,11 @@ export class TicketsRepo extends Effect.Service<TicketsRepo>()("TicketsRepo", {
       }
     })
 
-    /**
-     * NOT_PRINTED, PRINTED or ERROR become PENDING; PENDING stays as it is. None when the
-     * ticket does not exist.
-     */
-    const requestPrint = SqlSchema.findOne({
-      Request: TicketId,
-      Result: TicketRecord,
-      execute: (id) =>
-        sql`UPDATE tickets SET print_status = 'PENDING' WHERE id = ${id} RETURNING ${select}`
-    })
-
     return {
       findById: (id: TicketId) =>
         findById(id).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.findById", { captureStackTrace: false, attributes: { id } })),
       list: (filter: typeof Filter.Type) =>
-        list(filter).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.list", { captureStackTrace: false })),
-      requestPrint: (id: TicketId) =>
-        requestPrint(id).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.requestPrint", { captureStackTrace: false, attributes: { id } }))
+        list(filter).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.list", { captureStackTrace: false }))
     } as const
   })
 }) {}

@@ -43,9 +43,32 @@ const initialSchema = Effect.gen(function*() {
   yield* sql`CREATE INDEX tickets_user ON tickets (user_id)`
 })
 
+/** Printed tickets and rendered seating plans, each stamped with the concert version it shows. */
+const renders = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE ticket_prints (
+      ticket_id uuid PRIMARY KEY REFERENCES tickets (id),
+      concert_version integer NOT NULL,
+      svg text NOT NULL,
+      printed_at timestamptz NOT NULL DEFAULT now()
+    )`
+  yield* sql`
+    CREATE TABLE seating_plans (
+      concert_id uuid PRIMARY KEY REFERENCES concerts (id),
+      concert_version integer NOT NULL,
+      purchased integer NOT NULL,
+      etag text NOT NULL,
+      svg_gzip bytea NOT NULL,
+      rendered_at timestamptz NOT NULL DEFAULT now()
+    )`
+  yield* sql`CREATE INDEX tickets_pending ON tickets (concert_id) WHERE print_status = 'PENDING'`
+})
+
 export const runMigrations = Migrator.make({})({
   loader: Migrator.fromRecord({
-    "0001_initial_schema": initialSchema
+    "0001_initial_schema": initialSchema,
+    "0002_renders": renders
   }),
   table: "ticketoverflow_migrations"
 })

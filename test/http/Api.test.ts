@@ -10,6 +10,17 @@ const bob = "00000000-0000-0000-0000-000000002357"
 const createConcert = (overrides: Partial<CreateConcert> = {}) =>
   Effect.flatMap(client, (api) => api.concerts.create({ payload: { ...concertBody, ...overrides } }))
 
+/** GET the printed ticket until it is there (the render runs in the background). */
+const waitForPrinted = (ticketId: string) =>
+  Effect.gen(function*() {
+    for (let attempt = 0; attempt < 300; attempt++) {
+      const response = yield* raw("GET", `/api/v1/tickets/${ticketId}/print`)
+      if (response.status === 200) return response
+      yield* Effect.sleep("50 millis")
+    }
+    return yield* raw("GET", `/api/v1/tickets/${ticketId}/print`)
+  })
+
 const purchase = (concertId: string, userId: string, headers: Record<string, string> = {}) =>
   raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: userId }), headers)
 
@@ -162,22 +173,46 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("TicketOver
       expect((yield* purchase(concert.id, bob, { "idempotency-key": "x".repeat(300) })).status).toBe(400)
     }))
 
-  it.effect("printing: 202 and PENDING; the SVGs are 404/503 until rendered", () =>
+  it.effect("printing: 202 with the ticket PENDING, then PRINTED and its SVG served; 404 for unknown tickets", () =>
     Effect.gen(function*() {
       const concert = yield* createConcert()
       const ticket = json(yield* purchase(concert.id, bob)) as { id: string }
+      expect((yield* raw("GET", `/api/v1/tickets/${ticket.id}/print`)).status).toBe(404)
       const print = yield* raw("POST", `/api/v1/tickets/${ticket.id}/print`)
       expect(print.status).toBe(202)
-      expect((json(yield* raw("GET", `/api/v1/tickets/${ticket.id}`)) as { print_status: string }).print_status).toBe("PENDING")
-      expect((yield* raw("POST", `/api/v1/tickets/${ticket.id}/print`)).status).toBe(202)
-      expect((yield* raw("GET", `/api/v1/tickets/${ticket.id}/print`)).status).toBe(404)
+      const status = (json(yield* raw("GET", `/api/v1/tickets/${ticket.id}`)) as { print_status: string }).print_status
+      expect(["PENDING", "PRINTED"]).toContain(status)
+      const printed = yield* waitForPrinted(ticket.id)
+      expect(printed.status).toBe(200)
+      expect(printed.headers["content-type"]).toBe("image/svg+xml")
+      expect(printed.body).toContain(`<desc>${ticket.id}</desc>`)
+      expect(printed.body).toContain(concert.name)
       expect((yield* raw("POST", "/api/v1/tickets/invalid_ticket_id/print")).status).toBe(404)
       expect((yield* raw("GET", "/api/v1/tickets/invalid_ticket_id/print")).status).toBe(404)
+    }))
 
-      const seats = yield* raw("GET", `/api/v1/concerts/${concert.id}/seats`)
-      expect(seats.status).toBe(503)
-      expect(seats.headers["retry-after"]).toBeDefined()
+  it.effect("renaming a concert unprints its tickets at once; a reprint shows the new name", () =>
+    Effect.gen(function*() {
+      const concert = yield* createConcert({ name: "Elsa on Ice", capacity: 10 })
+      const ids = (yield* Effect.forEach([1, 2, 3], () => purchase(concert.id, bob))).map((r) => (json(r) as { id: string }).id)
+      yield* Effect.forEach(ids, (id) => raw("POST", `/api/v1/tickets/${id}/print`))
+      yield* Effect.forEach(ids, waitForPrinted)
+      const renamed = yield* raw("PUT", `/api/v1/concerts/${concert.id}`, JSON.stringify({ name: "Bob on Ice" }))
+      expect(renamed.status).toBe(200)
+      for (const id of ids) {
+        expect((json(yield* raw("GET", `/api/v1/tickets/${id}`)) as { print_status: string }).print_status).toBe("NOT_PRINTED")
+        expect((yield* raw("GET", `/api/v1/tickets/${id}/print`)).status).toBe(404)
+      }
+      yield* raw("POST", `/api/v1/tickets/${ids[0]}/print`)
+      const reprinted = yield* waitForPrinted(ids[0]!)
+      expect(reprinted.body).toContain("Bob on Ice")
+      expect(reprinted.body).not.toContain("Elsa on Ice")
+    }))
+
+  it.effect("seating plans: 404 for unknown concerts", () =>
+    Effect.gen(function*() {
       expect((yield* raw("GET", "/api/v1/concerts/999999999/seats")).status).toBe(404)
+      expect((yield* raw("GET", "/api/v1/concerts/00000000-0000-4000-8000-000000000000/seats")).status).toBe(404)
     }))
 
   it.effect("serves its OpenAPI document and browsable docs", () =>

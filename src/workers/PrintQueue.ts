@@ -1,0 +1,116 @@
+/**
+ * Ticket printing. The tickets table is the durable queue (PENDING rows, all re-queued on
+ * start); this process keeps the PENDING tickets it knows in a priority queue ordered by
+ * concert date, so tonight's tickets print before a backlog for next year. A fixed number of
+ * fibers take jobs and run them in a FiberMap keyed by ticket id: a concert update removes its
+ * queued jobs and interrupts its running ones, then queues them again with the new details.
+ * Whatever the timing, a render is only stored if the concert is still at the version it
+ * showed (PrintsRepo.store); a stale one is redone.
+ */
+import { Effect, Fiber, FiberMap, Option, Order, STM, TPriorityQueue } from "effect"
+import { UserDirectory } from "../http/UserDirectory.js"
+import { type PendingTicket, PrintsRepo } from "../sql/PrintsRepo.js"
+import { Renderer } from "./Renderer.js"
+
+interface Job extends PendingTicket {
+  readonly seq: number
+}
+
+/** Soonest concert first (dates are `YYYY-MM-DD`, so text order is date order), then arrival. */
+const byUrgency: Order.Order<Job> = Order.combine(
+  Order.mapInput(Order.string, (job: Job) => job.date),
+  Order.mapInput(Order.number, (job: Job) => job.seq)
+)
+
+/** A render that lost to a concert update is redone; this bounds a pathological loop. */
+const maxAttempts = 5
+
+export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
+  scoped: Effect.gen(function*() {
+    const prints = yield* PrintsRepo
+    const renderer = yield* Renderer
+    const users = yield* UserDirectory
+    const queue = yield* TPriorityQueue.empty<Job>(byUrgency)
+    const running = yield* FiberMap.make<string>()
+    /** Every job queued or running here, by ticket id. */
+    const known = new Map<string, Job>()
+    let seq = 0
+
+    const enqueue = (ticket: PendingTicket) =>
+      Effect.suspend(() => {
+        if (known.has(ticket.ticketId)) return Effect.void
+        const job: Job = { ticketId: ticket.ticketId, concertId: ticket.concertId, date: ticket.date, seq: seq++ }
+        known.set(job.ticketId, job)
+        return STM.commit(TPriorityQueue.offer(queue, job))
+      })
+
+    const print = (job: Job, attempt: number): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const found = yield* prints.input(job.ticketId)
+        if (Option.isNone(found) || found.value.printStatus !== "PENDING") return
+        const input = found.value
+        const user = users.find(input.userId)
+        const rendered = yield* Effect.either(renderer.ticket({
+          ticketId: input.ticketId,
+          concert: { id: input.concertId, name: input.name, date: input.date, venue: input.venue },
+          user: Option.match(user, {
+            onNone: () => ({ name: input.userId, email: "" }),
+            onSome: ({ email, name }) => ({ name, email })
+          })
+        }))
+        if (rendered._tag === "Left") {
+          yield* Effect.logError("ticket render failed").pipe(
+            Effect.annotateLogs({ ticketId: job.ticketId, error: String(rendered.left) })
+          )
+          return yield* prints.markError(job.ticketId)
+        }
+        const stored = yield* prints.store(input.ticketId, input.concertId, input.version, rendered.right)
+        if (!stored && attempt < maxAttempts) return yield* print(job, attempt + 1)
+      }).pipe(
+        Effect.withSpan("PrintQueue.print", {
+          captureStackTrace: false,
+          attributes: { ticketId: job.ticketId, concertId: job.concertId, attempt }
+        })
+      )
+
+    const worker = STM.commit(TPriorityQueue.take(queue)).pipe(
+      Effect.flatMap((job) =>
+        FiberMap.run(running, job.ticketId, print(job, 1)).pipe(
+          Effect.flatMap(Fiber.await),
+          Effect.ensuring(Effect.sync(() => {
+            if (known.get(job.ticketId) === job) known.delete(job.ticketId)
+          }))
+        )
+      ),
+      Effect.catchAllCause((cause) => Effect.logError("print worker failed", cause)),
+      Effect.forever
+    )
+    const workers = renderer.size * 2
+    yield* Effect.forkScoped(Effect.all(Array.from({ length: workers }, () => worker), { concurrency: "unbounded" }))
+
+    // The durable queue: whatever was PENDING when the last process stopped.
+    yield* prints.pending.pipe(
+      Effect.flatMap(Effect.forEach(enqueue, { discard: true })),
+      Effect.tap((_) => Effect.logDebug("pending prints re-queued")),
+      Effect.forkScoped
+    )
+
+    return {
+      /** Queue a ticket that is PENDING in the database (a no-op when it is already queued here). */
+      enqueue,
+      /**
+       * The concert changed: drop its queued jobs, interrupt its running ones, and queue them all
+       * again so they render the new details.
+       */
+      concertChanged: (concertId: string, date: string) =>
+        Effect.gen(function*() {
+          const affected = [...known.values()].filter((job) => job.concertId === concertId)
+          yield* STM.commit(TPriorityQueue.removeIf(queue, (job) => job.concertId === concertId))
+          for (const job of affected) known.delete(job.ticketId)
+          yield* Effect.forEach(affected, (job) => FiberMap.remove(running, job.ticketId), { discard: true })
+          yield* Effect.forEach(affected, (job) => enqueue({ ...job, date }), { discard: true })
+        }).pipe(Effect.withSpan("PrintQueue.concertChanged", { captureStackTrace: false, attributes: { concertId } })),
+      size: Effect.sync(() => known.size)
+    } as const
+  })
+}) {}
