@@ -1,15 +1,23 @@
-import { HttpApiBuilder } from "@effect/platform"
-import { Effect } from "effect"
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Effect, Option } from "effect"
+import * as zlib from "node:zlib"
 import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
 import { NotFound, Unavailable } from "../domain/Errors.js"
 import { ConcertId, isUuid } from "../domain/Ids.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
+import { SeatingPlans } from "../workers/SeatingPlans.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { Health } from "./Health.js"
 import { clusterUnavailable } from "./clusterErrors.js"
 import { findOrNotFound } from "./lookup.js"
+
+/** Decompressed on libuv's thread pool, not on the event loop. */
+const gunzip = (data: Uint8Array) =>
+  Effect.async<Uint8Array>((resume) =>
+    zlib.gunzip(data, (error, result) => resume(error === null ? Effect.succeed(result) : Effect.die(error)))
+  )
 
 const notFound = (id: string) => new NotFound({ message: `concert ${id} does not exist` })
 
@@ -20,6 +28,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     const concert = yield* ConcertEntity.client
     const closedSales = yield* ClosedSales
     const printQueue = yield* PrintQueue
+    const seating = yield* SeatingPlans
 
     const find = (id: string) => findOrNotFound(id, ConcertId.make, concerts.findById, "concert")
 
@@ -43,9 +52,23 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
             Effect.withSpan("ConcertsHttp.update", { captureStackTrace: false, attributes: { concertId: path.id } })
           )
           : Effect.fail(notFound(path.id)))
-      .handle("seats", ({ path }) =>
-        Effect.flatMap(
-          find(path.id),
-          () => Effect.fail(new Unavailable({ message: "the seating plan is not rendered yet", retryAfterSeconds: 5 }))
-        ))
+      .handle("seats", ({ path, request }) =>
+        Effect.gen(function*() {
+          yield* find(path.id)
+          const latest = yield* seating.latest(path.id)
+          if (Option.isNone(latest)) {
+            return yield* new Unavailable({ message: "the seating plan is being rendered; retry shortly", retryAfterSeconds: 1 })
+          }
+          const { etag, gzip } = latest.value
+          const headers = { etag, vary: "accept-encoding", "cache-control": "no-cache" }
+          const matches = (request.headers["if-none-match"] ?? "").split(",").map((tag) => tag.trim())
+          if (matches.includes(etag) || matches.includes("*")) return HttpServerResponse.empty({ status: 304, headers })
+          if (/\bgzip\b/.test(request.headers["accept-encoding"] ?? "")) {
+            return HttpServerResponse.uint8Array(gzip, {
+              contentType: "image/svg+xml",
+              headers: { ...headers, "content-encoding": "gzip" }
+            })
+          }
+          return HttpServerResponse.uint8Array(yield* gunzip(gzip), { contentType: "image/svg+xml", headers })
+        }))
   }))

@@ -9,9 +9,11 @@ import * as http from "node:http"
 import { Api } from "../domain/Api.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { PrintsRepo } from "../sql/PrintsRepo.js"
+import { SeatingPlansRepo } from "../sql/SeatingPlansRepo.js"
 import { TicketsRepo } from "../sql/TicketsRepo.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
 import { Renderer } from "../workers/Renderer.js"
+import { SeatingPlans } from "../workers/SeatingPlans.js"
 import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { ConcertsHttpLive } from "./ConcertsHttp.js"
@@ -26,8 +28,8 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
 )
 
 /** What the handlers share: lookups, repositories, and the print pipeline with its workers. */
-const ServicesLive = PrintQueue.Default.pipe(
-  Layer.provideMerge(Layer.mergeAll(PrintsRepo.Default, Renderer.Live)),
+const ServicesLive = Layer.mergeAll(PrintQueue.Default, SeatingPlans.Default).pipe(
+  Layer.provideMerge(Layer.mergeAll(PrintsRepo.Default, SeatingPlansRepo.Default, Renderer.Live)),
   Layer.provideMerge(Layer.mergeAll(
     UserDirectory.Default,
     Health.Default,

@@ -1,0 +1,56 @@
+import { SqlClient, SqlSchema } from "@effect/sql"
+import { Effect, Option, Schema } from "effect"
+
+/** A concert whose plan is missing or shows an older count or version than the journal. */
+export const StalePlan = Schema.Struct({
+  concertId: Schema.String,
+  name: Schema.String,
+  venue: Schema.String,
+  capacity: Schema.Int,
+  version: Schema.Int,
+  purchased: Schema.Int
+})
+export type StalePlan = typeof StalePlan.Type
+
+export interface StoredPlan {
+  readonly etag: string
+  readonly gzip: Uint8Array
+}
+
+export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("SeatingPlansRepo", {
+  effect: Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+
+    const stale = SqlSchema.findAll({
+      Request: Schema.Void,
+      Result: StalePlan,
+      execute: () =>
+        sql`SELECT c.id AS "concertId", c.name, c.venue, c.capacity, c.version, s.purchased
+            FROM concerts c
+            CROSS JOIN LATERAL (SELECT coalesce(max(seat_no), 0)::int AS purchased FROM tickets t WHERE t.concert_id = c.id) s
+            LEFT JOIN seating_plans p ON p.concert_id = c.id
+            WHERE p.concert_id IS NULL OR p.concert_version <> c.version OR p.purchased <> s.purchased
+            ORDER BY p.rendered_at NULLS FIRST`
+    })
+
+    const store = (plan: StalePlan, etag: string, gzip: Uint8Array) =>
+      sql`INSERT INTO seating_plans (concert_id, concert_version, purchased, etag, svg_gzip)
+          VALUES (${plan.concertId}, ${plan.version}, ${plan.purchased}, ${etag}, ${gzip})
+          ON CONFLICT (concert_id) DO UPDATE
+          SET concert_version = EXCLUDED.concert_version, purchased = EXCLUDED.purchased,
+              etag = EXCLUDED.etag, svg_gzip = EXCLUDED.svg_gzip, rendered_at = now()`
+
+    const find = (concertId: string) =>
+      sql<{ readonly etag: string; readonly svg_gzip: Uint8Array }>`
+        SELECT etag, svg_gzip FROM seating_plans WHERE concert_id = ${concertId}`.pipe(
+        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (row): StoredPlan => ({ etag: row.etag, gzip: row.svg_gzip })))
+      )
+
+    const span = (name: string) => Effect.withSpan(`SeatingPlansRepo.${name}`, { captureStackTrace: false })
+    return {
+      stale: stale().pipe(Effect.orDie, span("stale")),
+      store: (plan: StalePlan, etag: string, gzip: Uint8Array) => store(plan, etag, gzip).pipe(Effect.asVoid, Effect.orDie, span("store")),
+      find: (concertId: string) => find(concertId).pipe(Effect.orDie, span("find"))
+    } as const
+  })
+}) {}

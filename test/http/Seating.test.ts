@@ -1,0 +1,66 @@
+import { expect, layer } from "@effect/vitest"
+import { Effect } from "effect"
+import * as zlib from "node:zlib"
+import { json, raw, type RawResponse, TestApp } from "../fixtures/Http.js"
+
+const bob = "00000000-0000-0000-0000-000000002357"
+
+/** GET the plan until its desc reads as expected (plans are rendered in the background). */
+const planShowing = (concertId: string, desc: string, headers: Record<string, string> = {}) =>
+  Effect.gen(function*() {
+    let last: RawResponse | undefined
+    for (let attempt = 0; attempt < 200; attempt++) {
+      last = yield* raw("GET", `/api/v1/concerts/${concertId}/seats`, undefined, headers)
+      if (last.status === 200 && last.body.includes(`<desc>${desc}</desc>`)) return last
+      yield* Effect.sleep("50 millis")
+    }
+    throw new Error(`no plan showing ${desc}; last answer ${last?.status} ${last?.body.slice(0, 200)}`)
+  })
+
+layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("seating plans", (it) => {
+  it.effect("a new concert gets its plan; it follows purchases and renames", () =>
+    Effect.gen(function*() {
+      const created = yield* raw("POST", "/api/v1/concerts", JSON.stringify({ name: "Plan Test", venue: "Hall", date: "2027-01-01", capacity: 40, status: "ACTIVE" }))
+      const concertId = (json(created) as { id: string }).id
+      const first = yield* raw("GET", `/api/v1/concerts/${concertId}/seats`)
+      expect([200, 503]).toContain(first.status)
+      if (first.status === 503) expect(first.headers["retry-after"]).toBeDefined()
+
+      const empty = yield* planShowing(concertId, `${concertId}|40|0`)
+      expect(empty.headers["content-type"]).toBe("image/svg+xml")
+      expect(empty.body).toContain("Plan Test")
+
+      for (let i = 0; i < 7; i++) {
+        yield* raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: bob }))
+      }
+      const sold = yield* planShowing(concertId, `${concertId}|40|7`)
+      expect((sold.body.match(/class="p"/g) ?? []).length).toBe(7)
+
+      yield* raw("PUT", `/api/v1/concerts/${concertId}`, JSON.stringify({ name: "Renamed Plan" }))
+      let renamed = yield* planShowing(concertId, `${concertId}|40|7`)
+      for (let attempt = 0; attempt < 200 && !renamed.body.includes("Renamed Plan"); attempt++) {
+        yield* Effect.sleep("50 millis")
+        renamed = yield* planShowing(concertId, `${concertId}|40|7`)
+      }
+      expect(renamed.body).toContain("Renamed Plan")
+    }))
+
+  it.effect("plans carry an ETag (304 when unchanged) and are served gzipped to clients that accept it", () =>
+    Effect.gen(function*() {
+      const created = yield* raw("POST", "/api/v1/concerts", JSON.stringify({ name: "Etag", venue: "Hall", date: "2027-01-01", capacity: 3000, status: "ACTIVE" }))
+      const concertId = (json(created) as { id: string }).id
+      const plain = yield* planShowing(concertId, `${concertId}|3000|0`)
+      const etag = plain.headers.etag
+      expect(etag).toMatch(/^"[^"]+"$/)
+      const unchanged = yield* raw("GET", `/api/v1/concerts/${concertId}/seats`, undefined, { "if-none-match": etag! })
+      expect(unchanged.status).toBe(304)
+      expect(unchanged.body).toBe("")
+
+      const gz = yield* raw("GET", `/api/v1/concerts/${concertId}/seats`, undefined, { "accept-encoding": "gzip" })
+      expect(gz.headers["content-encoding"]).toBe("gzip")
+      expect(gz.headers["content-type"]).toBe("image/svg+xml")
+      expect(gz.headers.etag).toBe(etag)
+      expect(zlib.gunzipSync(gz.bytes).toString()).toBe(plain.body)
+      expect(gz.bytes.length).toBeLessThan(plain.bytes.length / 5)
+    }))
+})
