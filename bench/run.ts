@@ -1,11 +1,15 @@
 /**
- * `npm run bench -- purchases [--rounds N]`: purchase throughput and latency through the
- * HTTP API, beside raw `node:http` answering a constant body, in the same run:
+ * `npm run bench -- <scenario> [--rounds N]`. Starts its own PostgreSQL (durable settings, as
+ * `npm start`) unless DATABASE_URL is set, the service as a child process, and drives it from
+ * another process over loopback.
+ *
+ * purchases: throughput and latency beside raw `node:http` answering a constant body:
  *   (a) 20,000 purchases over 20 concerts (capacity 1,000 each), 256 connections;
  *   (b) a 10,000-request burst on one concert of capacity 500, all issued at once.
- * Starts its own PostgreSQL (durable settings, as `npm start`) unless DATABASE_URL is set,
- * the service and the raw server as child processes, and the load from a third process.
- * Checks the database afterwards: never more tickets than capacity, tickets = 201s.
+ *   Checks the database afterwards: never more tickets than capacity, tickets = 201s.
+ * renders: the same (a) alone and then while 1,000 tickets print and a 150,000-seat plan keeps
+ *   re-rendering; time to PRINTED for tonight's ticket behind 2,000 next-year prints; how soon
+ *   a new concert's plan appears and how soon it shows new purchases.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
@@ -61,7 +65,7 @@ const createConcert = async (port: number, capacity: number, name: string) => {
 const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
 
 const main = async () => {
-  if (scenario !== "purchases") throw new Error(`unknown scenario ${scenario}; try: purchases`)
+  if (scenario !== "purchases" && scenario !== "renders") throw new Error(`unknown scenario ${scenario}; try: purchases, renders`)
   const cleanup: Array<() => Promise<void>> = []
   try {
     let databaseUrl = process.env.DATABASE_URL ?? ""
@@ -91,6 +95,11 @@ const main = async () => {
     const warm = await createConcert(servicePort, 150_000, "warm-up")
     await load({ port: servicePort, concerts: [warm], requests: 3000, connections: 64, burst: false })
     await load({ port: rawPort, concerts: [warm], requests: 3000, connections: 64, burst: false })
+
+    if (scenario === "renders") {
+      process.stdout.write(await renders(servicePort, db))
+      return
+    }
 
     const rows: Array<string> = []
     const checks: Array<string> = []
@@ -133,6 +142,106 @@ const main = async () => {
   } finally {
     for (const step of cleanup.reverse()) await step().catch(() => undefined)
   }
+}
+
+const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 300_000) => {
+  const started = performance.now()
+  while (!(await check())) {
+    if (performance.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return performance.now() - started
+}
+
+const buyMany = async (port: number, concertId: string, count: number) => {
+  const ids: Array<string> = []
+  for (let i = 0; i < count; i += 100) {
+    const batch = await Promise.all(Array.from({ length: Math.min(100, count - i) }, (_, j) =>
+      rawRequest(port, "POST", "/api/v1/tickets", JSON.stringify({
+        concert_id: concertId,
+        user_id: `00000000-0000-0000-0000-${String(((i + j) % 5000) + 1).padStart(12, "0")}`
+      }))))
+    ids.push(...batch.map((r) => (JSON.parse(r.body) as { id: string }).id))
+  }
+  return ids
+}
+
+const printAll = async (port: number, ids: ReadonlyArray<string>) => {
+  for (let i = 0; i < ids.length; i += 100) {
+    await Promise.all(ids.slice(i, i + 100).map((id) => rawRequest(port, "POST", `/api/v1/tickets/${id}/print`)))
+  }
+}
+
+const printedCount = async (db: pg.Client, concertId: string) =>
+  (await db.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM tickets WHERE concert_id = $1 AND print_status = 'PRINTED'",
+    [concertId]
+  )).rows[0]?.n ?? 0
+
+const renders = async (port: number, db: pg.Client): Promise<string> => {
+  const lines: Array<string> = []
+  const tput = async (label: string, extra: ReadonlyArray<string>) => {
+    const concerts = await Promise.all(Array.from({ length: 20 }, (_, i) => createConcert(port, 1000, `${label} ${i}`)))
+    const r = await load({ port, concerts: [...concerts, ...extra], requests: 20_000, connections: 256, burst: false })
+    return r
+  }
+
+  const quiet = await tput("quiet", [])
+
+  // Load: a 150,000-seat concert that keeps selling (so its plan re-renders every sweep) and
+  // 1,000 tickets of another concert printing.
+  const stadium = await createConcert(port, 150_000, "Stadium")
+  const printing = await createConcert(port, 2000, "Printing")
+  const toPrint = await buyMany(port, printing, 1000)
+  await printAll(port, toPrint)
+  const busy = await tput("busy", [stadium])
+  const printedDuring = await printedCount(db, printing)
+  await waitFor("the 1,000 prints", async () => (await printedCount(db, printing)) === 1000)
+
+  // Q6: tonight's ticket behind 2,000 prints for next year.
+  const nextYear = await createConcert(port, 5000, "Next year")
+  const tonight = await createConcert(port, 10, "Tonight")
+  await db.query("UPDATE concerts SET date = $2 WHERE id = $1", [nextYear, "2099-12-31"])
+  await db.query("UPDATE concerts SET date = $2 WHERE id = $1", [tonight, new Date().toISOString().slice(0, 10)])
+  const backlog = await buyMany(port, nextYear, 2000)
+  const [urgent] = await buyMany(port, tonight, 1)
+  const backlogStarted = performance.now()
+  await printAll(port, backlog)
+  const urgentAsked = performance.now()
+  await rawRequest(port, "POST", `/api/v1/tickets/${urgent}/print`)
+  const urgentMs = await waitFor("tonight's ticket", async () =>
+    (await rawRequest(port, "GET", `/api/v1/tickets/${urgent}/print`)).status === 200)
+  const backlogDoneWhenUrgent = await printedCount(db, nextYear)
+  const backlogMs = (await waitFor("the backlog", async () => (await printedCount(db, nextYear)) === 2000)) +
+    (urgentAsked - backlogStarted) + urgentMs
+
+  // Seating freshness.
+  const fresh = await createConcert(port, 3000, "Fresh plan")
+  const firstPlanMs = await waitFor("the first plan", async () =>
+    (await rawRequest(port, "GET", `/api/v1/concerts/${fresh}/seats`)).status === 200)
+  await buyMany(port, fresh, 10)
+  const catchUpMs = await waitFor("the plan to show 10 sold", async () =>
+    (await rawRequest(port, "GET", `/api/v1/concerts/${fresh}/seats`)).body.includes(`|3000|10<`))
+  const bigPlanMs = await waitFor("the 150,000-seat plan", async () =>
+    (await rawRequest(port, "GET", `/api/v1/concerts/${stadium}/seats`)).status === 200)
+
+  lines.push(
+    `renders benchmark, ${new Date().toISOString()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, node ${process.version}`,
+    "",
+    "| purchases (a), 20k over 20 concerts | req/s | p50 / p99 ms | statuses |",
+    "|---|---|---|---|",
+    `| alone | ${fmt(quiet.perSecond)} | ${fmt(quiet.p50, 1)} / ${fmt(quiet.p99, 1)} | ${JSON.stringify(quiet.histogram)} |`,
+    `| while 1,000 tickets print and a 150,000-seat plan re-renders | ${fmt(busy.perSecond)} | ${fmt(busy.p50, 1)} / ${fmt(busy.p99, 1)} | ${JSON.stringify(busy.histogram)} |`,
+    `| ratio busy / alone | ${fmt(busy.perSecond / quiet.perSecond, 2)} | p99 ${fmt(busy.p99 / quiet.p99, 2)} | |`,
+    "",
+    `prints finished during the busy run: ${printedDuring} of 1,000`,
+    `tonight's ticket behind 2,000 next-year prints: PRINTED ${fmt(urgentMs)} ms after it was asked for; ` +
+      `${backlogDoneWhenUrgent} of the 2,000 were printed by then; the whole backlog took ${fmt(backlogMs / 1000, 1)} s`,
+    `seating: a new 3,000-seat concert's first plan after ${fmt(firstPlanMs)} ms; 10 purchases shown after ${fmt(catchUpMs)} ms; ` +
+      `the 150,000-seat plan served ${fmt(bigPlanMs)} ms after the busy run ended`,
+    ""
+  )
+  return lines.join("\n")
 }
 
 main().catch((error) => {

@@ -85,7 +85,10 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
       Effect.catchAllCause((cause) => Effect.logError("print worker failed", cause)),
       Effect.forever
     )
-    const workers = renderer.size * 2
+    // A job is mostly waiting (database reads and the transactional store); enough fibers per
+    // render thread keep the thread busy. A job already taken is never overtaken, so this is
+    // also how many far-future jobs tonight's ticket may wait behind.
+    const workers = renderer.size * 4
     yield* Effect.forkScoped(Effect.all(Array.from({ length: workers }, () => worker), { concurrency: "unbounded" }))
 
     // The durable queue: whatever was PENDING when the last process stopped.
