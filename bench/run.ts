@@ -12,6 +12,7 @@
  *   a new concert's plan appears and how soon it shows new purchases.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process"
+import * as crypto from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -101,38 +102,80 @@ const main = async () => {
       return
     }
 
+    const baselines = { skiplocked: await freePort(), counter: await freePort() }
+    for (const [mode, port] of Object.entries(baselines)) {
+      const server = child("bench/baselineServer.ts", { DATABASE_URL: databaseUrl, PORT: String(port), BASELINE: mode })
+      cleanup.push(async () => void server.kill("SIGTERM"))
+      await waitHealthy(port, "/")
+    }
+    /** A concert the baselines sell from: a counter row and a pre-filled seat table. */
+    const baselineConcert = async (capacity: number) => {
+      const id = crypto.randomUUID()
+      await db.query("INSERT INTO bench_concerts (id, capacity) VALUES ($1, $2)", [id, capacity])
+      await db.query("INSERT INTO bench_seats (concert_id, seat_no) SELECT $1, g FROM generate_series(1, $2) g", [id, capacity])
+      return id
+    }
+    await load({ port: baselines.skiplocked, concerts: [await baselineConcert(150_000)], requests: 3000, connections: 64, burst: false })
+    await load({ port: baselines.counter, concerts: [await baselineConcert(150_000)], requests: 3000, connections: 64, burst: false })
+
+    /** One load against one target, with PostgreSQL's commits and WAL bytes over the run. */
+    const measure = async (port: number, concerts: ReadonlyArray<string>, requests: number, connections: number, burst: boolean) => {
+      const stats = async () => (await db.query<{ commits: string; lsn: string }>(
+        "SELECT xact_commit::text AS commits, pg_current_wal_lsn()::text AS lsn FROM pg_stat_database WHERE datname = current_database()"
+      )).rows[0]!
+      await new Promise((resolve) => setTimeout(resolve, 1500)) // statistics are flushed about every second
+      const before = await stats()
+      const result = await load({ port, concerts, requests, connections, burst })
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      const after = await stats()
+      const wal = (await db.query<{ bytes: string }>("SELECT pg_wal_lsn_diff($1, $2)::text AS bytes", [after.lsn, before.lsn])).rows[0]!
+      return { ...result, commits: Number(after.commits) - Number(before.commits), walBytes: Number(wal.bytes) }
+    }
+    type Measured = Awaited<ReturnType<typeof measure>>
+
     const rows: Array<string> = []
     const checks: Array<string> = []
     for (let round = 1; round <= rounds; round++) {
-      const concerts = await Promise.all(Array.from({ length: 20 }, (_, i) => createConcert(servicePort, 1000, `tput ${round}.${i}`)))
-      const tputRaw = await load({ port: rawPort, concerts, requests: 20_000, connections: 256, burst: false })
-      const tput = await load({ port: servicePort, concerts, requests: 20_000, connections: 256, burst: false })
-      const burstConcert = await createConcert(servicePort, 500, `burst ${round}`)
-      const burstRaw = await load({ port: rawPort, concerts: [burstConcert], requests: 10_000, connections: 1000, burst: true })
-      const burst = await load({ port: servicePort, concerts: [burstConcert], requests: 10_000, connections: 1000, burst: true })
-
-      const row = (label: string, r: LoadResult, base: LoadResult) =>
-        `| ${round} | ${label} | ${fmt(r.perSecond)} | ${fmt(base.perSecond)} | ${fmt(r.perSecond / base.perSecond, 2)} | ` +
-        `${fmt(r.p50, 1)} / ${fmt(r.p99, 1)} | ${fmt(base.p50, 1)} / ${fmt(base.p99, 1)} | ${fmt(r.okP50, 1)} / ${fmt(r.okP99, 1)} | ` +
-        `${fmt(r.wallMs / 1000, 2)} s | ${Object.entries(r.histogram).map(([s, n]) => `${n}×${s}`).join(", ")} |`
-      rows.push(row("(a) 20k over 20 concerts", tput, tputRaw), row("(b) 10k burst, cap 500", burst, burstRaw))
-
-      const counts = await db.query<{ concert_id: string; n: number; capacity: number }>(
-        `SELECT t.concert_id, count(*)::int AS n, c.capacity FROM tickets t JOIN concerts c ON c.id = t.concert_id
-         WHERE t.concert_id = ANY($1) GROUP BY t.concert_id, c.capacity`,
-        [[...concerts, burstConcert]]
-      )
-      const sold = counts.rows.reduce((sum, r) => sum + r.n, 0)
-      const oversold = counts.rows.filter((r) => r.n > r.capacity).length
-      const ok = (tput.histogram["201"] ?? 0) + (burst.histogram["201"] ?? 0)
-      checks.push(`round ${round}: ${sold} tickets in the database, ${ok} × 201 answered, ${oversold} concerts oversold, ` +
-        `5xx: ${Object.entries({ ...tput.histogram }).concat(Object.entries(burst.histogram)).filter(([s]) => s.startsWith("5") || s === "0").map(([s, n]) => `${n}×${s}`).join(", ") || "none"}`)
+      const run = async (label: string, capacity: number, count: number, requests: number, connections: number, burst: boolean) => {
+        const serviceConcerts = await Promise.all(Array.from({ length: count }, (_, i) => createConcert(servicePort, capacity, `${label} ${round}.${i}`)))
+        const skipConcerts = await Promise.all(Array.from({ length: count }, () => baselineConcert(capacity)))
+        const counterConcerts = await Promise.all(Array.from({ length: count }, () => baselineConcert(capacity)))
+        const results: Array<[string, Measured]> = [
+          ["TicketOverflow", await measure(servicePort, serviceConcerts, requests, connections, burst)],
+          ["raw node:http", await measure(rawPort, serviceConcerts, requests, connections, burst)],
+          ["(b) SKIP LOCKED", await measure(baselines.skiplocked, skipConcerts, requests, connections, burst)],
+          ["(c) counter", await measure(baselines.counter, counterConcerts, requests, connections, burst)]
+        ]
+        const own = results[0]![1]
+        for (const [target, r] of results) {
+          const ok = r.histogram["201"] ?? 0
+          rows.push(
+            `| ${round} | ${label} | ${target} | ${fmt(r.perSecond)} | ${fmt(r.perSecond / own.perSecond, 2)} | ` +
+              `${fmt(r.p50, 1)} / ${fmt(r.p99, 1)} | ${fmt(r.okP99, 1)} (${fmt(r.okP99 / r.wallMs, 2)}× wall) | ` +
+              `${target === "raw node:http" ? "–" : fmt(r.commits / requests, 3)} | ` +
+              `${target === "raw node:http" ? "–" : fmt(r.walBytes / Math.max(ok, 1))} | ` +
+              `${Object.entries(r.histogram).map(([s, n]) => `${n}×${s === "0" ? "transport error" : s}`).join(", ")} |`
+          )
+        }
+        const counts = await db.query<{ n: number; capacity: number }>(
+          `SELECT count(t.id)::int AS n, c.capacity FROM concerts c LEFT JOIN tickets t ON t.concert_id = c.id
+           WHERE c.id = ANY($1) GROUP BY c.id, c.capacity`,
+          [serviceConcerts]
+        )
+        const sold = counts.rows.reduce((sum, r) => sum + r.n, 0)
+        const oversold = counts.rows.filter((r) => r.n > r.capacity).length
+        const failures = Object.entries(own.histogram).filter(([s]) => s === "0" || s.startsWith("5"))
+        checks.push(`round ${round}, ${label}: ${sold} tickets in the database for ${own.histogram["201"] ?? 0} × 201, ` +
+          `${oversold} concerts oversold, 5xx and transport errors: ${failures.map(([s, n]) => `${n}×${s}`).join(", ") || "none"}`)
+      }
+      await run("(a) 20k over 20 concerts", 1000, 20, 20_000, 256, false)
+      await run("(b) 10k burst, cap 500", 500, 1, 10_000, 1000, true)
     }
 
     process.stdout.write([
       `purchases benchmark, ${new Date().toISOString()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${fmt(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
       "",
-      "| round | load | service req/s | raw node:http req/s | ratio | service p50 / p99 ms | raw p50 / p99 ms | 201s p50 / p99 ms | service wall | statuses |",
+      "| round | load | target | req/s | × TicketOverflow | p50 / p99 ms | 201s p99 ms | commits / request | WAL bytes / ticket | statuses |",
       "|---|---|---|---|---|---|---|---|---|---|",
       ...rows,
       "",
