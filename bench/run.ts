@@ -18,6 +18,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
 import { startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
+import { runScenario } from "./scenarios.js"
 import { freePort } from "../test/fixtures/Service.js"
 import { rawRequest } from "../test/fixtures/RawHttp.js"
 
@@ -66,7 +67,7 @@ const createConcert = async (port: number, capacity: number, name: string) => {
 const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
 
 const main = async () => {
-  if (scenario !== "purchases" && scenario !== "renders") throw new Error(`unknown scenario ${scenario}; try: purchases, renders`)
+  if (scenario !== "purchases" && scenario !== "renders") return runScenario(scenario, args)
   const cleanup: Array<() => Promise<void>> = []
   try {
     let databaseUrl = process.env.DATABASE_URL ?? ""
