@@ -1,5 +1,5 @@
-import { HttpApiBuilder } from "@effect/platform"
-import { Effect, Option, Schema } from "effect"
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Config, Effect, Option, Schema, Stream } from "effect"
 import * as crypto from "node:crypto"
 import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
@@ -27,6 +27,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const health = yield* Health
     const baseUrl = yield* BaseUrl
     const concert = yield* ConcertEntity.client
+    const listPageSize = yield* Config.integer("TICKETS_PAGE_SIZE").pipe(Config.withDefault(5000))
     const closedSales = yield* ClosedSales
     const prints = yield* PrintsRepo
     const printQueue = yield* PrintQueue
@@ -92,12 +93,20 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
           if (concert_id !== undefined && !(yield* concertExists(concert_id))) {
             return yield* new NotFound({ message: `concert ${concert_id} does not exist` })
           }
-          const found = yield* tickets.list({
+          const pages = yield* tickets.list({
             ...(user_id === undefined ? {} : { userId: UserId.make(user_id) }),
             ...(concert_id === undefined ? {} : { concertId: ConcertId.make(concert_id) })
-          })
+          }, listPageSize)
           const base = baseUrl.of(request)
-          return found.map((ticket) => ticket.toTicket(base))
+          // Streamed a page at a time: a tour's millions of tickets never sit in memory at once.
+          const body = pages.pipe(
+            Stream.filter((page) => page.length > 0),
+            Stream.mapAccum(true, (first, page) =>
+              [false, (first ? "" : ",") + page.map((ticket) => JSON.stringify(ticket.toTicket(base))).join(",")] as const),
+            (items) => Stream.concat(Stream.succeed("["), Stream.concat(items, Stream.succeed("]"))),
+            Stream.encodeText
+          )
+          return HttpServerResponse.stream(body, { contentType: "application/json" })
         }))
       .handle("purchase", ({ headers, payload, request }) =>
         Effect.map(

@@ -1,5 +1,5 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema, Stream } from "effect"
 import { ConcertId, TicketId, UserId } from "../domain/Ids.js"
 import { TicketRecord } from "../domain/Ticket.js"
 
@@ -11,6 +11,14 @@ const Filter = Schema.Struct({
   userId: Schema.optionalWith(UserId, { exact: true }),
   concertId: Schema.optionalWith(ConcertId, { exact: true })
 })
+type Filter = typeof Filter.Type
+
+const Page = Schema.Struct({
+  ...Filter.fields,
+  size: Schema.Int,
+  after: Schema.optionalWith(Schema.Struct({ concertId: ConcertId, seat: Schema.Int }), { exact: true })
+})
+type Page = typeof Page.Type
 
 export class TicketsRepo extends Effect.Service<TicketsRepo>()("TicketsRepo", {
   effect: Effect.gen(function*() {
@@ -23,26 +31,48 @@ export class TicketsRepo extends Effect.Service<TicketsRepo>()("TicketsRepo", {
       execute: (id) => sql`SELECT ${select} FROM tickets WHERE id = ${id}`
     })
 
-    const list = SqlSchema.findAll({
-      Request: Filter,
+    /** One page of a list, in (concert, seat) order, after `after` (keyset: constant cost a page). */
+    const page = SqlSchema.findAll({
+      Request: Page,
       Result: TicketRecord,
-      execute: ({ concertId, userId }) => {
+      execute: ({ after, concertId, size, userId }) => {
         const where = sql.and([
           ...(concertId === undefined ? [] : [sql`concert_id = ${concertId}`]),
-          ...(userId === undefined ? [] : [sql`user_id = ${userId}`])
+          ...(userId === undefined ? [] : [sql`user_id = ${userId}`]),
+          ...(after === undefined ? [] : [sql`(concert_id, seat_no) > (${after.concertId}, ${after.seat})`])
         ])
-        // Within a concert, seat order is purchase order (and the seat index serves it).
-        return userId === undefined
-          ? sql`SELECT ${select} FROM tickets WHERE ${where} ORDER BY concert_id, seat_no`
-          : sql`SELECT ${select} FROM tickets WHERE ${where} ORDER BY created_at, concert_id, seat_no`
+        return sql`SELECT ${select} FROM tickets WHERE ${where} ORDER BY concert_id, seat_no LIMIT ${size}`
       }
     })
 
     return {
       findById: (id: TicketId) =>
         findById(id).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.findById", { captureStackTrace: false, attributes: { id } })),
-      list: (filter: typeof Filter.Type) =>
-        list(filter).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.list", { captureStackTrace: false }))
+      /**
+       * Every ticket matching the filter, page by page: the first page is read before this
+       * returns (so an unavailable database fails here), the rest as the stream is pulled.
+       */
+      list: (filter: Filter, size: number) =>
+        Effect.gen(function*() {
+          const read = (after: Page["after"]) =>
+            page({ ...filter, size, ...(after === undefined ? {} : { after }) }).pipe(
+              Effect.orDie,
+              Effect.withSpan("TicketsRepo.page", { captureStackTrace: false })
+            )
+          const next = (rows: ReadonlyArray<TicketRecord>): Option.Option<Page["after"]> => {
+            const last = rows.at(-1)
+            return rows.length < size || last === undefined ? Option.none() : Option.some({ concertId: last.concertId, seat: last.seat })
+          }
+          const first = yield* read(undefined)
+          return Stream.concat(
+            Stream.succeed(first),
+            Option.match(next(first), {
+              onNone: () => Stream.empty,
+              onSome: (after) =>
+                Stream.paginateEffect(after, (cursor) => Effect.map(read(cursor), (rows) => [rows, next(rows)] as const))
+            })
+          )
+        })
     } as const
   })
 }) {}

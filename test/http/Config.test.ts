@@ -19,7 +19,7 @@ const configured = (entries: Record<string, string>) =>
     ConfigProvider.fromMap(new Map(Object.entries(entries))).pipe(ConfigProvider.orElse(() => ConfigProvider.fromEnv()))
   )))
 
-layer(configured({ USERS_FILE: usersFile, PUBLIC_BASE_URL: "https://tickets.example.com/api/v1/" }), {
+layer(configured({ USERS_FILE: usersFile, PUBLIC_BASE_URL: "https://tickets.example.com/api/v1/", TICKETS_PAGE_SIZE: "2" }), {
   excludeTestServices: true,
   timeout: "60 seconds"
 })("configuration", (it) => {
@@ -29,6 +29,28 @@ layer(configured({ USERS_FILE: usersFile, PUBLIC_BASE_URL: "https://tickets.exam
       expect(json(list)).toEqual(users)
       expect(json(yield* raw("GET", "/api/v1/users/u-1"))).toEqual(users[0])
       expect((yield* raw("GET", "/api/v1/users/00000000-0000-0000-0000-000000000001")).status).toBe(404)
+    }))
+
+  it.effect("ticket lists are streamed page by page: every ticket once, in order, equal to GET", () =>
+    Effect.gen(function*() {
+      const concert = json(yield* raw("POST", "/api/v1/concerts", JSON.stringify({
+        name: "Paged",
+        venue: "V",
+        date: "2027-01-01",
+        capacity: 10,
+        status: "ACTIVE"
+      }))) as { id: string }
+      const bought: Array<unknown> = []
+      for (let i = 0; i < 5; i++) {
+        bought.push(json(yield* raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: concert.id, user_id: "ünï" }))))
+      }
+      const byConcert = yield* raw("GET", `/api/v1/tickets?concert_id=${concert.id}`)
+      expect(byConcert.headers["content-type"]).toBe("application/json")
+      expect(json(byConcert)).toEqual(bought)
+      expect(json(yield* raw("GET", "/api/v1/tickets?user_id=%C3%BCn%C3%AF"))).toEqual(bought)
+      const all = json(yield* raw("GET", "/api/v1/tickets")) as Array<{ id: string }>
+      expect(new Set(all.map((t) => t.id)).size).toBe(all.length)
+      for (const ticket of bought) expect(all).toContainEqual(ticket)
     }))
 
   it.effect("PUBLIC_BASE_URL overrides the links in tickets", () =>
