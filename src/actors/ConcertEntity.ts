@@ -59,8 +59,12 @@ const make = Effect.gen(function*() {
         const { idempotencyKey = "", ticketId, userId } = requests[i]!.payload
         switch (outcome._tag) {
           case "Allocated":
+            // Fields already decoded at the RPC boundary: no second validation on the hot path.
             exits.push(Exit.succeed(
-              new TicketRecord({ id: ticketId, concertId, userId, seat: outcome.seat, printStatus: "NOT_PRINTED" })
+              new TicketRecord(
+                { id: ticketId, concertId, userId, seat: outcome.seat, printStatus: "NOT_PRINTED" },
+                { disableValidation: true }
+              )
             ))
             break
           case "Existing":
