@@ -19,11 +19,10 @@ export const TracingLive = Layer.unwrapEffect(
   Effect.gen(function*() {
     const endpoint = yield* Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDPOINT"))
     const serviceName = yield* Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("ticketoverflow"))
-    const forceSpans = yield* Config.boolean("TRACE_WITHOUT_EXPORTER").pipe(Config.withDefault(false))
     // The standard OpenTelemetry setting for how often buffered spans are sent, in milliseconds.
     const exportInterval = yield* Config.integer("OTEL_BSP_SCHEDULE_DELAY").pipe(Config.withDefault(5000))
     return Option.match(endpoint, {
-      onNone: () => forceSpans ? Layer.empty : Layer.setTracerEnabled(false),
+      onNone: () => Layer.setTracerEnabled(false),
       onSome: (baseUrl) =>
         Otlp.layerJson({ baseUrl, resource: { serviceName }, tracerExportInterval: exportInterval }).pipe(
           Layer.provide(NodeHttpClient.layerUndici)

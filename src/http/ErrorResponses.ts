@@ -47,6 +47,9 @@ const fromError = (error: unknown): Option.Option<HttpServerResponse.HttpServerR
   return Option.none()
 }
 
+const hasBody = (request: HttpServerRequest.HttpServerRequest) =>
+  request.method === "POST" || request.method === "PUT" || request.method === "PATCH"
+
 export const ErrorResponsesLive = HttpApiBuilder.middleware(
   Effect.gen(function*() {
     const maxBodyBytes = yield* Config.integer("MAX_BODY_BYTES").pipe(Config.withDefault(64 * 1024))
@@ -61,12 +64,15 @@ export const ErrorResponsesLive = HttpApiBuilder.middleware(
         return yield* app.pipe(
           // Every body this API takes is JSON: read it as JSON whatever type the client declared
           // (curl -d says form-urlencoded), so the answer is about the JSON, not the header.
-          Effect.provideService(
-            HttpServerRequest.HttpServerRequest,
-            request.headers["content-type"]?.includes("application/json") === true
-              ? request
-              : request.modify({ headers: { ...request.headers, "content-type": "application/json" } })
-          ),
+          // Only requests with a body need it: GETs pass through untouched.
+          (handled) =>
+            hasBody(request) && request.headers["content-type"]?.includes("application/json") !== true
+              ? Effect.provideService(
+                handled,
+                HttpServerRequest.HttpServerRequest,
+                request.modify({ headers: { ...request.headers, "content-type": "application/json" } })
+              )
+              : handled,
           HttpServerRequest.withMaxBodySize(Option.some(maxBodyBytes)),
           Effect.catchAllCause((cause) => {
             if (Cause.isInterruptedOnly(cause)) return Effect.interrupt

@@ -29,12 +29,6 @@ export class ConcertsRepo extends Effect.Service<ConcertsRepo>()("ConcertsRepo",
       execute: () => sql`SELECT ${sql.literal(columns)} FROM concerts ORDER BY seq`
     })
 
-    const soldCount = (id: ConcertId) =>
-      sql<{ readonly sold: number }>`
-        SELECT count(*)::int AS sold FROM tickets WHERE concert_id = ${id}`.pipe(
-        Effect.map((rows) => rows[0]?.sold ?? 0)
-      )
-
     return {
       /** Registers a concert; durable when this succeeds. */
       create: (input: CreateConcert) =>
@@ -44,8 +38,7 @@ export class ConcertsRepo extends Effect.Service<ConcertsRepo>()("ConcertsRepo",
         ),
       findById: (id: ConcertId) =>
         findById(id).pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.findById", { captureStackTrace: false, attributes: { id } })),
-      list: list().pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.list", { captureStackTrace: false })),
-      soldCount: (id: ConcertId) => soldCount(id).pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.soldCount", { captureStackTrace: false }))
+      list: list().pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.list", { captureStackTrace: false }))
     } as const
   })
 }) {}

@@ -112,8 +112,7 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
           for (const job of affected) known.delete(job.ticketId)
           yield* Effect.forEach(affected, (job) => FiberMap.remove(running, job.ticketId), { discard: true })
           yield* Effect.forEach(affected, (job) => enqueue({ ...job, date }), { discard: true })
-        }).pipe(Effect.withSpan("PrintQueue.concertChanged", { captureStackTrace: false, attributes: { concertId } })),
-      size: Effect.sync(() => known.size)
+        }).pipe(Effect.withSpan("PrintQueue.concertChanged", { captureStackTrace: false, attributes: { concertId } }))
     } as const
   })
 }) {}

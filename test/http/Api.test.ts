@@ -84,6 +84,18 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("TicketOver
       expect((yield* raw("GET", "/api/v1/concerts/999999999")).status).toBe(404)
     }))
 
+  it.effect("bodies are read as JSON whatever content type the client declared (curl -d sends a form type)", () =>
+    Effect.gen(function*() {
+      for (const type of ["application/x-www-form-urlencoded", "text/plain"]) {
+        const created = yield* raw("POST", "/api/v1/concerts", JSON.stringify(concertBody), { "content-type": type })
+        expect(created.status).toBe(201)
+        expect(json(created)).toMatchObject(concertBody)
+      }
+      const refused = yield* raw("POST", "/api/v1/concerts", "name=x&venue=y", { "content-type": "application/x-www-form-urlencoded" })
+      expect(refused.status).toBe(400)
+      expect(json(refused)).toEqual({ error: "request body is not valid JSON" })
+    }))
+
   it.effect("tickets: exact links, equal objects everywhere, SOLD_OUT on the last seat, 422 after", () =>
     Effect.gen(function*() {
       const concert = yield* createConcert()
