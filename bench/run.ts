@@ -13,14 +13,12 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as crypto from "node:crypto"
-import * as fs from "node:fs/promises"
 import * as os from "node:os"
-import * as path from "node:path"
-import pg from "pg"
-import { startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
-import { runScenario } from "./scenarios.js"
-import { freePort } from "../test/fixtures/Service.js"
+import type pg from "pg"
 import { rawRequest } from "../test/fixtures/RawHttp.js"
+import { freePort } from "../test/fixtures/Service.js"
+import { runScenario } from "./scenarios.js"
+import { buy, createConcert, fmt, printAll, root, startTarget } from "./shared.js"
 
 interface LoadResult {
   readonly wallMs: number
@@ -33,7 +31,6 @@ interface LoadResult {
   readonly okP99: number
 }
 
-const root = path.resolve(import.meta.dirname, "..")
 const args = process.argv.slice(2)
 const scenario = args.find((a) => !a.startsWith("--")) ?? "purchases"
 const rounds = Number(args[args.indexOf("--rounds") + 1] ?? 1) || 1
@@ -59,38 +56,18 @@ const load = (options: { port: number; concerts: ReadonlyArray<string>; requests
     execFile(process.execPath, ["--import", "tsx", "bench/load.ts", JSON.stringify(options)], { cwd: root, maxBuffer: 1 << 20 }, (error, stdout) =>
       error ? reject(error) : resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as LoadResult)))
 
-const createConcert = async (port: number, capacity: number, name: string) => {
-  const response = await rawRequest(port, "POST", "/api/v1/concerts", JSON.stringify({ name, venue: "Bench Arena", date: "2027-01-01", capacity, status: "ACTIVE" }))
-  return (JSON.parse(response.body) as { id: string }).id
-}
-
-const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
-
 const main = async () => {
   if (scenario !== "purchases" && scenario !== "renders") return runScenario(scenario, args)
   const cleanup: Array<() => Promise<void>> = []
   try {
-    let databaseUrl = process.env.DATABASE_URL ?? ""
-    if (databaseUrl === "") {
-      const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-bench-"))
-      const server = await startEmbeddedPostgres({ dataDir })
-      cleanup.push(async () => {
-        await server.stop()
-        await fs.rm(dataDir, { recursive: true, force: true })
-      })
-      databaseUrl = server.url
-    }
-    const db = new pg.Client({ connectionString: databaseUrl })
-    await db.connect()
-    cleanup.push(() => db.end())
-
-    const servicePort = await freePort()
-    const service = child("src/main.ts", { DATABASE_URL: databaseUrl, PORT: String(servicePort), HOST: "127.0.0.1" })
-    cleanup.push(async () => void service.kill("SIGTERM"))
+    const target = await startTarget(args)
+    cleanup.push(target.stop)
+    const { databaseUrl, db } = target
+    if (db === undefined) throw new Error(`the ${scenario} benchmark reads the database: set DATABASE_URL with --url`)
+    const servicePort = target.port
     const rawPort = await freePort()
     const raw = child("bench/rawServer.ts", { PORT: String(rawPort) })
     cleanup.push(async () => void raw.kill("SIGTERM"))
-    await waitHealthy(servicePort, "/api/v1/tickets/health")
     await waitHealthy(rawPort, "/")
 
     // Warm both up (JIT, connection pools, entity activation paths).
@@ -197,25 +174,6 @@ const waitFor = async (what: string, check: () => Promise<boolean>, timeoutMs = 
   return performance.now() - started
 }
 
-const buyMany = async (port: number, concertId: string, count: number) => {
-  const ids: Array<string> = []
-  for (let i = 0; i < count; i += 100) {
-    const batch = await Promise.all(Array.from({ length: Math.min(100, count - i) }, (_, j) =>
-      rawRequest(port, "POST", "/api/v1/tickets", JSON.stringify({
-        concert_id: concertId,
-        user_id: `00000000-0000-0000-0000-${String(((i + j) % 5000) + 1).padStart(12, "0")}`
-      }))))
-    ids.push(...batch.map((r) => (JSON.parse(r.body) as { id: string }).id))
-  }
-  return ids
-}
-
-const printAll = async (port: number, ids: ReadonlyArray<string>) => {
-  for (let i = 0; i < ids.length; i += 100) {
-    await Promise.all(ids.slice(i, i + 100).map((id) => rawRequest(port, "POST", `/api/v1/tickets/${id}/print`)))
-  }
-}
-
 const printedCount = async (db: pg.Client, concertId: string) =>
   (await db.query<{ n: number }>(
     "SELECT count(*)::int AS n FROM tickets WHERE concert_id = $1 AND print_status = 'PRINTED'",
@@ -236,7 +194,7 @@ const renders = async (port: number, db: pg.Client): Promise<string> => {
   // 1,000 tickets of another concert printing.
   const stadium = await createConcert(port, 150_000, "Stadium")
   const printing = await createConcert(port, 2000, "Printing")
-  const toPrint = await buyMany(port, printing, 1000)
+  const toPrint = await buy(port, printing, 1000)
   await printAll(port, toPrint)
   const busy = await tput("busy", [stadium])
   const printedDuring = await printedCount(db, printing)
@@ -247,8 +205,8 @@ const renders = async (port: number, db: pg.Client): Promise<string> => {
   const tonight = await createConcert(port, 10, "Tonight")
   await db.query("UPDATE concerts SET date = $2 WHERE id = $1", [nextYear, "2099-12-31"])
   await db.query("UPDATE concerts SET date = $2 WHERE id = $1", [tonight, new Date().toISOString().slice(0, 10)])
-  const backlog = await buyMany(port, nextYear, 2000)
-  const [urgent] = await buyMany(port, tonight, 1)
+  const backlog = await buy(port, nextYear, 2000)
+  const [urgent] = await buy(port, tonight, 1)
   const backlogStarted = performance.now()
   await printAll(port, backlog)
   const urgentAsked = performance.now()
@@ -263,7 +221,7 @@ const renders = async (port: number, db: pg.Client): Promise<string> => {
   const fresh = await createConcert(port, 3000, "Fresh plan")
   const firstPlanMs = await waitFor("the first plan", async () =>
     (await rawRequest(port, "GET", `/api/v1/concerts/${fresh}/seats`)).status === 200)
-  await buyMany(port, fresh, 10)
+  await buy(port, fresh, 10)
   const catchUpMs = await waitFor("the plan to show 10 sold", async () =>
     (await rawRequest(port, "GET", `/api/v1/concerts/${fresh}/seats`)).body.includes(`|3000|10<`))
   const bigPlanMs = await waitFor("the 150,000-seat plan", async () =>

@@ -8,103 +8,13 @@
  * database checks), --duration SECONDS (Q1, Q2), --scale S (Q8: 2.8 million × S purchases),
  * --requests N and --capacity C (burst).
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process"
-import * as fs from "node:fs/promises"
+import { execFile, spawn } from "node:child_process"
 import * as os from "node:os"
-import * as path from "node:path"
-import pg from "pg"
-import { startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
+import type pg from "pg"
 import { rawRequest } from "../test/fixtures/RawHttp.js"
-import { freePort } from "../test/fixtures/Service.js"
 import type { PurchasersOptions, PurchasersResult } from "./purchasers.js"
+import { buy, createConcert, fmt, option, printAll, root, startTarget, type Target } from "./shared.js"
 
-const root = path.resolve(import.meta.dirname, "..")
-const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
-
-interface Target {
-  readonly host: string
-  readonly port: number
-  readonly db: pg.Client | undefined
-  readonly peakRssMb: () => number
-  readonly stop: () => Promise<void>
-}
-
-const option = (args: ReadonlyArray<string>, name: string): string | undefined => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 ? args[i + 1] : undefined
-}
-
-const startTarget = async (args: ReadonlyArray<string>): Promise<Target> => {
-  const url = option(args, "url")
-  const steps: Array<() => Promise<void>> = []
-  let databaseUrl = process.env.DATABASE_URL ?? ""
-  let host = "127.0.0.1"
-  let port: number
-  let service: ChildProcess | undefined
-  if (url !== undefined) {
-    const parsed = new URL(url)
-    host = parsed.hostname
-    port = Number(parsed.port || 80)
-  } else {
-    if (databaseUrl === "") {
-      const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-bench-"))
-      const server = await startEmbeddedPostgres({ dataDir })
-      steps.push(async () => {
-        await server.stop()
-        await fs.rm(dataDir, { recursive: true, force: true })
-      })
-      databaseUrl = server.url
-    }
-    port = await freePort()
-    service = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-      cwd: root,
-      env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: host, LOG_LEVEL: "warn" },
-      stdio: ["ignore", "inherit", "inherit"]
-    })
-    const running = service
-    steps.push(async () => {
-      running.kill("SIGTERM")
-      await new Promise((resolve) => running.once("exit", resolve))
-    })
-  }
-  for (let i = 0; ; i++) {
-    const health = await rawRequest(port, "GET", "/api/v1/tickets/health").catch(() => undefined)
-    if (health?.status === 200) break
-    if (i > 600) throw new Error(`the service at ${host}:${port} is not healthy`)
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  let db: pg.Client | undefined
-  if (databaseUrl !== "") {
-    db = new pg.Client({ connectionString: databaseUrl })
-    await db.connect()
-    const client = db
-    steps.push(() => client.end())
-  }
-  let peak = 0
-  const pid = service?.pid
-  const sampler = setInterval(async () => {
-    if (pid === undefined) return
-    const status = await fs.readFile(`/proc/${pid}/status`, "utf8").catch(() => "")
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
-    peak = Math.max(peak, rss)
-  }, 500)
-  steps.push(async () => clearInterval(sampler))
-  return {
-    host,
-    port,
-    db,
-    peakRssMb: () => peak,
-    stop: async () => {
-      for (const step of steps.reverse()) await step().catch(() => undefined)
-    }
-  }
-}
-
-const createConcert = async (target: Target, capacity: number, name: string, date = "2027-01-01") => {
-  const response = await rawRequest(target.port, "POST", "/api/v1/concerts", JSON.stringify({ name, venue: "Bench Arena", date, capacity, status: "ACTIVE" }))
-  if (response.status !== 201) throw new Error(`creating a concert answered ${response.status} ${response.body}`)
-  return (JSON.parse(response.body) as { id: string }).id
-}
 
 const bar = (done: number, total: number, label: string) => {
   const width = 30
@@ -221,7 +131,7 @@ const shaped = (name: string, capacities: ReadonlyArray<number>, o: {
   staff?: number
   expectAll?: boolean
 }): Scenario => async (target, args) => {
-  const concerts = await Promise.all(capacities.map(async (capacity, i) => ({ concertId: await createConcert(target, capacity, `${name} ${i + 1}`), capacity })))
+  const concerts = await Promise.all(capacities.map(async (capacity, i) => ({ concertId: await createConcert(target.port, capacity, `${name} ${i + 1}`), capacity })))
   const durationSeconds = Number(option(args, "duration") ?? o.durationSeconds ?? 3600)
   const finish = await commitsAndWal(target.db)
   const result = await purchasers(target, {
@@ -236,26 +146,6 @@ const shaped = (name: string, capacities: ReadonlyArray<number>, o: {
   })
   const expected = o.expectAll === true ? capacities.reduce((a, b) => a + b, 0) : undefined
   await report(name, target, result, concerts, expected, [await finish(result.ops["POST ticket"]?.count ?? 0)])
-}
-
-/** Buys `count` tickets (100 at a time) and returns their ids. */
-const buy = async (target: Target, concertId: string, count: number) => {
-  const ids: Array<string> = []
-  for (let i = 0; i < count; i += 100) {
-    const batch = await Promise.all(Array.from({ length: Math.min(100, count - i) }, (_, j) =>
-      rawRequest(target.port, "POST", "/api/v1/tickets", JSON.stringify({
-        concert_id: concertId,
-        user_id: `00000000-0000-0000-0000-${String(((i + j) % 5000) + 1).padStart(12, "0")}`
-      }))))
-    for (const r of batch) if (r.status === 201) ids.push((JSON.parse(r.body) as { id: string }).id)
-  }
-  return ids
-}
-
-const printAll = async (target: Target, ids: ReadonlyArray<string>) => {
-  for (let i = 0; i < ids.length; i += 100) {
-    await Promise.all(ids.slice(i, i + 100).map((id) => rawRequest(target.port, "POST", `/api/v1/tickets/${id}/print`)))
-  }
 }
 
 /** Polls until every ticket's print is served; returns how long that took. */
@@ -277,12 +167,12 @@ const scenarios: Record<string, Scenario> = {
   q6: async (target) => {
     const today = new Date().toISOString().slice(0, 10)
     const nextYear = `${Number(today.slice(0, 4)) + 1}${today.slice(4)}`
-    const far = await createConcert(target, 2000, "Q6 next year", nextYear)
-    const tonight = await createConcert(target, 50, "Q6 tonight", today)
-    const farTickets = await buy(target, far, 1700)
-    await printAll(target, farTickets)
-    const tonightTickets = await buy(target, tonight, 50)
-    await printAll(target, tonightTickets)
+    const far = await createConcert(target.port, 2000, "Q6 next year", nextYear)
+    const tonight = await createConcert(target.port, 50, "Q6 tonight", today)
+    const farTickets = await buy(target.port, far, 1700)
+    await printAll(target.port, farTickets)
+    const tonightTickets = await buy(target.port, tonight, 50)
+    await printAll(target.port, tonightTickets)
     const tonightMs = await untilPrinted(target, tonightTickets)
     const farDone = target.db === undefined ? undefined : (await target.db.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM tickets WHERE concert_id = $1 AND print_status = 'PRINTED'", [far])).rows[0]?.n
@@ -298,16 +188,16 @@ const scenarios: Record<string, Scenario> = {
     ].join("\n"))
   },
   q7: async (target) => {
-    const concertId = await createConcert(target, 3000, "Elsa on Ice")
+    const concertId = await createConcert(target.port, 3000, "Elsa on Ice")
     const started = performance.now()
-    const tickets = await buy(target, concertId, 1000)
-    await printAll(target, tickets)
+    const tickets = await buy(target.port, concertId, 1000)
+    await printAll(target.port, tickets)
     const boughtMs = performance.now() - started
     await untilPrinted(target, tickets)
     const renamed = await rawRequest(target.port, "PUT", `/api/v1/concerts/${concertId}`, JSON.stringify({ name: "Bob on Ice" }))
     const still = (await Promise.all(tickets.slice(0, 200).map((id) => rawRequest(target.port, "GET", `/api/v1/tickets/${id}/print`))))
       .filter((r) => r.status === 200).length
-    await printAll(target, tickets)
+    await printAll(target.port, tickets)
     const reprintMs = await untilPrinted(target, tickets)
     const svgs = await Promise.all(tickets.map((id) => rawRequest(target.port, "GET", `/api/v1/tickets/${id}/print`)))
     const old = svgs.filter((r) => r.body.includes(">Elsa on Ice<")).length
@@ -329,7 +219,7 @@ const scenarios: Record<string, Scenario> = {
   burst: async (target, args) => {
     const requests = Number(option(args, "requests") ?? 10_000)
     const capacity = Number(option(args, "capacity") ?? 500)
-    const concertId = await createConcert(target, capacity, "Burst")
+    const concertId = await createConcert(target.port, capacity, "Burst")
     const finish = await commitsAndWal(target.db)
     bar(0, 1, `${fmt(requests)} purchases issued at once`)
     const burst = await new Promise<{ wallMs: number; histogram: Record<string, number>; p50: number; p99: number; max: number; okP99: number }>(
@@ -356,7 +246,7 @@ const scenarios: Record<string, Scenario> = {
     const scale = Number(option(args, "scale") ?? 1)
     const total = Math.round(2_800_000 * scale)
     const capacity = Math.min(150_000, Math.ceil(total / 24))
-    const concerts = await Promise.all(Array.from({ length: 24 }, async (_, i) => ({ concertId: await createConcert(target, capacity, `World tour ${i + 1}`), capacity })))
+    const concerts = await Promise.all(Array.from({ length: 24 }, async (_, i) => ({ concertId: await createConcert(target.port, capacity, `World tour ${i + 1}`), capacity })))
     const finish = await commitsAndWal(target.db)
     const result = await purchasers(target, {
       concerts: concerts.map((c) => c.concertId), vus: 256, iterations: total, durationMs: 24 * 3_600_000, thinkMs: 0, print: false, staff: 4, staffPollMs: 5000

@@ -1,0 +1,124 @@
+/** What the benchmark drivers share: the target service, number formatting, bulk purchases. */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import pg from "pg"
+import { startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
+import { rawRequest } from "../test/fixtures/RawHttp.js"
+import { freePort } from "../test/fixtures/Service.js"
+
+export const root = path.resolve(import.meta.dirname, "..")
+
+export const fmt = (n: number, digits = 0) =>
+  n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+
+export interface Target {
+  readonly host: string
+  readonly port: number
+  readonly db: pg.Client | undefined
+  /** Empty when a --url target was given without DATABASE_URL. */
+  readonly databaseUrl: string
+  readonly peakRssMb: () => number
+  readonly stop: () => Promise<void>
+}
+
+export const option = (args: ReadonlyArray<string>, name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? args[i + 1] : undefined
+}
+
+/** The service under test: started here on its own PostgreSQL (or DATABASE_URL), or `--url`. */
+export const startTarget = async (args: ReadonlyArray<string>): Promise<Target> => {
+  const url = option(args, "url")
+  const steps: Array<() => Promise<void>> = []
+  let databaseUrl = process.env.DATABASE_URL ?? ""
+  let host = "127.0.0.1"
+  let port: number
+  let service: ChildProcess | undefined
+  if (url !== undefined) {
+    const parsed = new URL(url)
+    host = parsed.hostname
+    port = Number(parsed.port || 80)
+  } else {
+    if (databaseUrl === "") {
+      const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-bench-"))
+      const server = await startEmbeddedPostgres({ dataDir })
+      steps.push(async () => {
+        await server.stop()
+        await fs.rm(dataDir, { recursive: true, force: true })
+      })
+      databaseUrl = server.url
+    }
+    port = await freePort()
+    service = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: host, LOG_LEVEL: "warn" },
+      stdio: ["ignore", "inherit", "inherit"]
+    })
+    const running = service
+    steps.push(async () => {
+      running.kill("SIGTERM")
+      await new Promise((resolve) => running.once("exit", resolve))
+    })
+  }
+  for (let i = 0; ; i++) {
+    const health = await rawRequest(port, "GET", "/api/v1/tickets/health").catch(() => undefined)
+    if (health?.status === 200) break
+    if (i > 600) throw new Error(`the service at ${host}:${port} is not healthy`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  let db: pg.Client | undefined
+  if (databaseUrl !== "") {
+    db = new pg.Client({ connectionString: databaseUrl })
+    await db.connect()
+    const client = db
+    steps.push(() => client.end())
+  }
+  let peak = 0
+  const pid = service?.pid
+  const sampler = setInterval(async () => {
+    if (pid === undefined) return
+    const status = await fs.readFile(`/proc/${pid}/status`, "utf8").catch(() => "")
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
+    peak = Math.max(peak, rss)
+  }, 500)
+  steps.push(async () => clearInterval(sampler))
+  return {
+    host,
+    port,
+    db,
+    databaseUrl,
+    peakRssMb: () => peak,
+    stop: async () => {
+      for (const step of steps.reverse()) await step().catch(() => undefined)
+    }
+  }
+}
+
+export const createConcert = async (port: number, capacity: number, name: string, date = "2027-01-01") => {
+  const response = await rawRequest(port, "POST", "/api/v1/concerts", JSON.stringify({ name, venue: "Bench Arena", date, capacity, status: "ACTIVE" }))
+  if (response.status !== 201) throw new Error(`creating a concert answered ${response.status} ${response.body}`)
+  return (JSON.parse(response.body) as { id: string }).id
+}
+
+/** Buys `count` tickets (100 at a time) and returns their ids. */
+export const buy = async (port: number, concertId: string, count: number) => {
+  const ids: Array<string> = []
+  for (let i = 0; i < count; i += 100) {
+    const batch = await Promise.all(Array.from({ length: Math.min(100, count - i) }, (_, j) =>
+      rawRequest(port, "POST", "/api/v1/tickets", JSON.stringify({
+        concert_id: concertId,
+        user_id: `00000000-0000-0000-0000-${String(((i + j) % 5000) + 1).padStart(12, "0")}`
+      }))))
+    for (const r of batch) if (r.status === 201) ids.push((JSON.parse(r.body) as { id: string }).id)
+  }
+  return ids
+}
+
+export const printAll = async (port: number, ids: ReadonlyArray<string>) => {
+  for (let i = 0; i < ids.length; i += 100) {
+    await Promise.all(ids.slice(i, i + 100).map((id) => rawRequest(port, "POST", `/api/v1/tickets/${id}/print`)))
+  }
+}
+
