@@ -5,28 +5,29 @@
  * purchase batches.
  */
 import { Entity, type Envelope } from "@effect/cluster"
-import { Chunk, Config, Effect, Exit, Layer, type Mailbox, Option } from "effect"
+import { Chunk, Config, Effect, Layer, type Mailbox, Option } from "effect"
 import {
   ConcertCancelled,
   ConcertEntity,
   ConcertNotFound,
   IdempotencyKeyReused,
   JournalUnavailable,
-  type Purchase,
+  type PurchaseOrder,
+  type PurchaseOutcome,
+  type Purchases,
   SoldOut,
   type Update
 } from "../domain/ConcertEntity.js"
-import { ConcertId, TicketId } from "../domain/Ids.js"
+import { ConcertId } from "../domain/Ids.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { ConcertJournal, type JournalError } from "../sql/ConcertJournal.js"
 import * as SeatLedger from "./SeatLedger.js"
 
-type Rpcs = typeof Purchase | typeof Update
-type PurchaseRequest = Envelope.Request<typeof Purchase>
+type Rpcs = typeof Purchases | typeof Update
+type PurchasesRequest = Envelope.Request<typeof Purchases>
 type UpdateRequest = Envelope.Request<typeof Update>
-type PurchaseExit = Exit.Exit<TicketRecord, SoldOut | ConcertCancelled | IdempotencyKeyReused>
 
-/** How often a batch that hit a constraint is retried, one request at a time, after a reload. */
+/** How often a batch that hit a constraint is retried, one order at a time, after a reload. */
 const maxConflictAttempts = 3
 
 const make = Effect.gen(function*() {
@@ -49,48 +50,49 @@ const make = Effect.gen(function*() {
     const unavailable = (error: JournalError) =>
       new JournalUnavailable({ reason: error.kind === "Conflict" ? "conflicting write" : "database unavailable" })
 
-    const failAll = (requests: ReadonlyArray<PurchaseRequest>, error: ConcertNotFound | JournalUnavailable) =>
-      Effect.forEach(requests, (request) => replier.fail(request, error), { discard: true })
-
-    /** The answer to each request of a journaled plan, in order (a repeat answers as its first). */
-    const exitsOf = (requests: ReadonlyArray<PurchaseRequest>, plan: SeatLedger.Plan<TicketRecord>) => {
-      const exits: Array<PurchaseExit> = []
+    /** The answer to each order of a journaled plan, in order (a repeat answers as its first). */
+    const outcomesOf = (orders: ReadonlyArray<PurchaseOrder>, plan: SeatLedger.Plan<TicketRecord>) => {
+      const outcomes: Array<PurchaseOutcome> = []
       plan.outcomes.forEach((outcome, i) => {
-        const { idempotencyKey = "", ticketId, userId } = requests[i]!.payload
+        const { idempotencyKey = "", ticketId, userId } = orders[i]!
         switch (outcome._tag) {
           case "Allocated":
             // Fields already decoded at the RPC boundary: no second validation on the hot path.
-            exits.push(Exit.succeed(
+            outcomes.push(
               new TicketRecord(
                 { id: ticketId, concertId, userId, seat: outcome.seat, printStatus: "NOT_PRINTED" },
                 { disableValidation: true }
               )
-            ))
+            )
             break
           case "Existing":
-            exits.push(Exit.succeed(outcome.ticket))
+            outcomes.push(outcome.ticket)
             break
           case "KeyReused":
-            exits.push(Exit.fail(new IdempotencyKeyReused({ idempotencyKey })))
+            outcomes.push(new IdempotencyKeyReused({ idempotencyKey }))
             break
           case "Refused":
-            exits.push(Exit.fail(
+            outcomes.push(
               outcome.reason === "Cancelled" ? new ConcertCancelled({ concertId }) : new SoldOut({ concertId })
-            ))
+            )
             break
           case "SameAs":
-            exits.push(exits[outcome.index]!)
+            outcomes.push(outcomes[outcome.index]!)
         }
       })
-      return exits
+      return outcomes
     }
 
-    const purchases = (requests: ReadonlyArray<PurchaseRequest>, attempt: number): Effect.Effect<void> =>
+    /** Plans every order against the ledger, journals the winners in one statement, then answers. */
+    const decide = (
+      orders: ReadonlyArray<PurchaseOrder>,
+      attempt: number
+    ): Effect.Effect<ReadonlyArray<PurchaseOutcome>, ConcertNotFound> =>
       Effect.gen(function*() {
         const loaded = yield* current
-        if (Option.isNone(loaded)) return yield* failAll(requests, new ConcertNotFound({ concertId }))
+        if (Option.isNone(loaded)) return yield* new ConcertNotFound({ concertId })
 
-        const keys = requests.flatMap((r) => r.payload.idempotencyKey ?? [])
+        const keys = orders.flatMap((order) => order.idempotencyKey ?? [])
         const existing = new Map<string, TicketRecord>()
         if (keys.length > 0) {
           for (const { idempotencyKey, ...ticket } of yield* journal.findByKeys(keys)) {
@@ -98,47 +100,68 @@ const make = Effect.gen(function*() {
           }
         }
 
-        const plan = SeatLedger.plan(loaded.value, requests.map((r) => r.payload), existing)
+        const plan = SeatLedger.plan(loaded.value, orders, existing)
         if (plan.allocated > 0) {
           yield* journal.append(
             plan.ledger,
             plan.outcomes.flatMap((outcome, i) => {
               if (outcome._tag !== "Allocated") return []
-              const { idempotencyKey, ticketId, userId } = requests[i]!.payload
+              const { idempotencyKey, ticketId, userId } = orders[i]!
               return [{ id: ticketId, seat: outcome.seat, userId, idempotencyKey }]
             })
           )
           ledger = Option.some(plan.ledger)
         }
-        const exits = exitsOf(requests, plan)
-        yield* Effect.forEach(requests, (request, i) => replier.complete(request, exits[i]!), { discard: true })
+        return outcomesOf(orders, plan)
       }).pipe(
         Effect.catchTag("JournalError", (error) => {
           ledger = undefined
           if (error.kind === "Conflict" && attempt < maxConflictAttempts) {
             // Someone else's write (a retried ticket id, a key used at another concert, or a
-            // runner that also believed it owned this concert): decide each request alone.
-            return Effect.logWarning("journal conflict; deciding the batch one request at a time").pipe(
-              Effect.annotateLogs({ concertId, batch: requests.length, attempt }),
-              Effect.zipRight(Effect.forEach(requests, (r) => retryAlone(r, attempt), { discard: true }))
+            // runner that also believed it owned this concert): decide each order alone.
+            return Effect.logWarning("journal conflict; deciding the batch one order at a time").pipe(
+              Effect.annotateLogs({ concertId, batch: orders.length, attempt }),
+              Effect.zipRight(Effect.forEach(orders, (order) => decideAlone(order, attempt)))
             )
           }
           return Effect.logError("journal write failed").pipe(
-            Effect.annotateLogs({ concertId, batch: requests.length, cause: String(error.cause) }),
-            Effect.zipRight(failAll(requests, unavailable(error)))
+            Effect.annotateLogs({ concertId, batch: orders.length, cause: String(error.cause) }),
+            Effect.as(orders.map(() => unavailable(error)))
           )
         })
       )
 
-    /** A retried message whose ticket is already journaled gets that ticket back. */
-    const retryAlone = (request: PurchaseRequest, attempt: number) =>
-      journal.findTicket(TicketId.make(request.payload.ticketId)).pipe(
+    /** A retried order whose ticket is already journaled gets that ticket back. */
+    const decideAlone = (order: PurchaseOrder, attempt: number): Effect.Effect<PurchaseOutcome, ConcertNotFound> =>
+      journal.findTicket(order.ticketId).pipe(
         Effect.flatMap(Option.match({
-          onNone: () => purchases([request], attempt + 1),
-          onSome: (ticket) => replier.succeed(request, ticket)
+          onNone: () => Effect.map(decide([order], attempt + 1), (outcomes) => outcomes[0]!),
+          onSome: Effect.succeed
         })),
-        Effect.catchTag("JournalError", (error) => replier.fail(request, unavailable(error)))
+        Effect.catchTag("JournalError", (error) => Effect.succeed(unavailable(error)))
       )
+
+    /** Every order of consecutive `Purchases` messages is decided as one batch. */
+    const purchases = (requests: ReadonlyArray<PurchasesRequest>) => {
+      const orders = requests.flatMap((request) => request.payload.orders)
+      return decide(orders, 1).pipe(
+        Effect.withSpan("ConcertEntity.purchases", {
+          captureStackTrace: false,
+          attributes: { concertId, messages: requests.length, batch: orders.length }
+        }),
+        Effect.matchEffect({
+          onFailure: (error) => Effect.forEach(requests, (request) => replier.fail(request, error), { discard: true }),
+          onSuccess: (outcomes) => {
+            let offset = 0
+            return Effect.forEach(requests, (request) => {
+              const count = request.payload.orders.length
+              offset += count
+              return replier.succeed(request, outcomes.slice(offset - count, offset))
+            }, { discard: true })
+          }
+        })
+      )
+    }
 
     const update = (request: UpdateRequest) =>
       Effect.gen(function*() {
@@ -156,7 +179,7 @@ const make = Effect.gen(function*() {
         Effect.withSpan("ConcertEntity.update", { captureStackTrace: false, attributes: { concertId } })
       )
 
-    /** Consecutive purchases form one batch; an update is applied where it arrived. */
+    /** Consecutive purchase messages form one batch; an update is applied where it arrived. */
     const handle = Effect.fnUntraced(function*(requests: ReadonlyArray<Envelope.Request<Rpcs>>) {
       let start = 0
       while (start < requests.length) {
@@ -166,11 +189,8 @@ const make = Effect.gen(function*() {
           continue
         }
         let end = start
-        while (end < requests.length && requests[end]!.tag === "Purchase") end += 1
-        const batch = requests.slice(start, end) as Array<PurchaseRequest>
-        yield* purchases(batch, 1).pipe(
-          Effect.withSpan("ConcertEntity.purchases", { captureStackTrace: false, attributes: { concertId, batch: batch.length } })
-        )
+        while (end < requests.length && requests[end]!.tag === "Purchases") end += 1
+        yield* purchases(requests.slice(start, end) as Array<PurchasesRequest>)
         start = end
       }
     })
@@ -184,7 +204,8 @@ const make = Effect.gen(function*() {
 
 export const ConcertEntityLive = Layer.unwrapEffect(
   Effect.gen(function*() {
-    // A 10k burst on one concert must queue, not overflow: beyond this, callers get 503 + Retry-After.
+    // Each process has one message per concert in flight, but other clients and runners may
+    // queue many: they must wait, not overflow. Beyond this, callers get 503 + Retry-After.
     const mailboxCapacity = yield* Config.integer("CONCERT_MAILBOX_CAPACITY").pipe(Config.withDefault(50_000))
     const maxIdleTime = yield* Config.duration("CONCERT_MAX_IDLE").pipe(Config.withDefault("5 minutes"))
     return ConcertEntity.toLayerMailbox(make, { mailboxCapacity, maxIdleTime })

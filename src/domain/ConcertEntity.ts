@@ -32,18 +32,27 @@ export class JournalUnavailable extends Schema.TaggedError<JournalUnavailable>()
   reason: Schema.String
 }) {}
 
+/** One buyer's order. A retry is made safe by the ticket id (and the idempotency key). */
+export const PurchaseOrder = Schema.Struct({
+  ticketId: TicketId,
+  userId: UserId,
+  idempotencyKey: Schema.optionalWith(Schema.String, { exact: true })
+})
+export type PurchaseOrder = typeof PurchaseOrder.Type
+
+/** What one order got: its ticket, or why not. */
+export const PurchaseOutcome = Schema.Union(TicketRecord, SoldOut, ConcertCancelled, IdempotencyKeyReused, JournalUnavailable)
+export type PurchaseOutcome = typeof PurchaseOutcome.Type
+
 /**
- * Buy one seat. Volatile: a retry is made safe by the ticket id (and the idempotency key, when
- * the client sent one), both unique in the journal.
+ * Buy one seat for each order, answered in order. A process sends the orders of all its
+ * buyers waiting on one concert as one message: the per-message cost of the cluster is paid
+ * per batch, not per buyer. Volatile: orders are idempotent through their unique keys.
  */
-export const Purchase = Rpc.make("Purchase", {
-  payload: Schema.Struct({
-    ticketId: TicketId,
-    userId: UserId,
-    idempotencyKey: Schema.optionalWith(Schema.String, { exact: true })
-  }),
-  success: TicketRecord,
-  error: Schema.Union(ConcertNotFound, SoldOut, ConcertCancelled, IdempotencyKeyReused, JournalUnavailable)
+export const Purchases = Rpc.make("Purchases", {
+  payload: { orders: Schema.NonEmptyArray(PurchaseOrder) },
+  success: Schema.Array(PurchaseOutcome),
+  error: ConcertNotFound
 })
 
 /** Change name, venue, date or status; serialised with purchases so status and sales agree. */
@@ -53,4 +62,4 @@ export const Update = Rpc.make("Update", {
   error: Schema.Union(ConcertNotFound, JournalUnavailable)
 })
 
-export const ConcertEntity = Entity.make("Concert", [Purchase, Update])
+export const ConcertEntity = Entity.make("Concert", [Purchases, Update])

@@ -6,6 +6,7 @@
 import { HttpApiBuilder, HttpApiSwagger } from "@effect/platform"
 import { Layer } from "effect"
 import * as http from "node:http"
+import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { PrintsRepo } from "../sql/PrintsRepo.js"
@@ -35,6 +36,7 @@ const ServicesLive = Layer.mergeAll(PrintQueue.Default, SeatingPlans.Default).pi
     Health.Default,
     BaseUrl.Default,
     ClosedSales.Default,
+    ConcertSales.Default,
     ConcertsRepo.Default,
     TicketsRepo.Default
   ))

@@ -1,8 +1,8 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Config, Effect, Option, Schema, Stream } from "effect"
 import * as crypto from "node:crypto"
+import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
-import { ConcertEntity } from "../domain/ConcertEntity.js"
 import { BadRequest, NotFound, PurchaseRefused, Unavailable } from "../domain/Errors.js"
 import { ConcertId, isUuid, TicketId, UserId } from "../domain/Ids.js"
 import { IdempotencyKey, type TicketRecord } from "../domain/Ticket.js"
@@ -26,7 +26,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const users = yield* UserDirectory
     const health = yield* Health
     const baseUrl = yield* BaseUrl
-    const concert = yield* ConcertEntity.client
+    const sales = yield* ConcertSales
     const listPageSize = yield* Config.integer("TICKETS_PAGE_SIZE").pipe(Config.withDefault(5000))
     const closedSales = yield* ClosedSales
     const prints = yield* PrintsRepo
@@ -55,7 +55,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
         }
         const closed = closedSales.get(concertId)
         if (closed !== undefined) return yield* (closed === "SoldOut" ? soldOut() : cancelled())
-        return yield* concert(concertId).Purchase({
+        return yield* sales.buy(concertId, {
           ticketId: TicketId.make(crypto.randomUUID()),
           userId: UserId.make(userId),
           ...(idempotencyKey === undefined ? {} : { idempotencyKey })

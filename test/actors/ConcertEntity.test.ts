@@ -2,6 +2,7 @@ import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { Effect, Either, FastCheck as fc } from "effect"
 import * as crypto from "node:crypto"
+import { ConcertSales } from "../../src/actors/ConcertSales.js"
 import { ConcertEntity } from "../../src/domain/ConcertEntity.js"
 import { ConcertId, TicketId, UserId } from "../../src/domain/Ids.js"
 import { ConcertsRepo } from "../../src/sql/ConcertsRepo.js"
@@ -21,10 +22,10 @@ layer(TestCluster, { excludeTestServices: true, timeout: "60 seconds" })("Concer
   it.effect("sells exactly its capacity to concurrent buyers and reads SOLD_OUT", () =>
     Effect.gen(function*() {
       const concert = yield* createConcert(10)
-      const client = (yield* ConcertEntity.client)(concert.id)
+      const sales = yield* ConcertSales
       const results = yield* Effect.forEach(
         Array.from({ length: 25 }, () => TicketId.make(crypto.randomUUID())),
-        (ticketId) => Effect.either(client.Purchase({ ticketId, userId: user })),
+        (ticketId) => Effect.either(sales.buy(concert.id, { ticketId, userId: user })),
         { concurrency: "unbounded" }
       )
       const sold = results.filter(Either.isRight)
@@ -38,25 +39,48 @@ layer(TestCluster, { excludeTestServices: true, timeout: "60 seconds" })("Concer
 
   it.effect("answers an unknown concert, a cancelled one, and a redelivered message", () =>
     Effect.gen(function*() {
-      const make = yield* ConcertEntity.client
+      const sales = yield* ConcertSales
       const missing = yield* Effect.flip(
-        make(crypto.randomUUID()).Purchase({ ticketId: TicketId.make(crypto.randomUUID()), userId: user })
+        sales.buy(crypto.randomUUID(), { ticketId: TicketId.make(crypto.randomUUID()), userId: user })
       )
       expect(missing._tag).toBe("ConcertNotFound")
 
       const concert = yield* createConcert(5)
-      const client = make(concert.id)
       const ticketId = TicketId.make(crypto.randomUUID())
-      const first = yield* client.Purchase({ ticketId, userId: user })
-      const again = yield* client.Purchase({ ticketId, userId: user })
+      const first = yield* sales.buy(concert.id, { ticketId, userId: user })
+      const again = yield* sales.buy(concert.id, { ticketId, userId: user })
       expect(again).toEqual(first)
       expect((yield* journaled(concert.id)).length).toBe(1)
 
-      const updated = yield* client.Update({ status: "CANCELLED", name: "Renamed" })
+      const updated = yield* (yield* ConcertEntity.client)(concert.id).Update({ status: "CANCELLED", name: "Renamed" })
       expect(updated.status).toBe("CANCELLED")
       expect(updated.name).toBe("Renamed")
-      const refused = yield* Effect.flip(client.Purchase({ ticketId: TicketId.make(crypto.randomUUID()), userId: user }))
+      const refused = yield* Effect.flip(sales.buy(concert.id, { ticketId: TicketId.make(crypto.randomUUID()), userId: user }))
       expect(refused._tag).toBe("ConcertCancelled")
+    }))
+
+  it.effect("answers each order of one message in order: tickets, a repeat, a reused key, sold out", () =>
+    Effect.gen(function*() {
+      const concert = yield* createConcert(2)
+      const order = (key?: string, userId = user) => ({
+        ticketId: TicketId.make(crypto.randomUUID()),
+        userId,
+        ...(key === undefined ? {} : { idempotencyKey: key })
+      })
+      const keyed = order("k-1")
+      const outcomes = yield* (yield* ConcertEntity.client)(concert.id).Purchases({
+        orders: [keyed, { ...keyed, ticketId: TicketId.make(crypto.randomUUID()) }, order("k-1", UserId.make("00000000-0000-0000-0000-000000000002")), order(), order()]
+      })
+      expect(outcomes.map((o) => "_tag" in o ? o._tag : "Ticket")).toEqual([
+        "Ticket",
+        "Ticket",
+        "IdempotencyKeyReused",
+        "Ticket",
+        "SoldOut"
+      ])
+      // The retried order (same key, same body) gets the first order's ticket, not a seat.
+      expect(outcomes[1]).toEqual(outcomes[0])
+      expect((yield* journaled(concert.id)).length).toBe(2)
     }))
 
   it.effect.prop(
@@ -74,7 +98,7 @@ layer(TestCluster, { excludeTestServices: true, timeout: "60 seconds" })("Concer
     ],
     ([concerts, order]) =>
       Effect.gen(function*() {
-        const make = yield* ConcertEntity.client
+        const sales = yield* ConcertSales
         const attempts: Array<{ concert: ConcertId; key: string; buyer: number }> = []
         const plans = yield* Effect.forEach(concerts, (spec) =>
           Effect.map(createConcert(spec.capacity), (concert) => {
@@ -94,7 +118,7 @@ layer(TestCluster, { excludeTestServices: true, timeout: "60 seconds" })("Concer
         const results = yield* Effect.forEach(
           shuffled,
           (a) =>
-            make(a.concert).Purchase({
+            sales.buy(a.concert, {
               ticketId: TicketId.make(crypto.randomUUID()),
               userId: user,
               idempotencyKey: a.key

@@ -44,8 +44,8 @@ it.scopedLive("with an OTLP endpoint, requests and entity messages are exported 
     const expected = [
       "http.server POST",
       "TicketsHttp.purchase",
-      "Concert.client.Purchase",
-      `Concert(${concertId}).Purchase`,
+      "Concert.client.Purchases",
+      `Concert(${concertId}).Purchases`,
       "ConcertEntity.purchases",
       "ConcertJournal.append"
     ]
