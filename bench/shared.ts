@@ -28,7 +28,10 @@ export const option = (args: ReadonlyArray<string>, name: string): string | unde
   return i >= 0 ? args[i + 1] : undefined
 }
 
-/** The service under test: started here on its own PostgreSQL (or DATABASE_URL), or `--url`. */
+/**
+ * The service under test: started here on its own PostgreSQL (or DATABASE_URL), or `--url`.
+ * `--profile DIR` has the started service write a CPU profile into DIR when it stops.
+ */
 export const startTarget = async (args: ReadonlyArray<string>): Promise<Target> => {
   const url = option(args, "url")
   const steps: Array<() => Promise<void>> = []
@@ -51,7 +54,11 @@ export const startTarget = async (args: ReadonlyArray<string>): Promise<Target> 
       databaseUrl = server.url
     }
     port = await freePort()
-    service = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    // --profile DIR: the service writes a V8 CPU profile there when it stops (open it in
+    // Chrome DevTools or speedscope).
+    const profileDir = option(args, "profile")
+    const profile = profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", path.resolve(profileDir)]
+    service = spawn(process.execPath, [...profile, "--import", "tsx", "src/main.ts"], {
       cwd: root,
       env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: host, LOG_LEVEL: "warn" },
       stdio: ["ignore", "inherit", "inherit"]
