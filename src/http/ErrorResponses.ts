@@ -50,41 +50,40 @@ const fromError = (error: unknown): Option.Option<HttpServerResponse.HttpServerR
 const hasBody = (request: HttpServerRequest.HttpServerRequest) =>
   request.method === "POST" || request.method === "PUT" || request.method === "PATCH"
 
+const answer = (cause: Cause.Cause<unknown>) => {
+  if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+  const error = Option.orElse(Cause.failureOption(cause), () => Cause.dieOption(cause))
+  const response = Option.flatMap(error, fromError)
+  if (Option.isSome(response)) return Effect.succeed(response.value)
+  return Effect.as(Effect.logError("request failed unexpectedly", cause), respond(500, "internal error"))
+}
+
 export const ErrorResponsesLive = HttpApiBuilder.middleware(
   Effect.gen(function*() {
     const maxBodyBytes = yield* Config.integer("MAX_BODY_BYTES").pipe(Config.withDefault(64 * 1024))
-    return (app) =>
-      Effect.gen(function*() {
-        const request = yield* HttpServerRequest.HttpServerRequest
+    return (app) => {
+      // Composed once, not per request.
+      const guarded = app.pipe(
+        HttpServerRequest.withMaxBodySize(Option.some(maxBodyBytes)),
+        Effect.catchAllCause(answer)
+      )
+      return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
         const declared = Number(request.headers["content-length"] ?? "0")
         if (declared > maxBodyBytes) {
           // Refused before reading it; Node discards the unread body so the client still reads this.
-          return respond(413, `request body is larger than ${maxBodyBytes} bytes`)
+          return Effect.succeed(respond(413, `request body is larger than ${maxBodyBytes} bytes`))
         }
-        return yield* app.pipe(
-          // Every body this API takes is JSON: read it as JSON whatever type the client declared
-          // (curl -d says form-urlencoded), so the answer is about the JSON, not the header.
-          // Only requests with a body need it: GETs pass through untouched.
-          (handled) =>
-            hasBody(request) && request.headers["content-type"]?.includes("application/json") !== true
-              ? Effect.provideService(
-                handled,
-                HttpServerRequest.HttpServerRequest,
-                request.modify({ headers: { ...request.headers, "content-type": "application/json" } })
-              )
-              : handled,
-          HttpServerRequest.withMaxBodySize(Option.some(maxBodyBytes)),
-          Effect.catchAllCause((cause) => {
-            if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
-            const error = Option.orElse(Cause.failureOption(cause), () => Cause.dieOption(cause))
-            const response = Option.flatMap(error, fromError)
-            if (Option.isSome(response)) return Effect.succeed(response.value)
-            return Effect.as(
-              Effect.logError("request failed unexpectedly", cause),
-              respond(500, "internal error")
-            )
-          })
-        )
+        // Every body this API takes is JSON: read it as JSON whatever type the client declared
+        // (curl -d says form-urlencoded), so the answer is about the JSON, not the header.
+        // Only requests with a body need it: GETs pass through untouched.
+        return hasBody(request) && request.headers["content-type"]?.includes("application/json") !== true
+          ? Effect.provideService(
+            guarded,
+            HttpServerRequest.HttpServerRequest,
+            request.modify({ headers: { ...request.headers, "content-type": "application/json" } })
+          )
+          : guarded
       })
+    }
   })
 )
