@@ -58,7 +58,8 @@ export const startTarget = async (args: ReadonlyArray<string>): Promise<Target> 
     // Chrome DevTools or speedscope).
     const profileDir = option(args, "profile")
     const profile = profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", path.resolve(profileDir)]
-    service = spawn(process.execPath, [...profile, "--import", "tsx", "src/main.ts"], {
+    // As `npm start` runs it: a 64 MB young generation (purchases allocate fast; fewer scavenges).
+    service = spawn(process.execPath, [...profile, "--max-semi-space-size=64", "--import", "tsx", "src/main.ts"], {
       cwd: root,
       env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: host, LOG_LEVEL: "warn" },
       stdio: ["ignore", "inherit", "inherit"]
