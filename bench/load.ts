@@ -68,6 +68,7 @@ const main = async () => {
     perSecond: samples.length / (wallMs / 1000),
     histogram,
     p50: percentile(all, 50),
+    p90: percentile(all, 90),
     p99: percentile(all, 99),
     max: all.at(-1) ?? 0,
     okP50: percentile(ok, 50),

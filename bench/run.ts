@@ -3,7 +3,9 @@
  * `npm start`) unless DATABASE_URL is set, the service as a child process, and drives it from
  * another process over loopback.
  *
- * purchases: throughput and latency beside raw `node:http` answering a constant body:
+ * purchases: throughput and latency beside raw `node:http` answering a constant body, the same
+ *   constant answered by `@effect/platform` (a plain HttpApp, and an HttpApi endpoint), and the
+ *   baselines (b) SKIP LOCKED and (c) counter behind the service's HTTP stack:
  *   (a) 20,000 purchases over 20 concerts (capacity 1,000 each), 256 connections;
  *   (b) a 10,000-request burst on one concert of capacity 500, all issued at once.
  *   Checks the database afterwards: never more tickets than capacity, tickets = 201s.
@@ -25,6 +27,7 @@ interface LoadResult {
   readonly perSecond: number
   readonly histogram: Record<string, number>
   readonly p50: number
+  readonly p90: number
   readonly p99: number
   readonly max: number
   readonly okP50: number
@@ -35,8 +38,9 @@ const args = process.argv.slice(2)
 const scenario = args.find((a) => !a.startsWith("--")) ?? "purchases"
 const rounds = Number(args[args.indexOf("--rounds") + 1] ?? 1) || 1
 
+/** Every server runs with the service's Node settings (`npm start`), so ratios compare code. */
 const child = (script: string, env: Record<string, string>): ChildProcess =>
-  spawn(process.execPath, ["--import", "tsx", script], {
+  spawn(process.execPath, ["--max-semi-space-size=64", "--import", "tsx", script], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "inherit"]
@@ -69,6 +73,14 @@ const main = async () => {
     const raw = child("bench/rawServer.ts", { PORT: String(rawPort) })
     cleanup.push(async () => void raw.kill("SIGTERM"))
     await waitHealthy(rawPort, "/")
+    const ceilings = { app: await freePort(), api: await freePort() }
+    if (scenario === "purchases") {
+      for (const [mode, port] of Object.entries(ceilings)) {
+        const server = child("bench/ceilingServer.ts", { PORT: String(port), CEILING: mode })
+        cleanup.push(async () => void server.kill("SIGTERM"))
+        await waitHealthy(port, "/")
+      }
+    }
 
     // Warm both up (JIT, connection pools, entity activation paths).
     const warm = await createConcert(servicePort, 150_000, "warm-up")
@@ -92,6 +104,9 @@ const main = async () => {
       await db.query("INSERT INTO bench_concerts (id, capacity) VALUES ($1, $2)", [id, capacity])
       await db.query("INSERT INTO bench_seats (concert_id, seat_no) SELECT $1, g FROM generate_series(1, $2) g", [id, capacity])
       return id
+    }
+    for (const port of Object.values(ceilings)) {
+      await load({ port, concerts: [warm], requests: 3000, connections: 64, burst: false })
     }
     await load({ port: baselines.skiplocked, concerts: [await baselineConcert(150_000)], requests: 3000, connections: 64, burst: false })
     await load({ port: baselines.counter, concerts: [await baselineConcert(150_000)], requests: 3000, connections: 64, burst: false })
@@ -121,17 +136,20 @@ const main = async () => {
         const results: Array<[string, Measured]> = [
           ["TicketOverflow", await measure(servicePort, serviceConcerts, requests, connections, burst)],
           ["raw node:http", await measure(rawPort, serviceConcerts, requests, connections, burst)],
+          ["constant: HttpApp", await measure(ceilings.app, serviceConcerts, requests, connections, burst)],
+          ["constant: HttpApi", await measure(ceilings.api, serviceConcerts, requests, connections, burst)],
           ["(b) SKIP LOCKED", await measure(baselines.skiplocked, skipConcerts, requests, connections, burst)],
           ["(c) counter", await measure(baselines.counter, counterConcerts, requests, connections, burst)]
         ]
         const own = results[0]![1]
+        const constant = (target: string) => target === "raw node:http" || target.startsWith("constant")
         for (const [target, r] of results) {
           const ok = r.histogram["201"] ?? 0
           rows.push(
             `| ${round} | ${label} | ${target} | ${fmt(r.perSecond)} | ${fmt(r.perSecond / own.perSecond, 2)} | ` +
-              `${fmt(r.p50, 1)} / ${fmt(r.p99, 1)} | ${fmt(r.okP99, 1)} (${fmt(r.okP99 / r.wallMs, 2)}× wall) | ` +
-              `${target === "raw node:http" ? "–" : fmt(r.commits / requests, 3)} | ` +
-              `${target === "raw node:http" ? "–" : fmt(r.walBytes / Math.max(ok, 1))} | ` +
+              `${fmt(r.p50, 1)} / ${fmt(r.p90, 1)} / ${fmt(r.p99, 1)} / ${fmt(r.max, 1)} | ${fmt(r.okP99, 1)} (${fmt(r.okP99 / r.wallMs, 2)}× wall) | ` +
+              `${constant(target) ? "–" : fmt(r.commits / requests, 3)} | ` +
+              `${constant(target) ? "–" : fmt(r.walBytes / Math.max(ok, 1))} | ` +
               `${Object.entries(r.histogram).map(([s, n]) => `${n}×${s === "0" ? "transport error" : s}`).join(", ")} |`
           )
         }
@@ -153,7 +171,7 @@ const main = async () => {
     process.stdout.write([
       `purchases benchmark, ${new Date().toISOString()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${fmt(os.totalmem() / 2 ** 30)} GiB, node ${process.version}`,
       "",
-      "| round | load | target | req/s | × TicketOverflow | p50 / p99 ms | 201s p99 ms | commits / request | WAL bytes / ticket | statuses |",
+      "| round | load | target | req/s | × TicketOverflow | p50 / p90 / p99 / max ms | 201s p99 ms | commits / request | WAL bytes / ticket | statuses |",
       "|---|---|---|---|---|---|---|---|---|---|",
       ...rows,
       "",
