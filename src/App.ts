@@ -10,6 +10,7 @@ import { ClusterLive } from "./actors/Cluster.js"
 import { ConcertEntityLive } from "./actors/ConcertEntity.js"
 import { HttpLive } from "./http/Server.js"
 import { DatabaseLive } from "./sql/Database.js"
+import { positiveInteger } from "./Settings.js"
 
 /**
  * Spans (and logs) exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Without
@@ -20,7 +21,7 @@ export const TracingLive = Layer.unwrapEffect(
     const endpoint = yield* Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDPOINT"))
     const serviceName = yield* Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("ticketoverflow"))
     // The standard OpenTelemetry setting for how often buffered spans are sent, in milliseconds.
-    const exportInterval = yield* Config.integer("OTEL_BSP_SCHEDULE_DELAY").pipe(Config.withDefault(5000))
+    const exportInterval = yield* positiveInteger("OTEL_BSP_SCHEDULE_DELAY", 5000)
     return Option.match(endpoint, {
       onNone: () => Layer.setTracerEnabled(false),
       onSome: (baseUrl) =>

@@ -10,12 +10,13 @@
 import { RunnerAddress, RunnerHealth, Runners, Sharding, ShardingConfig, SqlMessageStorage, SqlRunnerStorage } from "@effect/cluster"
 import { NodeClusterSocket } from "@effect/platform-node"
 import { Config, Effect, Layer, Option } from "effect"
+import { positiveInteger } from "../Settings.js"
 
 const sharding = Config.all({
   mode: Config.literal("single", "runner", "client")("CLUSTER_MODE").pipe(Config.withDefault("single")),
   host: Config.string("RUNNER_HOST").pipe(Config.withDefault("localhost")),
   port: Config.port("RUNNER_PORT").pipe(Config.withDefault(34431)),
-  shardsPerGroup: Config.integer("SHARDS_PER_GROUP").pipe(Config.withDefault(300))
+  shardsPerGroup: positiveInteger("SHARDS_PER_GROUP", 300)
 })
 
 export const ClusterLive = Layer.unwrapEffect(

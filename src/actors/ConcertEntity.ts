@@ -22,6 +22,7 @@ import { ConcertId } from "../domain/Ids.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { ConcertJournal, type JournalError } from "../sql/ConcertJournal.js"
 import * as SeatLedger from "./SeatLedger.js"
+import { positiveInteger } from "../Settings.js"
 
 type Rpcs = typeof Purchases | typeof Update
 type PurchasesRequest = Envelope.Request<typeof Purchases>
@@ -206,7 +207,7 @@ export const ConcertEntityLive = Layer.unwrapEffect(
   Effect.gen(function*() {
     // Each process has one message per concert in flight, but other clients and runners may
     // queue many: they must wait, not overflow. Beyond this, callers get 503 + Retry-After.
-    const mailboxCapacity = yield* Config.integer("CONCERT_MAILBOX_CAPACITY").pipe(Config.withDefault(50_000))
+    const mailboxCapacity = yield* positiveInteger("CONCERT_MAILBOX_CAPACITY", 50_000)
     const maxIdleTime = yield* Config.duration("CONCERT_MAX_IDLE").pipe(Config.withDefault("5 minutes"))
     return ConcertEntity.toLayerMailbox(make, { mailboxCapacity, maxIdleTime })
   })

@@ -5,9 +5,10 @@
  * Under a burst that is what keeps the cluster's per-message cost (envelope, mailbox, reply,
  * fibers) off the per-buyer path; the entity then journals all of a batch in one statement.
  */
-import { Config, Deferred, Effect, Exit, FiberId, FiberSet } from "effect"
+import { Deferred, Effect, Exit, FiberId, FiberSet } from "effect"
 import { ConcertEntity, type PurchaseOrder, type PurchaseOutcome } from "../domain/ConcertEntity.js"
 import { TicketRecord } from "../domain/Ticket.js"
+import { positiveInteger } from "../Settings.js"
 
 type Client = Effect.Effect.Success<typeof ConcertEntity.client>
 type PurchasesError = Effect.Effect.Error<ReturnType<ReturnType<Client>["Purchases"]>>
@@ -21,7 +22,7 @@ interface Waiting {
 export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales", {
   scoped: Effect.gen(function*() {
     const client = yield* ConcertEntity.client
-    const maxBatch = yield* Config.integer("PURCHASE_BATCH_MAX").pipe(Config.withDefault(1000))
+    const maxBatch = yield* positiveInteger("PURCHASE_BATCH_MAX", 1000)
     /** The buyers waiting per concert; a concert is here while its sender fiber runs. */
     const waiting = new Map<string, Array<Waiting>>()
     // Runs after the senders are interrupted: nobody is left waiting at shutdown.

@@ -5,8 +5,9 @@
  */
 import { HttpApiBuilder, HttpApiError, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { SqlError } from "@effect/sql/SqlError"
-import { Cause, Config, Effect, Option } from "effect"
+import { Cause, Effect, Option } from "effect"
 import { BadRequest, NotFound, PayloadTooLarge, PurchaseRefused, Unavailable } from "../domain/Errors.js"
+import { positiveInteger } from "../Settings.js"
 
 const respond = (status: number, message: string, headers: Record<string, string> = {}) =>
   HttpServerResponse.unsafeJson({ error: message }, { status, headers })
@@ -60,7 +61,7 @@ const answer = (cause: Cause.Cause<unknown>) => {
 
 export const ErrorResponsesLive = HttpApiBuilder.middleware(
   Effect.gen(function*() {
-    const maxBodyBytes = yield* Config.integer("MAX_BODY_BYTES").pipe(Config.withDefault(64 * 1024))
+    const maxBodyBytes = yield* positiveInteger("MAX_BODY_BYTES", 64 * 1024)
     return (app) => {
       // Composed once, not per request.
       const guarded = app.pipe(

@@ -1,5 +1,5 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Config, Effect, Option, Schema, Stream } from "effect"
+import { Effect, Option, Schema, Stream } from "effect"
 import * as crypto from "node:crypto"
 import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
@@ -16,6 +16,7 @@ import { clusterUnavailable } from "./clusterErrors.js"
 import { Health } from "./Health.js"
 import { findOrNotFound } from "./lookup.js"
 import { UserDirectory } from "./UserDirectory.js"
+import { positiveInteger } from "../Settings.js"
 
 const decodeKey = Schema.decodeUnknownEither(IdempotencyKey)
 
@@ -33,7 +34,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const health = yield* Health
     const baseUrl = yield* BaseUrl
     const sales = yield* ConcertSales
-    const listPageSize = yield* Config.integer("TICKETS_PAGE_SIZE").pipe(Config.withDefault(5000))
+    const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 5000)
     const closedSales = yield* ClosedSales
     const prints = yield* PrintsRepo
     const printQueue = yield* PrintQueue

@@ -2,6 +2,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import { runMigrations } from "./migrations.js"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.js"
+import { positiveInteger } from "../Settings.js"
 
 /**
  * The database URL: `DATABASE_URL` when set, otherwise an embedded PostgreSQL of our own with
@@ -30,7 +31,7 @@ export const layerFromUrl = (url: Redacted.Redacted) =>
     Layer.provideMerge(
       Layer.unwrapEffect(
         Effect.gen(function*() {
-          const maxConnections = yield* Config.integer("DATABASE_POOL_SIZE").pipe(Config.withDefault(20))
+          const maxConnections = yield* positiveInteger("DATABASE_POOL_SIZE", 20)
           return PgClient.layer({
             url,
             maxConnections,

@@ -5,9 +5,10 @@
  */
 import { Worker } from "@effect/platform"
 import { NodeWorker } from "@effect/platform-node"
-import { Config, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import * as os from "node:os"
 import * as WorkerThreads from "node:worker_threads"
+import { positiveInteger } from "../Settings.js"
 import { RenderSeating, RenderTicket } from "./RenderProtocol.js"
 import type { SeatingDetails } from "./SeatingSvg.js"
 import type { TicketDetails } from "./TicketSvg.js"
@@ -17,9 +18,7 @@ const spawn = () => new WorkerThreads.Worker(new URL("./renderWorker.mjs", impor
 
 export class Renderer extends Effect.Service<Renderer>()("Renderer", {
   scoped: Effect.gen(function*() {
-    const size = yield* Config.integer("RENDER_WORKERS").pipe(
-      Config.withDefault(Math.max(1, os.availableParallelism() - 1))
-    )
+    const size = yield* positiveInteger("RENDER_WORKERS", Math.max(1, os.availableParallelism() - 1))
     const pool = yield* Worker.makePoolSerialized({ size, concurrency: 1 })
     return {
       size,

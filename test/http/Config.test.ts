@@ -1,5 +1,5 @@
-import { expect, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { expect, it, layer } from "@effect/vitest"
+import { Cause, ConfigProvider, Effect, Exit, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -84,3 +84,12 @@ if (fs.existsSync(published)) {
       }))
   })
 }
+
+it.live("a count setting of zero or less stops the start, naming the setting", () =>
+  Effect.gen(function*() {
+    for (const [name, value] of [["PURCHASE_BATCH_MAX", "0"], ["TICKETS_PAGE_SIZE", "-5"], ["MAX_BODY_BYTES", "0"]]) {
+      const exit = yield* Effect.exit(Effect.scoped(Layer.build(configured({ [name!]: value! }))))
+      expect(Exit.isFailure(exit)).toBe(true)
+      if (Exit.isFailure(exit)) expect(Cause.pretty(exit.cause)).toContain(`${name}`)
+    }
+  }), 60_000)

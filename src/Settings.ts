@@ -1,0 +1,12 @@
+/**
+ * Settings shared by several modules. A count that is zero or negative would hang or spin
+ * something (a batch of nothing, a pool of no connections): the service refuses to start
+ * instead, naming the setting.
+ */
+import { Config } from "effect"
+
+export const positiveInteger = (name: string, fallback: number): Config.Config<number> =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "must be a positive integer", validation: (n) => n >= 1 }),
+    Config.withDefault(fallback)
+  )
