@@ -43,11 +43,6 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
 
     const findTicket = (id: string) => findOrNotFound(id, TicketId.make, tickets.findById, "ticket")
 
-    const concertExists = (id: string) =>
-      isUuid(id)
-        ? Effect.map(concerts.findById(ConcertId.make(id)), Option.isSome)
-        : Effect.succeed(false)
-
     const purchase = (concertId: string, userId: string, rawKey: string | undefined) =>
       Effect.gen(function*() {
         if (!users.has(userId)) return yield* new BadRequest({ message: `user ${userId} does not exist` })
@@ -97,9 +92,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
           if (user_id !== undefined && !users.has(user_id)) {
             return yield* new NotFound({ message: `user ${user_id} does not exist` })
           }
-          if (concert_id !== undefined && !(yield* concertExists(concert_id))) {
-            return yield* new NotFound({ message: `concert ${concert_id} does not exist` })
-          }
+          if (concert_id !== undefined) yield* findOrNotFound(concert_id, ConcertId.make, concerts.findById, "concert")
           const pages = yield* tickets.list({
             ...(user_id === undefined ? {} : { userId: UserId.make(user_id) }),
             ...(concert_id === undefined ? {} : { concertId: ConcertId.make(concert_id) })
