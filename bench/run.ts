@@ -20,7 +20,7 @@ import type pg from "pg"
 import { rawRequest } from "../test/fixtures/RawHttp.js"
 import { freePort } from "../test/fixtures/Service.js"
 import { runScenario } from "./scenarios.js"
-import { buy, createConcert, fmt, printAll, root, startTarget } from "./shared.js"
+import { buy, createConcert, fmt, option, printAll, root, startTarget } from "./shared.js"
 
 interface LoadResult {
   readonly wallMs: number
@@ -35,8 +35,9 @@ interface LoadResult {
 }
 
 const args = process.argv.slice(2)
-const scenario = args.find((a) => !a.startsWith("--")) ?? "purchases"
-const rounds = Number(args[args.indexOf("--rounds") + 1] ?? 1) || 1
+// Every option takes a value: the scenario is the first argument that is neither.
+const scenario = args.find((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--")) ?? "purchases"
+const rounds = Number(option(args, "rounds") ?? 1) || 1
 
 /** Every server runs with the service's Node settings (`npm start`), so ratios compare code. */
 const child = (script: string, env: Record<string, string>): ChildProcess =>
