@@ -25,6 +25,12 @@ export default async function setup(project: TestProject) {
   const server = await startEmbeddedPostgres({
     dataDir,
     settings: { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "400" }
+  }).catch(async (error: unknown) => {
+    await fs.rm(dataDir, { recursive: true, force: true })
+    // Said here, in one line: a global setup's exception alone may show nothing but a banner.
+    const reason = error instanceof Error ? error.message : String(error)
+    process.stderr.write(`\nThe test database did not start: ${reason}\n(or set DATABASE_URL to a PostgreSQL the tests may create databases on)\n\n`)
+    throw error
   })
   project.provide("databaseUrl", server.url)
   return async () => {
