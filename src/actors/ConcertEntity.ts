@@ -5,7 +5,7 @@
  * purchase batches.
  */
 import { Entity, type Envelope } from "@effect/cluster"
-import { Chunk, Config, Effect, Layer, type Mailbox, Option } from "effect"
+import { Chunk, Clock, Config, Duration, Effect, Layer, type Mailbox, Option } from "effect"
 import {
   ConcertCancelled,
   ConcertEntity,
@@ -47,6 +47,26 @@ const make = Effect.gen(function*() {
           ledger = loaded
         })
     )
+
+    /** A sell-out, a cancellation, a concert back on sale: one line each, once journaled. */
+    const statusChange = (before: SeatLedger.Ledger, after: SeatLedger.Ledger) =>
+      before.concert.status === after.concert.status
+        ? Effect.void
+        : Effect.logInfo(
+          after.concert.status === "SOLD_OUT"
+            ? "concert sold out"
+            : after.concert.status === "CANCELLED"
+            ? "concert cancelled"
+            : "concert on sale"
+        ).pipe(
+          Effect.annotateLogs({
+            concertId,
+            name: after.concert.name,
+            sold: after.sold,
+            capacity: after.concert.capacity,
+            was: before.concert.status
+          })
+        )
 
     const unavailable = (error: JournalError) =>
       new JournalUnavailable({ reason: error.kind === "Conflict" ? "conflicting write" : "database unavailable" })
@@ -112,6 +132,7 @@ const make = Effect.gen(function*() {
             })
           )
           ledger = Option.some(plan.ledger)
+          yield* statusChange(loaded.value, plan.ledger)
         }
         return outcomesOf(orders, plan)
       }).pipe(
@@ -142,10 +163,53 @@ const make = Effect.gen(function*() {
         Effect.catchTag("JournalError", (error) => Effect.succeed(unavailable(error)))
       )
 
+    /**
+     * Orders past their deadline are refused unwritten; the rest are decided within the
+     * earliest deadline among them. A decision cut off there is interrupted, and with it the
+     * journal statement (cancelled in the database, or never sent if it waited for a
+     * connection): the buyers are answered 503 and the ledger is reloaded before the next batch.
+     */
+    const decideInTime = (orders: ReadonlyArray<PurchaseOrder>) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const live: Array<PurchaseOrder> = []
+        let earliest = Infinity
+        for (const order of orders) {
+          if (order.deadline === undefined || order.deadline > now) {
+            live.push(order)
+            if (order.deadline !== undefined && order.deadline < earliest) earliest = order.deadline
+          }
+        }
+        const late = new JournalUnavailable({ reason: "the purchase could not be saved in time" })
+        const decided = live.length === 0
+          ? Effect.succeed<ReadonlyArray<PurchaseOutcome>>([])
+          : earliest === Infinity
+          ? decide(live, 1)
+          : decide(live, 1).pipe(
+            Effect.timeoutOption(Duration.millis(earliest - now)),
+            Effect.flatMap(Option.match({
+              onSome: Effect.succeed,
+              onNone: () => {
+                ledger = undefined
+                return Effect.as(
+                  Effect.logWarning("journal write cut off at the buyers' deadline").pipe(
+                    Effect.annotateLogs({ concertId, batch: live.length })
+                  ),
+                  live.map(() => late)
+                )
+              }
+            }))
+          )
+        if (live.length === orders.length) return decided
+        return Effect.map(decided, (outcomes) => {
+          let next = 0
+          return orders.map((order) => order.deadline === undefined || order.deadline > now ? outcomes[next++]! : late)
+        })
+      })
+
     /** Every order of consecutive `Purchases` messages is decided as one batch. */
     const purchases = (requests: ReadonlyArray<PurchasesRequest>) => {
       const orders = requests.flatMap((request) => request.payload.orders)
-      return decide(orders, 1).pipe(
+      return decideInTime(orders).pipe(
         Effect.withSpan("ConcertEntity.purchases", {
           captureStackTrace: false,
           attributes: { concertId, messages: requests.length, batch: orders.length }
@@ -171,6 +235,7 @@ const make = Effect.gen(function*() {
         const next = SeatLedger.applyUpdate(loaded.value, request.payload)
         yield* journal.update(next)
         ledger = Option.some(next)
+        yield* statusChange(loaded.value, next)
         yield* replier.succeed(request, next.concert)
       }).pipe(
         Effect.catchTag("JournalError", (error) => {

@@ -5,14 +5,22 @@
  * Under a burst that is what keeps the cluster's per-message cost (envelope, mailbox, reply,
  * fibers) off the per-buyer path; the entity then journals all of a batch in one statement.
  */
-import { Deferred, Effect, Exit, FiberId, FiberSet } from "effect"
-import { ConcertEntity, type PurchaseOrder, type PurchaseOutcome } from "../domain/ConcertEntity.js"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Option } from "effect"
+import { ConcertEntity, JournalUnavailable, type PurchaseOrder, type PurchaseOutcome } from "../domain/ConcertEntity.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { positiveInteger } from "../Settings.js"
 
 type Client = Effect.Effect.Success<typeof ConcertEntity.client>
 type PurchasesError = Effect.Effect.Error<ReturnType<ReturnType<Client>["Purchases"]>>
 type Refusal = Exclude<PurchaseOutcome, TicketRecord>
+
+/** How long after an order's deadline its answer may still arrive before the buyer is told 503. */
+const answerGrace = 1000
+
+const notInTime = new JournalUnavailable({ reason: "the purchase could not be saved in time" })
+
+/** A message that failed without an answer from the entity: its orders may or may not be written. */
+const lost = (cause: Cause.Cause<unknown>) => Option.isNone(Cause.failureOption(cause))
 
 interface Waiting {
   readonly order: PurchaseOrder
@@ -51,20 +59,45 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       })
     }
 
-    /** Sends what waits for `concertId`, batch after batch, until nobody waits. */
+    /** The orders still in time; the others are answered 503 without being sent. */
+    const expire = (batch: Array<Waiting>, now: number) => {
+      if (batch.every((w) => w.order.deadline === undefined || w.order.deadline > now)) return batch
+      return batch.filter((w) => {
+        if (w.order.deadline === undefined || w.order.deadline > now) return true
+        Deferred.unsafeDone(w.deferred, Exit.fail(notInTime))
+        return false
+      })
+    }
+
+    /**
+     * Sends what waits for `concertId`, batch after batch, until nobody waits. Orders past their
+     * deadline are answered here, unsent. When the message itself is lost (the concert's shard
+     * moving to another runner, a runner stopping) the outcome is unknown, so the same orders,
+     * with the same ticket ids, go again until their deadline: the journal's unique keys turn a
+     * repeat of a written order into that order's ticket, never a second one.
+     */
     const send = (concertId: string, queue: Array<Waiting>): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        const batch = queue.splice(0, maxBatch)
+      Effect.gen(function*() {
+        let batch = queue.splice(0, maxBatch)
         if (batch.length === 0) {
           waiting.delete(concertId)
-          return Effect.void
+          return
         }
-        const [first, ...rest] = batch.map((w) => w.order)
-        return client(concertId).Purchases({ orders: [first!, ...rest] }).pipe(
-          Effect.onExit((exit) => Effect.sync(() => settle(batch, exit))),
-          Effect.exit,
-          Effect.zipRight(send(concertId, queue))
-        )
+        for (let attempt = 1;; attempt++) {
+          batch = expire(batch, yield* Clock.currentTimeMillis)
+          if (batch.length === 0) break
+          const [first, ...rest] = batch.map((w) => w.order)
+          const exit = yield* Effect.exit(client(concertId).Purchases({ orders: [first!, ...rest] }))
+          if (Exit.isSuccess(exit) || !lost(exit.cause) || !batch.some((w) => w.order.deadline !== undefined)) {
+            settle(batch, exit)
+            break
+          }
+          yield* Effect.logWarning("a purchase message was lost; sending it again").pipe(
+            Effect.annotateLogs({ concertId, batch: batch.length, attempt })
+          )
+          yield* Effect.sleep(Duration.millis(Math.min(100 * attempt, 1000)))
+        }
+        yield* send(concertId, queue)
       })
 
     const buy = (concertId: string, order: PurchaseOrder): Effect.Effect<TicketRecord, Refusal | PurchasesError> =>
@@ -78,7 +111,15 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         } else {
           queue.push({ order, deferred })
         }
-        return Deferred.await(deferred)
+        const answer = Deferred.await(deferred)
+        if (order.deadline === undefined) return answer
+        // The entity answers every order by its deadline; this covers a message that never
+        // reached it. The grace lets an answer decided at the deadline travel back.
+        return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.timeoutFail(answer, {
+            duration: Duration.millis(Math.max(0, order.deadline! - now) + answerGrace),
+            onTimeout: () => notInTime
+          }))
       })
 
     return { buy } as const

@@ -32,11 +32,16 @@ export class JournalUnavailable extends Schema.TaggedError<JournalUnavailable>()
   reason: Schema.String
 }) {}
 
-/** One buyer's order. A retry is made safe by the ticket id (and the idempotency key). */
+/**
+ * One buyer's order. A retry is made safe by the ticket id (and the idempotency key). An order
+ * with a `deadline` (epoch milliseconds) is never journaled after it: its buyer has been told
+ * 503 by then, and a retry without a key must not find a second ticket bought.
+ */
 export const PurchaseOrder = Schema.Struct({
   ticketId: TicketId,
   userId: UserId,
-  idempotencyKey: Schema.optionalWith(Schema.String, { exact: true })
+  idempotencyKey: Schema.optionalWith(Schema.String, { exact: true }),
+  deadline: Schema.optionalWith(Schema.Number, { exact: true })
 })
 export type PurchaseOrder = typeof PurchaseOrder.Type
 

@@ -1,5 +1,5 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Effect, Option, Schema, Stream } from "effect"
+import { Clock, Config, Duration, Effect, Option, Schema, Stream } from "effect"
 import * as crypto from "node:crypto"
 import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
@@ -36,6 +36,13 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const sales = yield* ConcertSales
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 5000)
     const closedSales = yield* ClosedSales
+    // How long a buyer waits for the purchase to be saved before 503 (then it never is).
+    const purchaseTimeout = Duration.toMillis(
+      yield* Config.duration("PURCHASE_TIMEOUT").pipe(
+        Config.validate({ message: "must be a positive duration", validation: (d) => Duration.toMillis(d) > 0 }),
+        Config.withDefault(Duration.seconds(10))
+      )
+    )
     const prints = yield* PrintsRepo
     const printQueue = yield* PrintQueue
     const soldOut = () => new PurchaseRefused({ message: "the concert is sold out" })
@@ -55,11 +62,15 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
           }
           idempotencyKey = decoded.right
         }
-        const closed = closedSales.get(concertId)
+        // A keyed request is answered from its key, which only the concert knows: a retry of
+        // the purchase that took the last seat gets its ticket, not "sold out".
+        const closed = idempotencyKey === undefined ? closedSales.get(concertId) : undefined
         if (closed !== undefined) return yield* (closed === "SoldOut" ? soldOut() : cancelled())
+        const now = yield* Clock.currentTimeMillis
         return yield* sales.buy(concertId, {
           ticketId: TicketId.make(crypto.randomUUID()),
           userId: UserId.make(userId),
+          deadline: now + purchaseTimeout,
           ...(idempotencyKey === undefined ? {} : { idempotencyKey })
         }).pipe(
           Effect.catchTags({
@@ -76,7 +87,8 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
               Effect.fail(
                 new PurchaseRefused({ message: "this Idempotency-Key was already used for a different purchase" })
               ),
-            JournalUnavailable: () => Effect.fail(new Unavailable({ message: "the purchase could not be saved; retry" })),
+            JournalUnavailable: () =>
+              Effect.fail(new Unavailable({ message: "the purchase could not be saved; retry" })),
             ...clusterUnavailable
           })
         )

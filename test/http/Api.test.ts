@@ -185,6 +185,24 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("TicketOver
       expect((yield* purchase(concert.id, bob, { "idempotency-key": "x".repeat(300) })).status).toBe(400)
     }))
 
+  it.effect("purchases: a keyed retry of the purchase that took the last seat gets its ticket, not 'sold out'", () =>
+    Effect.gen(function*() {
+      const concert = yield* createConcert({ capacity: 1 })
+      const headers = { "idempotency-key": "last-seat-1" }
+      const first = yield* purchase(concert.id, bob, headers)
+      expect(first.status).toBe(201)
+      // An unkeyed loser makes this process remember the concert as sold out...
+      const loser = yield* purchase(concert.id, alice)
+      expect(loser.status).toBe(422)
+      expect(json(loser)).toEqual({ error: "the concert is sold out" })
+      // ...which must not shadow what the key bought.
+      const again = yield* purchase(concert.id, bob, headers)
+      expect(again.status).toBe(201)
+      expect(again.body).toBe(first.body)
+      // A new key is still sold out.
+      expect((yield* purchase(concert.id, bob, { "idempotency-key": "last-seat-2" })).status).toBe(422)
+    }))
+
   it.effect("printing: 202 with the ticket PENDING, then PRINTED and its SVG served; 404 for unknown tickets", () =>
     Effect.gen(function*() {
       const concert = yield* createConcert()

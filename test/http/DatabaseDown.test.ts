@@ -5,7 +5,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { startEmbeddedPostgres } from "../../src/sql/EmbeddedPostgres.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
-import { startService } from "../fixtures/Service.js"
+import { postConcert, serviceResource, startService } from "../fixtures/Service.js"
 
 /** A PostgreSQL of this test's own, so it can be stopped under the running service. */
 const ownDatabase = Effect.acquireRelease(
@@ -64,4 +64,69 @@ it.scopedLive("while the database is down every endpoint answers 503 with Retry-
     expect((yield* call("POST", "/api/v1/tickets", purchase)).status).toBe(201)
     const tickets = JSON.parse((yield* call("GET", `/api/v1/tickets?concert_id=${concertId}`)).body) as Array<unknown>
     expect(tickets).toHaveLength(2)
+  }), 120_000)
+
+it.scopedLive("a purchase during an outage is answered 503 within PURCHASE_TIMEOUT and never written afterwards", () =>
+  Effect.gen(function*() {
+    const db = yield* ownDatabase
+    const service = yield* serviceResource({
+      DATABASE_URL: db.server.url,
+      DATABASE_POOL_SIZE: "4",
+      PURCHASE_TIMEOUT: "2 seconds",
+      LOG_LEVEL: "info"
+    })
+    const concertId = yield* Effect.promise(() => postConcert(service.port, 100, "Outage"))
+    const buy = (i: number) =>
+      Effect.promise(async () => {
+        const started = Date.now()
+        const response = await rawRequest(service.port, "POST", "/api/v1/tickets", JSON.stringify({
+          concert_id: concertId,
+          user_id: `00000000-0000-0000-0000-${String(i + 1).padStart(12, "0")}`
+        }))
+        return { response, millis: Date.now() - started }
+      })
+    expect((yield* buy(0)).response.status).toBe(201)
+
+    yield* Effect.promise(() => db.server.stop())
+    // At once (the journal write fails), and after the cluster has given up its shards for want
+    // of its lock storage (about 20 s): then a message waits for the database to come back.
+    const early = yield* Effect.all(Array.from({ length: 5 }, (_, i) => buy(1 + i)), { concurrency: "unbounded" })
+    yield* Effect.sleep("24 seconds")
+    const late = yield* Effect.all(Array.from({ length: 5 }, (_, i) => buy(6 + i)), { concurrency: "unbounded" })
+    for (const { millis, response } of [...early, ...late]) {
+      expect(response.status).toBe(503)
+      expect(response.headers["retry-after"]).toBeDefined()
+      expect(typeof (JSON.parse(response.body) as { error: unknown }).error).toBe("string")
+      // The timeout, the second an answer may take to travel back, and a margin for a busy machine.
+      expect(millis).toBeLessThan(2000 + 1000 + 2500)
+    }
+
+    yield* Effect.acquireRelease(
+      Effect.promise(() => startEmbeddedPostgres({ dataDir: db.dataDir, port: db.server.port, settings: { fsync: "off" } })),
+      (server) => Effect.promise(() => server.stop())
+    )
+    let sold = 0
+    for (let waited = 0; waited < 30_000 && sold !== 201; waited += 500) {
+      sold = (yield* buy(20)).response.status
+      if (sold !== 201) yield* Effect.sleep("500 millis")
+    }
+    expect(sold).toBe(201)
+    // Whatever was queued has had its chance to be written by now: nothing answered 503 was.
+    yield* Effect.sleep("3 seconds")
+    const listed = yield* Effect.promise(() => rawRequest(service.port, "GET", `/api/v1/tickets?concert_id=${concertId}`))
+    expect((JSON.parse(listed.body) as Array<{ user: { id: string } }>).map((t) => t.user.id).sort()).toEqual([
+      "00000000-0000-0000-0000-000000000001",
+      "00000000-0000-0000-0000-000000000021"
+    ])
+
+    // The outage in the log: one line when it began, one when it ended, no trace every second.
+    const lines = service.output().split("\n")
+    expect(lines.filter((line) => line.includes("message=\"database lost\""))).toHaveLength(1)
+    expect(lines.filter((line) => line.includes("message=\"database back\""))).toHaveLength(1)
+    const noisy = new Map<string, number>()
+    for (const line of lines.filter((l) => /level=(WARN|ERROR)/.test(l))) {
+      const message = /message=("[^"]*"|\S+)/.exec(line)?.[1] ?? line
+      noisy.set(message, (noisy.get(message) ?? 0) + 1)
+    }
+    expect(Math.max(0, ...noisy.values())).toBeLessThanOrEqual(2)
   }), 120_000)
