@@ -18,7 +18,7 @@ import { isUuid, TicketId } from "../src/domain/Ids.js"
 import { PurchaseTicket, Ticket, TicketRecord } from "../src/domain/Ticket.js"
 import { BaseUrl } from "../src/http/BaseUrl.js"
 import { ErrorResponsesLive } from "../src/http/ErrorResponses.js"
-import { createStartingServer } from "../src/http/Server.js"
+import { ServiceServer } from "../src/http/Server.js"
 import { UserDirectory } from "../src/http/UserDirectory.js"
 
 class BaselineApi extends HttpApi.make("Baseline")
@@ -81,7 +81,7 @@ const ServerLive = HttpApiBuilder.serve().pipe(
   Layer.provide([UserDirectory.Default, BaseUrl.Default]),
   Layer.provide(Layer.unwrapEffect(Effect.map(Config.redacted("DATABASE_URL"), (url) =>
     PgClient.layer({ url, maxConnections: 20 })))),
-  Layer.provide(NodeHttpServer.layerConfig(() => createStartingServer({ keepAliveTimeout: 65_000 }), {
+  Layer.provide(NodeHttpServer.layerConfig(() => new ServiceServer({ keepAliveTimeout: 65_000 }), {
     port: Config.port("PORT"),
     host: Config.succeed("127.0.0.1")
   })),

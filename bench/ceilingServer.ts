@@ -10,7 +10,7 @@ import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer } from "effect"
 import { ConcertId, TicketId, UserId } from "../src/domain/Ids.js"
 import { PurchaseTicket, Ticket, TicketRecord } from "../src/domain/Ticket.js"
-import { createStartingServer } from "../src/http/Server.js"
+import { ServiceServer } from "../src/http/Server.js"
 
 const ticket = new TicketRecord({
   id: TicketId.make("00000000-0000-4000-8000-000000000000"),
@@ -41,7 +41,7 @@ const AppLive = HttpServer.serve(
   }).pipe(Effect.orDie)
 )
 
-const ServerLive = NodeHttpServer.layerConfig(() => createStartingServer({ keepAliveTimeout: 65_000 }), {
+const ServerLive = NodeHttpServer.layerConfig(() => new ServiceServer({ keepAliveTimeout: 65_000 }), {
   port: Config.port("PORT"),
   host: Config.succeed("127.0.0.1")
 })

@@ -10,6 +10,7 @@ import { ClusterLive } from "./actors/Cluster.js"
 import { ConcertEntityLive } from "./actors/ConcertEntity.js"
 import { HttpLive } from "./http/Server.js"
 import { DatabaseLive } from "./sql/Database.js"
+import { DatabaseMonitorLive } from "./sql/DatabaseMonitor.js"
 import { positiveInteger } from "./Settings.js"
 
 /**
@@ -35,7 +36,7 @@ export const TracingLive = Layer.unwrapEffect(
 /** The API and the entities, given `Sharding` and `SqlClient` (and an `HttpServer`). */
 export const FeaturesLive = Layer.mergeAll(HttpLive, ConcertEntityLive)
 
-export const AppLive = FeaturesLive.pipe(
+export const AppLive = Layer.merge(FeaturesLive, DatabaseMonitorLive).pipe(
   Layer.provide(ClusterLive),
   Layer.provide(DatabaseLive),
   Layer.provide(TracingLive)

@@ -1,33 +1,68 @@
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Config, Layer, Logger, LogLevel } from "effect"
+import { Cause, Config, ConfigError, Duration, Effect, Exit, Layer } from "effect"
 import { AppLive } from "./App.js"
-import { createStartingServer } from "./http/Server.js"
+import { ServiceServer } from "./http/Server.js"
+import { LoggingLive } from "./Logging.js"
+import { StartupFailure } from "./StartupFailure.js"
 
-const ServerLive = NodeHttpServer.layerConfig(() => createStartingServer({ keepAliveTimeout: 65_000 }), {
+const server = new ServiceServer({ keepAliveTimeout: 65_000 })
+
+const ServerLive = NodeHttpServer.layerConfig(() => server, {
   port: Config.port("PORT").pipe(Config.withDefault(8080)),
   host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0"))
 })
 
-const LoggingLive = Layer.unwrapEffect(
-  Config.all({
-    format: Config.literal("logfmt", "json", "pretty")("LOG_FORMAT").pipe(Config.withDefault("logfmt")),
-    level: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
-  }).pipe(
-    Config.map(({ format, level }) =>
-      Layer.merge(
-        format === "json" ? Logger.json : format === "pretty" ? Logger.pretty : Logger.logFmt,
-        Logger.minimumLogLevel(level)
-      )
+/**
+ * Says "ready" once everything is up, and on SIGTERM or SIGINT drains the HTTP server before
+ * anything else stops: requests in flight are answered, new ones get 503 + Retry-After. Then
+ * the API, the shards, the database pool and the embedded database stop, in that order, and
+ * the listener closes last.
+ */
+const LifecycleLive = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const drainTimeout = yield* Config.duration("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(15)))
+    const { address } = yield* HttpServer.HttpServer
+    const url = address._tag === "TcpAddress"
+      ? `http://${address.hostname === "0.0.0.0" ? "localhost" : address.hostname}:${address.port}/api/v1`
+      : address.path
+    yield* Effect.logInfo("ready").pipe(Effect.annotateLogs({ url }))
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        yield* Effect.logInfo("stopping: answering the requests in flight").pipe(
+          Effect.annotateLogs({ inFlight: server.requestsInFlight })
+        )
+        const unanswered = yield* Effect.promise(() => server.drain(Duration.toMillis(drainTimeout)))
+        if (unanswered > 0) yield* Effect.logWarning("stopping with requests unanswered").pipe(Effect.annotateLogs({ unanswered }))
+      })
     )
-  )
+  })
 )
 
-// SIGTERM and SIGINT interrupt the main fiber: the HTTP server closes, the shards are released,
-// the database pool and the embedded database stop, in that order.
-AppLive.pipe(
+const oneLine = (cause: Cause.Cause<unknown>): string | undefined => {
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "None") return undefined
+  const error = failure.value
+  if (error instanceof StartupFailure) return error.message
+  if (ConfigError.isConfigError(error)) return `a setting is wrong: ${String(error)}`
+  return undefined
+}
+
+LifecycleLive.pipe(
+  Layer.provide(AppLive),
   Layer.provide(HttpServer.withLogAddress(ServerLive)),
-  Layer.provide(LoggingLive),
   Layer.launch,
-  (main) => NodeRuntime.runMain(main, { disablePrettyLogger: true })
+  // A start that fails for a known reason says so in one line and exits 1, without a trace.
+  Effect.catchAllCause((cause) => {
+    const reason = oneLine(cause)
+    if (reason === undefined) return Effect.failCause(cause)
+    return Effect.zipRight(Effect.logFatal(`could not start: ${reason}`), Effect.sync(() => (process.exitCode = 1)))
+  }),
+  Effect.provide(LoggingLive),
+  (main) =>
+    NodeRuntime.runMain(main, {
+      disablePrettyLogger: true,
+      teardown: (exit, onExit) =>
+        onExit(Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) ? 1 : process.exitCode === 1 ? 1 : 0)
+    })
 )

@@ -7,30 +7,72 @@
  *   `RUNNER_HOST:RUNNER_PORT`; shards are spread over the healthy runners.
  * - `client`: serves HTTP only, sending every concert message to the runners.
  */
-import { RunnerAddress, RunnerHealth, Runners, Sharding, ShardingConfig, SqlMessageStorage, SqlRunnerStorage } from "@effect/cluster"
+import {
+  RunnerAddress,
+  RunnerHealth,
+  Runners,
+  Sharding,
+  ShardingConfig,
+  ShardId,
+  SqlMessageStorage,
+  SqlRunnerStorage
+} from "@effect/cluster"
 import { NodeClusterSocket } from "@effect/platform-node"
-import { Config, Effect, Layer, Option } from "effect"
+import { Config, Effect, Layer, Option, Schedule } from "effect"
 import { positiveInteger } from "../Settings.js"
+import { DatabaseClaim } from "../sql/DatabaseClaim.js"
+import { StartupFailure } from "../StartupFailure.js"
 
 const sharding = Config.all({
   mode: Config.literal("single", "runner", "client")("CLUSTER_MODE").pipe(Config.withDefault("single")),
   host: Config.string("RUNNER_HOST").pipe(Config.withDefault("localhost")),
-  port: Config.port("RUNNER_PORT").pipe(Config.withDefault(34431)),
+  // Below Linux's ephemeral range (32768-60999): an outgoing connection can never hold it.
+  port: Config.port("RUNNER_PORT").pipe(Config.withDefault(7431)),
   shardsPerGroup: positiveInteger("SHARDS_PER_GROUP", 300)
 })
+
+/**
+ * One line whenever this process gains or loses concerts' shards (start, a runner joining,
+ * dying or stopping, shutdown), from a look at the shard table once a second.
+ */
+const ShardWatchLive = (shardsPerGroup: number) =>
+  Layer.scopedDiscard(
+    Effect.gen(function*() {
+      const sharding = yield* Sharding.Sharding
+      let held = new Set<number>()
+      const look = Effect.gen(function*() {
+        const now = new Set<number>()
+        for (let i = 1; i <= shardsPerGroup; i++) {
+          if (sharding.hasShardId(ShardId.make("default", i))) now.add(i)
+        }
+        const acquired = [...now].filter((i) => !held.has(i)).length
+        const released = [...held].filter((i) => !now.has(i)).length
+        held = now
+        if (acquired > 0) {
+          yield* Effect.logInfo("shards acquired").pipe(Effect.annotateLogs({ acquired, held: now.size, of: shardsPerGroup }))
+        }
+        if (released > 0) {
+          yield* Effect.logInfo("shards released").pipe(Effect.annotateLogs({ released, held: now.size, of: shardsPerGroup }))
+        }
+      })
+      yield* Effect.forkScoped(Effect.repeat(look, Schedule.spaced("1 second")))
+    })
+  )
 
 export const ClusterLive = Layer.unwrapEffect(
   Effect.gen(function*() {
     const { host, mode, port, shardsPerGroup } = yield* sharding
     if (mode === "single") {
-      return Sharding.layer.pipe(
+      return ShardWatchLive(shardsPerGroup).pipe(
+        Layer.provideMerge(Sharding.layer),
         Layer.provideMerge(Runners.layerNoop),
         Layer.provideMerge(SqlMessageStorage.layer),
         Layer.provide([Layer.orDie(SqlRunnerStorage.layer), RunnerHealth.layerNoop]),
         Layer.provide(ShardingConfig.layer({
           runnerAddress: Option.some(RunnerAddress.make(host, port)),
           shardsPerGroup
-        }))
+        })),
+        Layer.provide(DatabaseClaim("single"))
       )
     }
     // Several runners: notice a dead one in seconds, not the default minute.
@@ -42,8 +84,20 @@ export const ClusterLive = Layer.unwrapEffect(
       shardLockRefreshInterval: "2 seconds",
       shardLockExpiration: "6 seconds"
     } as const
-    return mode === "client"
-      ? NodeClusterSocket.layer({ storage: "sql", clientOnly: true, shardingConfig })
-      : NodeClusterSocket.layer({ storage: "sql", shardingConfig })
+    if (mode === "client") return NodeClusterSocket.layer({ storage: "sql", clientOnly: true, shardingConfig })
+    return ShardWatchLive(shardsPerGroup).pipe(
+      Layer.provideMerge(NodeClusterSocket.layer({ storage: "sql", shardingConfig })),
+      Layer.catchAll((error) =>
+        Layer.fail(
+          error._tag === "SocketServerError"
+            ? new StartupFailure({
+              message: `the runner cannot listen on ${host}:${port} (${String(error.cause)}); ` +
+                "free the port or choose another RUNNER_PORT"
+            })
+            : error
+        )
+      ),
+      Layer.provide(DatabaseClaim("runner"))
+    )
   })
 )

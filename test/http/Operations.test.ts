@@ -1,0 +1,162 @@
+/**
+ * The service as an operator runs it: started, watched, signalled. Each test starts `src/main.ts`
+ * in a child process on a database of its own.
+ */
+import { expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as http from "node:http"
+import * as net from "node:net"
+import { freshDatabaseUrl } from "../fixtures/Database.js"
+import { rawRequest } from "../fixtures/RawHttp.js"
+import { freePort, postConcert, serviceResource, spawnService } from "../fixtures/Service.js"
+
+const user = (i: number) => `00000000-0000-0000-0000-${String((i % 5000) + 1).padStart(12, "0")}`
+
+it.scopedLive("a second single-mode process on the same database refuses to start, naming the first", () =>
+  Effect.gen(function*() {
+    const url = yield* freshDatabaseUrl
+    const first = yield* serviceResource({ DATABASE_URL: url })
+    const second = spawnService({ DATABASE_URL: url }, yield* Effect.promise(freePort))
+    const code = yield* Effect.promise(() => second.exited)
+    expect(code).toBe(1)
+    const lastLine = second.output().trim().split("\n").at(-1) ?? ""
+    expect(lastLine).toContain("level=FATAL")
+    expect(lastLine).toContain(`pid=${first.process.pid}`)
+    expect(lastLine).toContain("CLUSTER_MODE=runner")
+    // The first one is unharmed.
+    const concertId = yield* Effect.promise(() => postConcert(first.port, 1))
+    const bought = yield* Effect.promise(() =>
+      rawRequest(first.port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: user(0) }))
+    )
+    expect(bought.status).toBe(201)
+  }), 120_000)
+
+it.scopedLive("a runner that cannot listen on its runner port exits 1 before saying it is ready", () =>
+  Effect.gen(function*() {
+    const url = yield* freshDatabaseUrl
+    const taken = yield* Effect.acquireRelease(
+      Effect.async<net.Server>((resume) => {
+        const server = net.createServer()
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+      }),
+      (server) =>
+        Effect.async<void>((resume) => {
+          server.close(() => resume(Effect.void))
+        })
+    )
+    const runnerPort = (taken.address() as net.AddressInfo).port
+    const runner = spawnService({
+      DATABASE_URL: url,
+      CLUSTER_MODE: "runner",
+      RUNNER_HOST: "127.0.0.1",
+      RUNNER_PORT: String(runnerPort),
+      LOG_LEVEL: "info"
+    }, yield* Effect.promise(freePort))
+    expect(yield* Effect.promise(() => runner.exited)).toBe(1)
+    expect(runner.output()).not.toContain("message=ready")
+    expect(runner.output()).toContain(`cannot listen on 127.0.0.1:${runnerPort}`)
+  }), 120_000)
+
+interface Outcome {
+  readonly status?: number
+  readonly error?: string
+  readonly body?: string
+  readonly retryAfter?: string | undefined
+}
+
+it.scopedLive("SIGTERM in the middle of a burst: every request on an open connection is answered, none reset", () =>
+  Effect.gen(function*() {
+    const url = yield* freshDatabaseUrl
+    const service = yield* serviceResource({ DATABASE_URL: url })
+    const concertId = yield* Effect.promise(() => postConcert(service.port, 100_000, "Drain"))
+    // 64 keep-alive connections, all open before the signal.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
+    yield* Effect.addFinalizer(() => Effect.sync(() => agent.destroy()))
+    const buy = (i: number) =>
+      new Promise<Outcome>((resolve) => {
+        const body = JSON.stringify({ concert_id: concertId, user_id: user(i) })
+        const request = http.request({
+          host: "127.0.0.1",
+          port: service.port,
+          method: "POST",
+          path: "/api/v1/tickets",
+          agent,
+          headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) }
+        }, (response) => {
+          let text = ""
+          response.on("data", (chunk: Buffer) => (text += chunk.toString()))
+          response.on("end", () =>
+            resolve({ status: response.statusCode ?? 0, body: text, retryAfter: response.headers["retry-after"] }))
+        })
+        request.on("error", (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message }))
+        request.end(body)
+      })
+
+    const outcomes: Array<Outcome> = []
+    let next = 0
+    let signalled = false
+    const worker = async () => {
+      while (next < 3000) {
+        const outcome = await buy(next++)
+        outcomes.push(outcome)
+        // A well-behaved client waits as a 503 asks before its next request.
+        if (outcome.retryAfter !== undefined) await new Promise((r) => setTimeout(r, Number(outcome.retryAfter) * 1000))
+        // Refused by a closed listener: this client would go to another process now.
+        if (outcome.error === "ECONNREFUSED") return
+        if (!signalled && outcomes.length >= 400) {
+          signalled = true
+          service.process.kill("SIGTERM")
+        }
+      }
+    }
+    yield* Effect.promise(() => Promise.all(Array.from({ length: 64 }, worker)))
+    expect(yield* Effect.promise(() => service.exited)).toBe(0)
+
+    const failed = outcomes.filter((o) => o.error !== undefined && o.error !== "ECONNREFUSED")
+    expect(failed).toEqual([])
+    const statuses = new Map<number, number>()
+    for (const o of outcomes) if (o.status !== undefined) statuses.set(o.status, (statuses.get(o.status) ?? 0) + 1)
+    expect([...statuses.keys()].every((s) => s === 201 || s === 503)).toBe(true)
+    expect(statuses.get(201) ?? 0).toBeGreaterThanOrEqual(400)
+    for (const o of outcomes.filter((o) => o.status === 503)) {
+      expect(o.retryAfter).toBeDefined()
+      expect(typeof (JSON.parse(o.body ?? "{}") as { error?: unknown }).error).toBe("string")
+    }
+
+    // Every 201 is in the database.
+    const again = yield* serviceResource({ DATABASE_URL: url })
+    const listed = yield* Effect.promise(() => rawRequest(again.port, "GET", `/api/v1/tickets?concert_id=${concertId}`))
+    expect((JSON.parse(listed.body) as Array<unknown>).length).toBe(statuses.get(201))
+  }), 180_000)
+
+it.scopedLive("an operator's log: ready with its URL, shards, requests at debug, sell-outs and cancellations", () =>
+  Effect.gen(function*() {
+    const url = yield* freshDatabaseUrl
+    const service = yield* serviceResource({ DATABASE_URL: url, LOG_LEVEL: "debug" })
+    const soldOut = yield* Effect.promise(() => postConcert(service.port, 2, "Sells out"))
+    const cancelled = yield* Effect.promise(() => postConcert(service.port, 5, "Called off"))
+    for (let i = 0; i < 3; i++) {
+      yield* Effect.promise(() =>
+        rawRequest(service.port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: soldOut, user_id: user(i) }))
+      )
+    }
+    const put = yield* Effect.promise(() =>
+      rawRequest(service.port, "PUT", `/api/v1/concerts/${cancelled}`, JSON.stringify({ status: "CANCELLED" }))
+    )
+    expect(put.status).toBe(200)
+    service.process.kill("SIGTERM")
+    expect(yield* Effect.promise(() => service.exited)).toBe(0)
+
+    // A line per event, its fields in any order.
+    const lines = service.output().split("\n")
+    const linesWith = (...fields: ReadonlyArray<string>) =>
+      lines.filter((line) => fields.every((f) => line.includes(`${f} `) || line.endsWith(f)))
+    expect(linesWith("message=ready", `url=http://127.0.0.1:${service.port}/api/v1`)).toHaveLength(1)
+    expect(linesWith("message=\"shards acquired\"", "held=300")).toHaveLength(1)
+    expect(linesWith("message=\"concert sold out\"", `concertId=${soldOut}`, "capacity=2")).toHaveLength(1)
+    expect(linesWith("message=\"concert cancelled\"", `concertId=${cancelled}`)).toHaveLength(1)
+    expect(linesWith("message=request", "method=POST", "url=/api/v1/tickets", "status=201")).toHaveLength(2)
+    expect(linesWith("message=request", "method=POST", "url=/api/v1/tickets", "status=422")).toHaveLength(1)
+    expect(linesWith("message=request", "method=PUT", "status=200")).toHaveLength(1)
+    expect(linesWith("message=\"stopping: answering the requests in flight\"")).toHaveLength(1)
+  }), 120_000)
