@@ -51,8 +51,14 @@ const fromError = (error: unknown): Option.Option<HttpServerResponse.HttpServerR
 const hasBody = (request: HttpServerRequest.HttpServerRequest) =>
   request.method === "POST" || request.method === "PUT" || request.method === "PATCH"
 
-const answer = (cause: Cause.Cause<unknown>) => {
-  if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+/**
+ * The response for a failed request. An interruption that reaches here came from elsewhere (a
+ * concert's message cut off by its shard moving, a runner stopping), not from this request's
+ * client: a retryable 503 with its body, never the framework's empty one. (When the request's
+ * own fiber is interrupted, because its client went away, no response is sent at all.)
+ */
+export const answer = (cause: Cause.Cause<unknown>) => {
+  if (Cause.isInterruptedOnly(cause)) return Effect.succeed(unavailable("the request was interrupted; retry"))
   const error = Option.orElse(Cause.failureOption(cause), () => Cause.dieOption(cause))
   const response = Option.flatMap(error, fromError)
   if (Option.isSome(response)) return Effect.succeed(response.value)
