@@ -4,8 +4,10 @@
  */
 import { expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { spawn } from "node:child_process"
 import * as http from "node:http"
 import * as net from "node:net"
+import * as path from "node:path"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
 import { freePort, postConcert, serviceResource, spawnService } from "../fixtures/Service.js"
@@ -159,4 +161,34 @@ it.scopedLive("an operator's log: ready with its URL, shards, requests at debug,
     expect(linesWith("message=request", "method=POST", "url=/api/v1/tickets", "status=422")).toHaveLength(1)
     expect(linesWith("message=request", "method=PUT", "status=200")).toHaveLength(1)
     expect(linesWith("message=\"stopping: answering the requests in flight\"")).toHaveLength(1)
+  }), 120_000)
+
+it.scopedLive("SIGTERM to `npm start`, as a supervisor sends it, stops the service itself", () =>
+  Effect.gen(function*() {
+    const url = yield* freshDatabaseUrl
+    const port = yield* Effect.promise(freePort)
+    const npm = spawn("npm", ["start"], {
+      cwd: path.resolve(import.meta.dirname, "../.."),
+      env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info" },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let output = ""
+    npm.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
+    yield* Effect.addFinalizer(() => Effect.sync(() => npm.kill("SIGKILL")))
+    for (let waited = 0; !output.includes("message=ready") && waited < 60_000; waited += 100) yield* Effect.sleep("100 millis")
+    expect(output).toContain("message=ready")
+
+    npm.kill("SIGTERM")
+    // The service stops: its port closes and its claim on the database is released, so
+    // another single process may take the database.
+    let refused = false
+    for (let waited = 0; !refused && waited < 20_000; waited += 100) {
+      refused = yield* Effect.promise(() =>
+        rawRequest(port, "GET", "/api/v1/tickets/health").then(() => false, () => true)
+      )
+      if (!refused) yield* Effect.sleep("100 millis")
+    }
+    expect(refused).toBe(true)
+    const next = yield* serviceResource({ DATABASE_URL: url })
+    expect(next.port).toBeGreaterThan(0)
   }), 120_000)
