@@ -2,7 +2,7 @@ import { HttpServer } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Cause, Config, ConfigError, Duration, Effect, Exit, Layer } from "effect"
 import { AppLive } from "./App.js"
-import { ServiceServer } from "./http/Server.js"
+import { ServiceServer } from "./http/ServiceServer.js"
 import { LoggingLive } from "./Logging.js"
 import { StartupFailure } from "./StartupFailure.js"
 

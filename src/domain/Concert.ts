@@ -20,10 +20,18 @@ export const ConcertDate = Schema.String.pipe(
   Schema.filter(isCalendarDate, { message: () => "date must be a calendar date written YYYY-MM-DD" })
 )
 
+/**
+ * Control characters (NUL, ESC, …), the non-characters U+FFFE and U+FFFF and halves of
+ * surrogate pairs: PostgreSQL refuses NUL, and the others cannot appear in the XML of a printed
+ * ticket or a seating plan.
+ */
+const unprintable = /[\u0000-\u001f\u007f-\u009f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
 const Text = (field: string) =>
   Schema.String.pipe(
     Schema.filter((s) => s.trim().length > 0, { message: () => `${field} must not be empty` }),
-    Schema.filter((s) => s.length <= 500, { message: () => `${field} must be at most 500 characters` })
+    Schema.filter((s) => s.length <= 500, { message: () => `${field} must be at most 500 characters` }),
+    Schema.filter((s) => !unprintable.test(s), { message: () => `${field} must not contain control characters` })
   )
 
 export const ConcertName = Text("name")

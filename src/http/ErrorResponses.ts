@@ -80,9 +80,9 @@ export const ErrorResponsesLive = HttpApiBuilder.middleware(
           // Refused before reading it; Node discards the unread body so the client still reads this.
           return Effect.succeed(respond(413, `request body is larger than ${maxBodyBytes} bytes`))
         }
-        // Every body this API takes is JSON: read it as JSON whatever type the client declared
-        // (curl -d says form-urlencoded), so the answer is about the JSON, not the header.
-        // Only requests with a body need it: GETs pass through untouched.
+        // Every body this API takes is JSON. Other declared types were refused (415) by the
+        // server (ServiceServer); a body sent without a type, or as some `+json` type, is read
+        // as JSON. GETs pass through untouched.
         return hasBody(request) && request.headers["content-type"]?.includes("application/json") !== true
           ? Effect.provideService(
             guarded,

@@ -84,16 +84,36 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("TicketOver
       expect((yield* raw("GET", "/api/v1/concerts/999999999")).status).toBe(404)
     }))
 
-  it.effect("bodies are read as JSON whatever content type the client declared (curl -d sends a form type)", () =>
+  it.effect("bodies must be JSON: other declared types are 415 and change nothing (no cross-site form posts)", () =>
     Effect.gen(function*() {
-      for (const type of ["application/x-www-form-urlencoded", "text/plain"]) {
-        const created = yield* raw("POST", "/api/v1/concerts", JSON.stringify(concertBody), { "content-type": type })
-        expect(created.status).toBe(201)
-        expect(json(created)).toMatchObject(concertBody)
+      const before = (json(yield* raw("GET", "/api/v1/concerts")) as Array<unknown>).length
+      for (const type of ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"]) {
+        const refused = yield* raw("POST", "/api/v1/concerts", JSON.stringify(concertBody), { "content-type": type })
+        expect(refused.status).toBe(415)
+        expect(refused.headers["content-type"]).toBe("application/json")
+        expect(json(refused)).toEqual({ error: "request bodies must be JSON, sent with Content-Type: application/json" })
       }
-      const refused = yield* raw("POST", "/api/v1/concerts", "name=x&venue=y", { "content-type": "application/x-www-form-urlencoded" })
+      expect((json(yield* raw("GET", "/api/v1/concerts")) as Array<unknown>).length).toBe(before)
+      // JSON with parameters, and a body sent without a type, are read as JSON.
+      const withCharset = yield* raw("POST", "/api/v1/concerts", JSON.stringify(concertBody), {
+        "content-type": "application/json; charset=utf-8"
+      })
+      expect(withCharset.status).toBe(201)
+      const untyped = yield* raw("POST", "/api/v1/concerts", JSON.stringify(concertBody), { "content-type": "" })
+      expect(untyped.status).toBe(201)
+      const malformed = yield* raw("POST", "/api/v1/concerts", "name=x&venue=y")
+      expect(malformed.status).toBe(400)
+      expect(json(malformed)).toEqual({ error: "request body is not valid JSON" })
+    }))
+
+  it.effect("a Host header that is not a host name is refused, not written into ticket links", () =>
+    Effect.gen(function*() {
+      const refused = yield* raw("GET", "/api/v1/concerts", undefined, { host: "evil.example/phish?x=" })
       expect(refused.status).toBe(400)
-      expect(json(refused)).toEqual({ error: "request body is not valid JSON" })
+      expect(json(refused)).toEqual({ error: "the Host header is not a host name" })
+      for (const host of ["tickets.example.com", "tickets.example.com:8443", "10.0.0.5:8080", "[::1]:8080", "svc_name"]) {
+        expect({ host, status: (yield* raw("GET", "/api/v1/concerts", undefined, { host })).status }).toEqual({ host, status: 200 })
+      }
     }))
 
   it.effect("tickets: exact links, equal objects everywhere, SOLD_OUT on the last seat, 422 after", () =>

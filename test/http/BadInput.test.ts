@@ -29,6 +29,13 @@ const concertCases: ReadonlyArray<Case> = [
   ["POST", "/api/v1/concerts", withField("name", 5), 400],
   ["POST", "/api/v1/concerts", withField("name", ""), 400],
   ["POST", "/api/v1/concerts", withField("venue", "   "), 400],
+  // Characters the database or an SVG cannot hold: NUL, other controls, non-characters, half surrogates.
+  ...["A\u0000B", "A\u0001B", "A\u001b[31mB", "A\nB", "A\u0085B", "A\ufffeB", "A\uffffB", "A\ud800B", "A\udc00B"].flatMap(
+    (name): ReadonlyArray<Case> => [
+      ["POST", "/api/v1/concerts", withField("name", name), 400],
+      ["POST", "/api/v1/concerts", withField("venue", name), 400]
+    ]
+  ),
   ["POST", "/api/v1/concerts", withField("status", "OPEN"), 400],
   ["POST", "/api/v1/concerts", withField("status", "active"), 400],
   ["POST", "/api/v1/concerts", withField("date", ""), 400],
@@ -80,6 +87,8 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("bad input"
         ["PUT", `/api/v1/concerts/${id}`, "null", 400],
         ["PUT", `/api/v1/concerts/${id}`, "[]", 400],
         ["PUT", `/api/v1/concerts/${id}`, JSON.stringify({ capacity: 10 }), 400],
+        ["PUT", `/api/v1/concerts/${id}`, JSON.stringify({ name: "A\u0000B" }), 400],
+        ["PUT", `/api/v1/concerts/${id}`, JSON.stringify({ venue: "A\u001bB" }), 400],
         ["PUT", `/api/v1/concerts/${id}`, JSON.stringify({ id }), 400],
         ["PUT", `/api/v1/concerts/${id}`, JSON.stringify({ name: 5 }), 400],
         ["PUT", `/api/v1/concerts/${id}`, JSON.stringify({ status: null }), 400],

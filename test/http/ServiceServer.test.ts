@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import type * as http from "node:http"
 import { Agent, request } from "node:http"
 import type { AddressInfo } from "node:net"
-import { ServiceServer } from "../../src/http/Server.js"
+import { ServiceServer } from "../../src/http/ServiceServer.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
 
 const listening = async (server: ServiceServer) => {
