@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import type * as http from "node:http"
 import { Agent, request } from "node:http"
+import * as net from "node:net"
 import type { AddressInfo } from "node:net"
 import { ServiceServer } from "../../src/http/ServiceServer.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
@@ -92,6 +93,76 @@ describe("ServiceServer", () => {
       await pending
     } finally {
       server.closeAllConnections()
+    }
+  })
+})
+
+describe("ServiceServer bounds", () => {
+  const pipelined = (port: number, count: number) => {
+    const socket = net.connect(port, "127.0.0.1")
+    socket.write("GET /work HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(count))
+    return socket
+  }
+
+  it("runs pipelined requests one at a time and drops those left when the client goes", async () => {
+    const server = new ServiceServer()
+    const port = await listening(server)
+    let started = 0
+    server.on("request", (_request: http.IncomingMessage, response: http.ServerResponse) => {
+      started += 1
+      setTimeout(() => response.end("done"), 50)
+    })
+    try {
+      const socket = pipelined(port, 20)
+      await new Promise((resolve) => socket.once("data", resolve))
+      socket.destroy()
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      // The one answered and at most the one started after it; not the 18 others.
+      expect(started).toBeLessThanOrEqual(2)
+    } finally {
+      await closed(server)
+    }
+  })
+
+  it("closes a connection that pipelines more than it may queue", async () => {
+    const server = new ServiceServer({ maxQueuedPerConnection: 4 })
+    const port = await listening(server)
+    let started = 0
+    server.on("request", (_request: http.IncomingMessage, response: http.ServerResponse) => {
+      started += 1
+      setTimeout(() => response.end("done"), 20)
+    })
+    try {
+      const socket = pipelined(port, 50)
+      socket.resume()
+      await new Promise((resolve) => socket.once("close", resolve))
+      expect(started).toBeLessThanOrEqual(5)
+    } finally {
+      await closed(server)
+    }
+  })
+
+  it("at its connection cap, a new connection takes the place of the longest idle one", async () => {
+    const server = new ServiceServer({ maxConnections: 3 })
+    const port = await listening(server)
+    server.on("request", (_request: http.IncomingMessage, response: http.ServerResponse) => response.end("ok"))
+    const agents = Array.from({ length: 4 }, () => new Agent({ keepAlive: true, maxSockets: 1 }))
+    const get = (agent: Agent) =>
+      new Promise<number>((resolve, reject) =>
+        request({ host: "127.0.0.1", port, path: "/", agent }, (response) => {
+          response.resume()
+          response.on("end", () => resolve(response.statusCode ?? 0))
+        }).on("error", reject).end())
+    try {
+      for (const agent of agents.slice(0, 3)) expect(await get(agent)).toBe(200)
+      expect(server.openConnections).toBe(3)
+      const firstClosed = new Promise((resolve) => Object.values(agents[0]!.freeSockets)[0]![0]!.once("close", resolve))
+      expect(await get(agents[3]!)).toBe(200)
+      await firstClosed
+      expect(server.openConnections).toBe(3)
+    } finally {
+      agents.forEach((agent) => agent.destroy())
+      await closed(server)
     }
   })
 })
