@@ -10,6 +10,7 @@ import { PrintQueue } from "../workers/PrintQueue.js"
 import { SeatingPlans } from "../workers/SeatingPlans.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { Health } from "./Health.js"
+import { KnownConcerts } from "./KnownConcerts.js"
 import { clusterUnavailable } from "./clusterErrors.js"
 import { findOrNotFound } from "./lookup.js"
 
@@ -35,17 +36,19 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     const closedSales = yield* ClosedSales
     const printQueue = yield* PrintQueue
     const seating = yield* SeatingPlans
+    const knownConcerts = yield* KnownConcerts
 
     const find = (id: string) => findOrNotFound(id, ConcertId.make, concerts.findById, "concert")
 
     return handlers
       .handle("health", () => health.check)
       .handle("list", () => concerts.list)
-      .handle("create", ({ payload }) => concerts.create(payload))
+      .handle("create", ({ payload }) => Effect.tap(concerts.create(payload), (created) => knownConcerts.add(created.id)))
       .handle("get", ({ path }) => find(path.id))
       .handle("update", ({ path, payload }) =>
         isUuid(path.id)
-          ? concert(path.id).Update(payload).pipe(
+          ? Effect.filterOrFail(knownConcerts.exists(ConcertId.make(path.id)), (exists) => exists, () => notFound(path.id)).pipe(
+            Effect.zipRight(concert(path.id).Update(payload)),
             Effect.tap((updated) => {
               closedSales.forget(path.id)
               return printQueue.concertChanged(path.id, updated.date)

@@ -19,6 +19,7 @@ import { ClosedSales } from "./ClosedSales.js"
 import { ConcertsHttpLive } from "./ConcertsHttp.js"
 import { ErrorResponsesLive } from "./ErrorResponses.js"
 import { Health } from "./Health.js"
+import { KnownConcerts } from "./KnownConcerts.js"
 import { TicketsHttpLive } from "./TicketsHttp.js"
 import { UserDirectory } from "./UserDirectory.js"
 import { UsersHttpLive } from "./UsersHttp.js"
@@ -29,7 +30,7 @@ const ApiLive = HttpApiBuilder.api(Api).pipe(
 
 /** What the handlers share: lookups, repositories, and the print pipeline with its workers. */
 const ServicesLive = Layer.mergeAll(PrintQueue.Default, SeatingPlans.Default).pipe(
-  Layer.provideMerge(Layer.mergeAll(PrintsRepo.Default, SeatingPlansRepo.Default, Renderer.Live)),
+  Layer.provideMerge(Layer.mergeAll(PrintsRepo.Default, SeatingPlansRepo.Default, Renderer.Live, KnownConcerts.Default)),
   Layer.provideMerge(Layer.mergeAll(
     UserDirectory.Default,
     Health.Default,

@@ -14,6 +14,7 @@ import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { clusterUnavailable } from "./clusterErrors.js"
 import { Health } from "./Health.js"
+import { KnownConcerts } from "./KnownConcerts.js"
 import { findOrNotFound } from "./lookup.js"
 import { UserDirectory } from "./UserDirectory.js"
 import { positiveInteger } from "../Settings.js"
@@ -36,6 +37,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const sales = yield* ConcertSales
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 5000)
     const closedSales = yield* ClosedSales
+    const knownConcerts = yield* KnownConcerts
     // How long a buyer waits for the purchase to be saved before 503 (then it never is).
     const purchaseTimeout = Duration.toMillis(
       yield* Config.duration("PURCHASE_TIMEOUT").pipe(
@@ -66,6 +68,9 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
         // the purchase that took the last seat gets its ticket, not "sold out".
         const closed = idempotencyKey === undefined ? closedSales.get(concertId) : undefined
         if (closed !== undefined) return yield* (closed === "SoldOut" ? soldOut() : cancelled())
+        if (!(yield* knownConcerts.exists(ConcertId.make(concertId)))) {
+          return yield* new BadRequest({ message: `concert ${concertId} does not exist` })
+        }
         const now = yield* Clock.currentTimeMillis
         return yield* sales.buy(concertId, {
           ticketId: TicketId.make(crypto.randomUUID()),

@@ -1,0 +1,31 @@
+/**
+ * The concerts this process knows exist. A concert entity is started by its first message and
+ * stays in memory until idle; a message for a concert that does not exist would start one
+ * too, so a flood of random ids would fill memory with entities that only say "not found".
+ * Purchases and updates ask here first: a concert seen once is remembered (concerts are never
+ * deleted), any other id costs one indexed look-up and leaves nothing behind.
+ */
+import { Effect, Option } from "effect"
+import type { ConcertId } from "../domain/Ids.js"
+import { ConcertsRepo } from "../sql/ConcertsRepo.js"
+
+export class KnownConcerts extends Effect.Service<KnownConcerts>()("KnownConcerts", {
+  effect: Effect.gen(function*() {
+    const repo = yield* ConcertsRepo
+    const known = new Set<string>()
+    return {
+      exists: (id: ConcertId): Effect.Effect<boolean> =>
+        known.has(id)
+          ? Effect.succeed(true)
+          : Effect.map(repo.findById(id), (found) => {
+            if (Option.isNone(found)) return false
+            known.add(id)
+            return true
+          }),
+      /** A concert this process just created. */
+      add: (id: ConcertId): void => {
+        known.add(id)
+      }
+    } as const
+  })
+}) {}
