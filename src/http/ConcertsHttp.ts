@@ -1,6 +1,5 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect, Option } from "effect"
-import * as zlib from "node:zlib"
 import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
 import { NotFound, Unavailable } from "../domain/Errors.js"
@@ -13,18 +12,6 @@ import { Health } from "./Health.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { clusterUnavailable } from "./clusterErrors.js"
 import { findOrNotFound } from "./lookup.js"
-
-/**
- * Decompressed on libuv's thread pool, not on the event loop, in one piece: with zlib's default
- * 16 KiB chunks a 6.6 MB plan took 400 trips through a busy event loop (20 s under load). The
- * gzip trailer's last four bytes give the size (modulo 2^32; plans are far smaller).
- */
-const gunzip = (data: Uint8Array) =>
-  Effect.async<Uint8Array>((resume) => {
-    const size = data.length >= 4 ? Buffer.from(data.buffer, data.byteOffset, data.length).readUInt32LE(data.length - 4) : 0
-    const chunkSize = Math.min(Math.max(size, 64 * 1024), 256 * 1024 * 1024)
-    zlib.gunzip(data, { chunkSize }, (error, result) => resume(error === null ? Effect.succeed(result) : Effect.die(error)))
-  })
 
 const notFound = (id: string) => new NotFound({ message: `concert ${id} does not exist` })
 
@@ -78,6 +65,6 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
               headers: { ...headers, "content-encoding": "gzip" }
             })
           }
-          return HttpServerResponse.uint8Array(yield* gunzip(gzip), { contentType: "image/svg+xml", headers })
+          return HttpServerResponse.uint8Array(yield* seating.svg(path.id, latest.value), { contentType: "image/svg+xml", headers })
         }))
   }))

@@ -21,16 +21,22 @@ export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("Seatin
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
+    /**
+     * The next plans to render, most urgent first: concerts without any plan, smallest first
+     * (a flood of huge concerts must not hold back a small one's first plan), then plans
+     * behind the journal, the longest-unrendered first.
+     */
     const stale = SqlSchema.findAll({
-      Request: Schema.Void,
+      Request: Schema.Int,
       Result: StalePlan,
-      execute: () =>
+      execute: (limit) =>
         sql`SELECT c.id AS "concertId", c.name, c.venue, c.capacity, c.version, s.purchased
             FROM concerts c
             CROSS JOIN LATERAL (SELECT coalesce(max(seat_no), 0)::int AS purchased FROM tickets t WHERE t.concert_id = c.id) s
             LEFT JOIN seating_plans p ON p.concert_id = c.id
             WHERE p.concert_id IS NULL OR p.concert_version <> c.version OR p.purchased <> s.purchased
-            ORDER BY p.rendered_at NULLS FIRST`
+            ORDER BY p.concert_id IS NOT NULL, CASE WHEN p.concert_id IS NULL THEN c.capacity END, p.rendered_at
+            LIMIT ${limit}`
     })
 
     const store = (plan: StalePlan, etag: string, gzip: Uint8Array) =>
@@ -48,7 +54,7 @@ export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("Seatin
 
     const span = (name: string) => Effect.withSpan(`SeatingPlansRepo.${name}`, { captureStackTrace: false })
     return {
-      stale: stale().pipe(Effect.orDie, span("stale")),
+      stale: (limit: number) => stale(limit).pipe(Effect.orDie, span("stale")),
       store: (plan: StalePlan, etag: string, gzip: Uint8Array) => store(plan, etag, gzip).pipe(Effect.asVoid, Effect.orDie, span("store")),
       find: (concertId: string) => find(concertId).pipe(Effect.orDie, span("find"))
     } as const

@@ -1,38 +1,115 @@
 /**
- * Seating plans, kept fresh in the background: every `SEATING_REFRESH` (1 s) one sweep finds
- * the concerts whose plan is missing or behind the journal (seats sold, details changed) and
- * renders each in the worker pool, one concert at a time. A concert therefore has at most one
- * render in flight and the next sweep as its one pending refresh, however fast it sells.
- * Plans are stored gzipped in PostgreSQL (they survive restarts) and kept here for serving,
- * with a strong ETag of the concert version and seat count they show.
+ * Seating plans, kept fresh in the background: every `SEATING_REFRESH` (1 s) a sweep asks the
+ * database for the plans that are missing or behind the journal (seats sold, details changed),
+ * most urgent first, and renders them in the worker pool. A concert has at most one render in
+ * flight and the next sweep as its one pending refresh, however fast it sells. A sweep asks
+ * again after a second's worth of renders, so a new concert's first plan never waits behind a
+ * backlog of large ones.
+ *
+ * Plans are stored gzipped in PostgreSQL (they survive restarts) with a strong ETag of the
+ * concert version and seat count they show. This process keeps the most recently used ones,
+ * up to `SEATING_CACHE_MB` of gzip, and the plain SVG of those recently served uncompressed,
+ * up to as much again: every reader of one plan shares one inflated copy, made once.
  */
-import { Config, Effect, Option, Schedule } from "effect"
-import { SeatingPlansRepo, type StoredPlan } from "../sql/SeatingPlansRepo.js"
+import { Config, Deferred, Effect, Exit, FiberId, Option, Schedule } from "effect"
+import * as zlib from "node:zlib"
+import { type StalePlan, SeatingPlansRepo, type StoredPlan } from "../sql/SeatingPlansRepo.js"
+import { positiveInteger } from "../Settings.js"
 import { Renderer } from "./Renderer.js"
+
+/** A map that keeps its most recently used entries up to a total size. */
+export class Lru<V> {
+  private readonly entries = new Map<string, { readonly value: V; readonly size: number }>()
+  private total = 0
+  constructor(private readonly budget: number) {}
+
+  get(key: string): V | undefined {
+    const entry = this.entries.get(key)
+    if (entry === undefined) return undefined
+    this.entries.delete(key)
+    this.entries.set(key, entry)
+    return entry.value
+  }
+
+  set(key: string, value: V, size: number): void {
+    const old = this.entries.get(key)
+    if (old !== undefined) {
+      this.total -= old.size
+      this.entries.delete(key)
+    }
+    this.entries.set(key, { value, size })
+    this.total += size
+    for (const [oldest, entry] of this.entries) {
+      if (this.total <= this.budget || oldest === key) break
+      this.entries.delete(oldest)
+      this.total -= entry.size
+    }
+  }
+}
+
+/**
+ * Decompressed on libuv's thread pool, not on the event loop, in one piece: with zlib's default
+ * 16 KiB chunks a 6.6 MB plan took 400 trips through a busy event loop (20 s under load). The
+ * gzip trailer's last four bytes give the size (modulo 2^32; plans are far smaller).
+ */
+const gunzip = (data: Uint8Array) =>
+  Effect.async<Uint8Array>((resume) => {
+    const size = data.length >= 4 ? Buffer.from(data.buffer, data.byteOffset, data.length).readUInt32LE(data.length - 4) : 0
+    const chunkSize = Math.min(Math.max(size, 64 * 1024), 256 * 1024 * 1024)
+    zlib.gunzip(data, { chunkSize }, (error, result) => resume(error === null ? Effect.succeed(result) : Effect.die(error)))
+  })
+
+/** How long a sweep renders before it asks the database again for what is most urgent. */
+const sweepSlice = 1000
 
 export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans", {
   scoped: Effect.gen(function*() {
     const repo = yield* SeatingPlansRepo
     const renderer = yield* Renderer
     const interval = yield* Config.duration("SEATING_REFRESH").pipe(Config.withDefault("1 second"))
-    const cache = new Map<string, StoredPlan>()
+    const cacheBytes = (yield* positiveInteger("SEATING_CACHE_MB", 64)) * 1024 * 1024
+    const plans = new Lru<StoredPlan>(cacheBytes)
+    const inflated = new Lru<Uint8Array>(cacheBytes)
+    /** Inflates in progress, by concert and ETag: concurrent readers of one plan wait for the same one. */
+    const inflating = new Map<string, Deferred.Deferred<Uint8Array>>()
 
-    const sweep = repo.stale.pipe(
-      Effect.flatMap(Effect.forEach((plan) =>
-        renderer.seating(plan).pipe(
-          Effect.flatMap((gzip) => {
-            const stored = { etag: `"${plan.version}-${plan.purchased}"`, gzip }
-            return Effect.as(repo.store(plan, stored.etag, gzip), stored)
-          }),
-          Effect.tap((stored) => Effect.sync(() => cache.set(plan.concertId, stored))),
-          Effect.catchAll((error) =>
-            Effect.logError("seating plan render failed").pipe(
-              Effect.annotateLogs({ concertId: plan.concertId, error: String(error) })
-            )
+    const render = (plan: StalePlan) =>
+      renderer.seating(plan).pipe(
+        Effect.flatMap((gzip) => {
+          const stored = { etag: `"${plan.version}-${plan.purchased}"`, gzip }
+          return Effect.as(repo.store(plan, stored.etag, gzip), stored)
+        }),
+        Effect.tap((stored) => Effect.sync(() => plans.set(plan.concertId, stored, stored.gzip.length))),
+        Effect.catchAll((error) =>
+          Effect.logError("seating plan render failed").pipe(
+            Effect.annotateLogs({ concertId: plan.concertId, error: String(error) })
           )
-        ), { discard: true })),
-      Effect.withSpan("SeatingPlans.sweep", { captureStackTrace: false })
-    )
+        )
+      )
+
+    /** Renders the most urgent plans, asking again every `sweepSlice` while more are waiting. */
+    const sweep: Effect.Effect<void> = Effect.gen(function*() {
+      for (;;) {
+        const batch = yield* repo.stale(renderer.size * 8)
+        if (batch.length === 0) return
+        const started = Date.now()
+        let next = 0
+        // One concert a worker at a time; a worker takes the next plan until the slice is over.
+        yield* Effect.forEach(
+          Array.from({ length: renderer.size }),
+          () =>
+            Effect.whileLoop({
+              while: () => next < batch.length && Date.now() - started < sweepSlice,
+              body: () => render(batch[next++]!),
+              step: () => undefined
+            }),
+          { concurrency: "unbounded", discard: true }
+        )
+        // The batch done within the slice: the next sweep comes soon enough. Otherwise ask
+        // again, now, for what is most urgent (a concert created meanwhile).
+        if (next >= batch.length) return
+      }
+    }).pipe(Effect.withSpan("SeatingPlans.sweep", { captureStackTrace: false }))
 
     yield* sweep.pipe(
       Effect.catchAllCause((cause) => Effect.logWarning("seating sweep failed", cause)),
@@ -44,10 +121,31 @@ export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans",
       /** The latest plan of a concert, if one was rendered yet. */
       latest: (concertId: string): Effect.Effect<Option.Option<StoredPlan>> =>
         Effect.suspend(() => {
-          const cached = cache.get(concertId)
+          const cached = plans.get(concertId)
           if (cached !== undefined) return Effect.succeed(Option.some(cached))
           return Effect.tap(repo.find(concertId), (found) =>
-            Option.isSome(found) ? Effect.sync(() => cache.set(concertId, found.value)) : Effect.void)
+            Option.isSome(found) ? Effect.sync(() => plans.set(concertId, found.value, found.value.gzip.length)) : Effect.void)
+        }),
+      /** The plain SVG of a concert's stored plan, shared by everyone who asks for it. */
+      svg: (concertId: string, plan: StoredPlan): Effect.Effect<Uint8Array> =>
+        Effect.suspend(() => {
+          const key = `${concertId} ${plan.etag}`
+          const done = inflated.get(key)
+          if (done !== undefined) return Effect.succeed(done)
+          const pending = inflating.get(key)
+          if (pending !== undefined) return Deferred.await(pending)
+          const deferred = Deferred.unsafeMake<Uint8Array>(FiberId.none)
+          inflating.set(key, deferred)
+          return gunzip(plan.gzip).pipe(
+            Effect.tap((svg) => Effect.sync(() => inflated.set(key, svg, svg.length))),
+            Effect.onExit((exit) =>
+              Effect.sync(() => {
+                inflating.delete(key)
+                Deferred.unsafeDone(deferred, Exit.isSuccess(exit) ? exit : Exit.die("the plan could not be inflated"))
+              })
+            ),
+            Effect.uninterruptible
+          )
         })
     } as const
   })
