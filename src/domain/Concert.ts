@@ -52,6 +52,20 @@ export class Concert extends Schema.Class<Concert>("Concert")({
   status: ConcertStatus
 }) {}
 
+/** A stored concert's fields, as the API shows them. */
+export type ConcertRow = typeof Concert.Encoded
+
+/** A concert's JSON, as its schema encodes it (fields in that order), for lists written as text. */
+export const concertJson = (concert: ConcertRow): string =>
+  JSON.stringify({
+    id: concert.id,
+    name: concert.name,
+    venue: concert.venue,
+    date: concert.date,
+    capacity: concert.capacity,
+    status: concert.status
+  })
+
 /** Unknown fields are refused rather than silently dropped: a typo must not pass as a no-op. */
 const strict = { parseOptions: { onExcessProperty: "error" } } as const
 

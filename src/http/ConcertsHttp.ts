@@ -11,7 +11,10 @@ import { ClosedSales } from "./ClosedSales.js"
 import { Health } from "./Health.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { clusterUnavailable } from "./clusterErrors.js"
+import { jsonArrayResponse } from "./jsonArray.js"
 import { findOrNotFound } from "./lookup.js"
+import { positiveInteger } from "../Settings.js"
+import { concertJson } from "../domain/Concert.js"
 
 const notFound = (id: string) => new NotFound({ message: `concert ${id} does not exist` })
 
@@ -24,12 +27,13 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     const printQueue = yield* PrintQueue
     const seating = yield* SeatingPlans
     const knownConcerts = yield* KnownConcerts
+    const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
 
     const find = (id: string) => findOrNotFound(id, ConcertId.make, concerts.findById, "concert")
 
     return handlers
       .handle("health", () => health.check)
-      .handle("list", () => concerts.list)
+      .handle("list", () => Effect.map(concerts.list(listPageSize), (pages) => jsonArrayResponse(pages, concertJson)))
       .handle("create", ({ payload }) => Effect.tap(concerts.create(payload), (created) => knownConcerts.add(created.id)))
       .handle("get", ({ path }) => find(path.id))
       .handle("update", ({ path, payload }) =>

@@ -1,11 +1,11 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Clock, Config, Duration, Effect, Option, Schema, Stream } from "effect"
+import { Clock, Config, Duration, Effect, Option, Schema } from "effect"
 import * as crypto from "node:crypto"
 import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
 import { BadRequest, NotFound, PurchaseRefused, Unavailable } from "../domain/Errors.js"
 import { ConcertId, isUuid, TicketId, UserId } from "../domain/Ids.js"
-import { IdempotencyKey, type Ticket, type TicketRecord } from "../domain/Ticket.js"
+import { IdempotencyKey, type Ticket, ticketJson, type TicketRecord } from "../domain/Ticket.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { PrintsRepo } from "../sql/PrintsRepo.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
@@ -15,6 +15,7 @@ import { ClosedSales } from "./ClosedSales.js"
 import { clusterUnavailable } from "./clusterErrors.js"
 import { Health } from "./Health.js"
 import { KnownConcerts } from "./KnownConcerts.js"
+import { jsonArrayResponse } from "./jsonArray.js"
 import { findOrNotFound } from "./lookup.js"
 import { UserDirectory } from "./UserDirectory.js"
 import { positiveInteger } from "../Settings.js"
@@ -35,7 +36,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const health = yield* Health
     const baseUrl = yield* BaseUrl
     const sales = yield* ConcertSales
-    const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 5000)
+    const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
     const closedSales = yield* ClosedSales
     const knownConcerts = yield* KnownConcerts
     // How long a buyer waits for the purchase to be saved before 503 (then it never is).
@@ -115,15 +116,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
             ...(concert_id === undefined ? {} : { concertId: ConcertId.make(concert_id) })
           }, listPageSize)
           const base = baseUrl.of(request)
-          // Streamed a page at a time: a tour's millions of tickets never sit in memory at once.
-          const body = pages.pipe(
-            Stream.filter((page) => page.length > 0),
-            Stream.mapAccum(true, (first, page) =>
-              [false, (first ? "" : ",") + page.map((ticket) => JSON.stringify(ticket.toTicket(base))).join(",")] as const),
-            (items) => Stream.concat(Stream.succeed("["), Stream.concat(items, Stream.succeed("]"))),
-            Stream.encodeText
-          )
-          return HttpServerResponse.stream(body, { contentType: "application/json" })
+          return jsonArrayResponse(pages, (ticket) => ticketJson(ticket, base))
         }))
       .handle("purchase", ({ headers, payload, request }) =>
         Effect.map(

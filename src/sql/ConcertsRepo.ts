@@ -1,7 +1,7 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Effect, Schema } from "effect"
+import { Effect, Option, Stream } from "effect"
 import * as crypto from "node:crypto"
-import { Concert, type CreateConcert } from "../domain/Concert.js"
+import { Concert, type ConcertRow, type CreateConcert } from "../domain/Concert.js"
 import { ConcertId } from "../domain/Ids.js"
 
 const columns = "id, name, venue, date, capacity, status"
@@ -23,11 +23,10 @@ export class ConcertsRepo extends Effect.Service<ConcertsRepo>()("ConcertsRepo",
       execute: (id) => sql`SELECT ${sql.literal(columns)} FROM concerts WHERE id = ${id}`
     })
 
-    const list = SqlSchema.findAll({
-      Request: Schema.Void,
-      Result: Concert,
-      execute: () => sql`SELECT ${sql.literal(columns)} FROM concerts ORDER BY seq`
-    })
+    /** One page of the list in creation order, after `seq` (keyset), without a schema decode as ticket pages. */
+    const page = (after: string, size: number) =>
+      sql<ConcertRow & { readonly seq: string }>`
+        SELECT seq::text, ${sql.literal(columns)} FROM concerts WHERE seq > ${after}::bigint ORDER BY seq LIMIT ${size}`
 
     return {
       /** Registers a concert; durable when this succeeds. */
@@ -38,7 +37,28 @@ export class ConcertsRepo extends Effect.Service<ConcertsRepo>()("ConcertsRepo",
         ),
       findById: (id: ConcertId) =>
         findById(id).pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.findById", { captureStackTrace: false, attributes: { id } })),
-      list: list().pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.list", { captureStackTrace: false }))
+      /**
+       * Every concert, page by page: the first page is read before this returns (so an
+       * unavailable database fails here), the rest as the stream is pulled.
+       */
+      list: (size: number) =>
+        Effect.gen(function*() {
+          const read = (after: string) =>
+            page(after, size).pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.page", { captureStackTrace: false }))
+          const next = (rows: ReadonlyArray<{ readonly seq: string }>): Option.Option<string> => {
+            const last = rows.at(-1)
+            return rows.length < size || last === undefined ? Option.none() : Option.some(last.seq)
+          }
+          const first = yield* read("0")
+          return Stream.concat(
+            Stream.succeed(first),
+            Option.match(next(first), {
+              onNone: () => Stream.empty,
+              onSome: (after) =>
+                Stream.paginateEffect(after, (cursor) => Effect.map(read(cursor), (rows) => [rows, next(rows)] as const))
+            })
+          )
+        })
     } as const
   })
 }) {}

@@ -53,6 +53,28 @@ layer(configured({ USERS_FILE: usersFile, PUBLIC_BASE_URL: "https://tickets.exam
       for (const ticket of bought) expect(all).toContainEqual(ticket)
     }))
 
+  it.effect("the concert list is streamed page by page: every concert once, in creation order, equal to GET", () =>
+    Effect.gen(function*() {
+      const created: Array<unknown> = []
+      for (let i = 0; i < 5; i++) {
+        created.push(json(yield* raw("POST", "/api/v1/concerts", JSON.stringify({
+          name: `Paged "${i}" \\ ü`,
+          venue: "V",
+          date: "2027-01-01",
+          capacity: 10,
+          status: "ACTIVE"
+        }))))
+      }
+      const list = yield* raw("GET", "/api/v1/concerts")
+      expect(list.headers["content-type"]).toBe("application/json")
+      const all = json(list) as Array<unknown>
+      expect(all.slice(-5)).toEqual(created)
+      expect(new Set(all.map((c) => (c as { id: string }).id)).size).toBe(all.length)
+      for (const concert of created) {
+        expect(json(yield* raw("GET", `/api/v1/concerts/${(concert as { id: string }).id}`))).toEqual(concert)
+      }
+    }))
+
   it.effect("PUBLIC_BASE_URL overrides the links in tickets", () =>
     Effect.gen(function*() {
       const concert = json(yield* raw("POST", "/api/v1/concerts", JSON.stringify({
