@@ -60,13 +60,13 @@ export class UserDirectory extends Effect.Service<UserDirectory>()("UserDirector
     const users = Option.isSome(file) ? yield* loadFile(file.value) : defaultUsers()
     const byId = new Map(users.map((user) => [user.id as string, user]))
     const encode = Schema.encodeSync(UserList)
-    // Served on every GET /users: encode once.
-    const listJson = JSON.stringify(encode(users))
+    // Served on every GET /users: encoded once, to bytes every response shares.
+    const listBytes = new TextEncoder().encode(JSON.stringify(encode(users)))
     yield* Effect.logInfo("users loaded").pipe(
       Effect.annotateLogs({ count: users.length, source: Option.getOrElse(file, () => "built-in") })
     )
     return {
-      listJson,
+      listBytes,
       find: (id: string): Option.Option<User> => Option.fromNullable(byId.get(id)),
       has: (id: string): boolean => byId.has(id)
     } as const

@@ -11,7 +11,7 @@ export const UsersHttpLive = HttpApiBuilder.group(Api, "users", (handlers) =>
     const health = yield* Health
     return handlers
       .handle("health", () => health.check)
-      .handle("list", () => Effect.succeed(HttpServerResponse.text(users.listJson, { contentType: "application/json" })))
+      .handle("list", () => Effect.succeed(HttpServerResponse.uint8Array(users.listBytes, { contentType: "application/json" })))
       .handle("get", ({ path }) =>
         Option.match(users.find(path.id), {
           onNone: () => Effect.fail(new NotFound({ message: `user ${path.id} does not exist` })),
