@@ -12,6 +12,7 @@ import { Health } from "./Health.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { clusterUnavailable } from "./clusterErrors.js"
 import { jsonArrayResponse } from "./jsonArray.js"
+import { ListPages } from "./ListPages.js"
 import { findOrNotFound } from "./lookup.js"
 import { positiveInteger } from "../Settings.js"
 import { concertJson } from "../domain/Concert.js"
@@ -27,13 +28,14 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     const printQueue = yield* PrintQueue
     const seating = yield* SeatingPlans
     const knownConcerts = yield* KnownConcerts
+    const listPages = yield* ListPages
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
 
     const find = (id: string) => findOrNotFound(id, ConcertId.make, concerts.findById, "concert")
 
     return handlers
       .handle("health", () => health.check)
-      .handle("list", () => Effect.map(concerts.list(listPageSize), (pages) => jsonArrayResponse(pages, concertJson)))
+      .handle("list", () => Effect.map(concerts.list(listPageSize, listPages.one), (pages) => jsonArrayResponse(pages, concertJson)))
       .handle("create", ({ payload }) => Effect.tap(concerts.create(payload), (created) => knownConcerts.add(created.id)))
       .handle("get", ({ path }) => find(path.id))
       .handle("update", ({ path, payload }) =>
@@ -69,6 +71,11 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
               headers: { ...headers, "content-encoding": "gzip" }
             })
           }
-          return HttpServerResponse.uint8Array(yield* seating.svg(path.id, latest.value), { contentType: "image/svg+xml", headers })
+          const svg = yield* seating.svg(path.id, latest.value)
+          return HttpServerResponse.stream(seating.paced(svg), {
+            contentType: "image/svg+xml",
+            contentLength: svg.length,
+            headers
+          })
         }))
   }))

@@ -20,6 +20,7 @@ import { ConcertsHttpLive } from "./ConcertsHttp.js"
 import { ErrorResponsesLive } from "./ErrorResponses.js"
 import { Health } from "./Health.js"
 import { KnownConcerts } from "./KnownConcerts.js"
+import { ListPages } from "./ListPages.js"
 import { TicketsHttpLive } from "./TicketsHttp.js"
 import { UserDirectory } from "./UserDirectory.js"
 import { UsersHttpLive } from "./UsersHttp.js"
@@ -36,6 +37,7 @@ const ServicesLive = Layer.mergeAll(PrintQueue.Default, SeatingPlans.Default).pi
     Health.Default,
     BaseUrl.Default,
     ClosedSales.Default,
+    ListPages.Default,
     ConcertSales.Default,
     ConcertsRepo.Default,
     TicketsRepo.Default

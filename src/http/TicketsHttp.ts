@@ -16,6 +16,7 @@ import { clusterUnavailable } from "./clusterErrors.js"
 import { Health } from "./Health.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { jsonArrayResponse } from "./jsonArray.js"
+import { ListPages } from "./ListPages.js"
 import { findOrNotFound } from "./lookup.js"
 import { UserDirectory } from "./UserDirectory.js"
 import { positiveInteger } from "../Settings.js"
@@ -39,6 +40,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
     const closedSales = yield* ClosedSales
     const knownConcerts = yield* KnownConcerts
+    const listPages = yield* ListPages
     // How long a buyer waits for the purchase to be saved before 503 (then it never is).
     const purchaseTimeout = Duration.toMillis(
       yield* Config.duration("PURCHASE_TIMEOUT").pipe(
@@ -114,7 +116,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
           const pages = yield* tickets.list({
             ...(user_id === undefined ? {} : { userId: UserId.make(user_id) }),
             ...(concert_id === undefined ? {} : { concertId: ConcertId.make(concert_id) })
-          }, listPageSize)
+          }, listPageSize, listPages.one)
           const base = baseUrl.of(request)
           return jsonArrayResponse(pages, (ticket) => ticketJson(ticket, base))
         }))

@@ -1,5 +1,6 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Effect, Option, Stream } from "effect"
+import { Effect, identity, Option, Stream } from "effect"
+import type { PageGate } from "./TicketsRepo.js"
 import * as crypto from "node:crypto"
 import { Concert, type ConcertRow, type CreateConcert } from "../domain/Concert.js"
 import { ConcertId } from "../domain/Ids.js"
@@ -41,10 +42,10 @@ export class ConcertsRepo extends Effect.Service<ConcertsRepo>()("ConcertsRepo",
        * Every concert, page by page: the first page is read before this returns (so an
        * unavailable database fails here), the rest as the stream is pulled.
        */
-      list: (size: number) =>
+      list: (size: number, each: PageGate = identity) =>
         Effect.gen(function*() {
           const read = (after: string) =>
-            page(after, size).pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.page", { captureStackTrace: false }))
+            page(after, size).pipe(Effect.orDie, each, Effect.withSpan("ConcertsRepo.page", { captureStackTrace: false }))
           const next = (rows: ReadonlyArray<{ readonly seq: string }>): Option.Option<string> => {
             const last = rows.at(-1)
             return rows.length < size || last === undefined ? Option.none() : Option.some(last.seq)

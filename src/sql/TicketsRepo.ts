@@ -1,5 +1,5 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Effect, Option, Schema, Stream } from "effect"
+import { Effect, identity, Option, Schema, Stream } from "effect"
 import { ConcertId, TicketId, UserId } from "../domain/Ids.js"
 import { TicketRecord, type TicketRow } from "../domain/Ticket.js"
 
@@ -12,6 +12,9 @@ const Filter = Schema.Struct({
   concertId: Schema.optionalWith(ConcertId, { exact: true })
 })
 type Filter = typeof Filter.Type
+
+/** Wraps the reading of one page of a list (the HTTP layer has them made one at a time). */
+export type PageGate = <A>(page: Effect.Effect<A>) => Effect.Effect<A>
 
 interface Page extends Filter {
   readonly size: number
@@ -50,12 +53,14 @@ export class TicketsRepo extends Effect.Service<TicketsRepo>()("TicketsRepo", {
       /**
        * Every ticket matching the filter, page by page: the first page is read before this
        * returns (so an unavailable database fails here), the rest as the stream is pulled.
+       * `each` wraps the reading of every page.
        */
-      list: (filter: Filter, size: number) =>
+      list: (filter: Filter, size: number, each: PageGate = identity) =>
         Effect.gen(function*() {
           const read = (after: Page["after"]) =>
             page({ ...filter, size, ...(after === undefined ? {} : { after }) }).pipe(
               Effect.orDie,
+              each,
               Effect.withSpan("TicketsRepo.page", { captureStackTrace: false })
             )
           const next = (rows: ReadonlyArray<TicketRow & { readonly seat: number }>): Option.Option<Page["after"]> => {
