@@ -1,6 +1,6 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Effect, identity, Option, Stream } from "effect"
-import type { PageGate } from "./TicketsRepo.js"
+import { Effect, identity } from "effect"
+import { keysetPages, type PageGate } from "./pages.js"
 import * as crypto from "node:crypto"
 import { Concert, type ConcertRow, type CreateConcert } from "../domain/Concert.js"
 import { ConcertId } from "../domain/Ids.js"
@@ -38,28 +38,15 @@ export class ConcertsRepo extends Effect.Service<ConcertsRepo>()("ConcertsRepo",
         ),
       findById: (id: ConcertId) =>
         findById(id).pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.findById", { captureStackTrace: false, attributes: { id } })),
-      /**
-       * Every concert, page by page: the first page is read before this returns (so an
-       * unavailable database fails here), the rest as the stream is pulled.
-       */
+      /** Every concert, in creation order, page by page (`keysetPages`); `each` wraps the reading of every page. */
       list: (size: number, each: PageGate = identity) =>
-        Effect.gen(function*() {
-          const read = (after: string) =>
-            page(after, size).pipe(Effect.orDie, each, Effect.withSpan("ConcertsRepo.page", { captureStackTrace: false }))
-          const next = (rows: ReadonlyArray<{ readonly seq: string }>): Option.Option<string> => {
-            const last = rows.at(-1)
-            return rows.length < size || last === undefined ? Option.none() : Option.some(last.seq)
-          }
-          const first = yield* read("0")
-          return Stream.concat(
-            Stream.succeed(first),
-            Option.match(next(first), {
-              onNone: () => Stream.empty,
-              onSome: (after) =>
-                Stream.paginateEffect(after, (cursor) => Effect.map(read(cursor), (rows) => [rows, next(rows)] as const))
-            })
-          )
-        })
+        keysetPages(
+          "0",
+          (after: string) =>
+            page(after, size).pipe(Effect.orDie, each, Effect.withSpan("ConcertsRepo.page", { captureStackTrace: false })),
+          size,
+          (last) => last.seq
+        )
     } as const
   })
 }) {}

@@ -1,5 +1,6 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { Effect, identity, Option, Schema, Stream } from "effect"
+import { Effect, identity, Schema } from "effect"
+import { keysetPages, type PageGate } from "./pages.js"
 import { ConcertId, TicketId, UserId } from "../domain/Ids.js"
 import { TicketRecord, type TicketRow } from "../domain/Ticket.js"
 
@@ -12,9 +13,6 @@ const Filter = Schema.Struct({
   concertId: Schema.optionalWith(ConcertId, { exact: true })
 })
 type Filter = typeof Filter.Type
-
-/** Wraps the reading of one page of a list (the HTTP layer has them made one at a time). */
-export type PageGate = <A>(page: Effect.Effect<A>) => Effect.Effect<A>
 
 interface Page extends Filter {
   readonly size: number
@@ -51,34 +49,21 @@ export class TicketsRepo extends Effect.Service<TicketsRepo>()("TicketsRepo", {
       findById: (id: TicketId) =>
         findById(id).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.findById", { captureStackTrace: false, attributes: { id } })),
       /**
-       * Every ticket matching the filter, page by page: the first page is read before this
-       * returns (so an unavailable database fails here), the rest as the stream is pulled.
-       * `each` wraps the reading of every page.
+       * Every ticket matching the filter, page by page (`keysetPages`); `each` wraps the
+       * reading of every page.
        */
       list: (filter: Filter, size: number, each: PageGate = identity) =>
-        Effect.gen(function*() {
-          const read = (after: Page["after"]) =>
+        keysetPages<TicketRow & { readonly seat: number }, Page["after"]>(
+          undefined,
+          (after) =>
             page({ ...filter, size, ...(after === undefined ? {} : { after }) }).pipe(
               Effect.orDie,
               each,
               Effect.withSpan("TicketsRepo.page", { captureStackTrace: false })
-            )
-          const next = (rows: ReadonlyArray<TicketRow & { readonly seat: number }>): Option.Option<Page["after"]> => {
-            const last = rows.at(-1)
-            return rows.length < size || last === undefined
-              ? Option.none()
-              : Option.some({ concertId: ConcertId.make(last.concertId), seat: last.seat })
-          }
-          const first = yield* read(undefined)
-          return Stream.concat(
-            Stream.succeed(first),
-            Option.match(next(first), {
-              onNone: () => Stream.empty,
-              onSome: (after) =>
-                Stream.paginateEffect(after, (cursor) => Effect.map(read(cursor), (rows) => [rows, next(rows)] as const))
-            })
-          )
-        })
+            ),
+          size,
+          (last) => ({ concertId: ConcertId.make(last.concertId), seat: last.seat })
+        )
     } as const
   })
 }) {}
