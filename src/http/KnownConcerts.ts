@@ -3,7 +3,9 @@
  * stays in memory until idle; a message for a concert that does not exist would start one
  * too, so a flood of random ids would fill memory with entities that only say "not found".
  * Purchases and updates ask here first: a concert seen once is remembered (concerts are never
- * deleted), any other id costs one indexed look-up and leaves nothing behind.
+ * deleted), any other id costs one indexed look-up and leaves nothing behind. At most four such
+ * look-ups run at once: a flood of made-up ids waits its turn instead of taking the database
+ * pool from buyers.
  */
 import { Effect, Option } from "effect"
 import type { ConcertId } from "../domain/Ids.js"
@@ -13,11 +15,12 @@ export class KnownConcerts extends Effect.Service<KnownConcerts>()("KnownConcert
   effect: Effect.gen(function*() {
     const repo = yield* ConcertsRepo
     const known = new Set<string>()
+    const lookups = yield* Effect.makeSemaphore(4)
     return {
       exists: (id: ConcertId): Effect.Effect<boolean> =>
         known.has(id)
           ? Effect.succeed(true)
-          : Effect.map(repo.findById(id), (found) => {
+          : Effect.map(lookups.withPermits(1)(repo.findById(id)), (found) => {
             if (Option.isNone(found)) return false
             known.add(id)
             return true
