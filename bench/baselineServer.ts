@@ -18,7 +18,7 @@ import { isUuid, TicketId } from "../src/domain/Ids.js"
 import { PurchaseTicket, Ticket, TicketRecord } from "../src/domain/Ticket.js"
 import { BaseUrl } from "../src/http/BaseUrl.js"
 import { ErrorResponsesLive } from "../src/http/ErrorResponses.js"
-import { ServiceServer } from "../src/http/Server.js"
+import { ServiceServer } from "../src/http/ServiceServer.js"
 import { UserDirectory } from "../src/http/UserDirectory.js"
 
 class BaselineApi extends HttpApi.make("Baseline")

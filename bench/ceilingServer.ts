@@ -10,7 +10,7 @@ import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Config, Effect, Layer } from "effect"
 import { ConcertId, TicketId, UserId } from "../src/domain/Ids.js"
 import { PurchaseTicket, Ticket, TicketRecord } from "../src/domain/Ticket.js"
-import { ServiceServer } from "../src/http/Server.js"
+import { ServiceServer } from "../src/http/ServiceServer.js"
 
 const ticket = new TicketRecord({
   id: TicketId.make("00000000-0000-4000-8000-000000000000"),

@@ -13,26 +13,15 @@
  *   re-rendering; time to PRINTED for tonight's ticket behind 2,000 next-year prints; how soon
  *   a new concert's plan appears and how soon it shows new purchases.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as os from "node:os"
 import type pg from "pg"
 import { rawRequest } from "../test/fixtures/RawHttp.js"
 import { freePort } from "../test/fixtures/Service.js"
 import { runScenario } from "./scenarios.js"
-import { buy, createConcert, fmt, option, printAll, root, startTarget } from "./shared.js"
-
-interface LoadResult {
-  readonly wallMs: number
-  readonly perSecond: number
-  readonly histogram: Record<string, number>
-  readonly p50: number
-  readonly p90: number
-  readonly p99: number
-  readonly max: number
-  readonly okP50: number
-  readonly okP99: number
-}
+import { hostile } from "./hostile.js"
+import { buy, createConcert, fmt, load, option, printAll, root, startTarget } from "./shared.js"
 
 const args = process.argv.slice(2)
 // Every option takes a value: the scenario is the first argument that is neither.
@@ -56,12 +45,8 @@ const waitHealthy = async (port: number, pathname: string) => {
   throw new Error(`nothing healthy on port ${port}`)
 }
 
-const load = (options: { port: number; concerts: ReadonlyArray<string>; requests: number; connections: number; burst: boolean }) =>
-  new Promise<LoadResult>((resolve, reject) =>
-    execFile(process.execPath, ["--import", "tsx", "bench/load.ts", JSON.stringify(options)], { cwd: root, maxBuffer: 1 << 20 }, (error, stdout) =>
-      error ? reject(error) : resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as LoadResult)))
-
 const main = async () => {
+  if (scenario === "hostile") return hostile(args)
   if (scenario !== "purchases" && scenario !== "renders") return runScenario(scenario, args)
   const cleanup: Array<() => Promise<void>> = []
   try {

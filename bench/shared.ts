@@ -1,5 +1,5 @@
 /** What the benchmark drivers share: the target service, number formatting, bulk purchases. */
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -9,6 +9,24 @@ import { rawRequest } from "../test/fixtures/RawHttp.js"
 import { freePort } from "../test/fixtures/Service.js"
 
 export const root = path.resolve(import.meta.dirname, "..")
+
+export interface LoadResult {
+  readonly wallMs: number
+  readonly perSecond: number
+  readonly histogram: Record<string, number>
+  readonly p50: number
+  readonly p90: number
+  readonly p99: number
+  readonly max: number
+  readonly okP50: number
+  readonly okP99: number
+}
+
+/** Purchases from `bench/load.ts` in a process of its own (see there), and what they got. */
+export const load = (options: { port: number; concerts: ReadonlyArray<string>; requests: number; connections: number; burst: boolean }) =>
+  new Promise<LoadResult>((resolve, reject) =>
+    execFile(process.execPath, ["--import", "tsx", "bench/load.ts", JSON.stringify(options)], { cwd: root, maxBuffer: 1 << 20 }, (error, stdout) =>
+      error ? reject(error) : resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as LoadResult)))
 
 export const fmt = (n: number, digits = 0) =>
   n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
@@ -20,6 +38,8 @@ export interface Target {
   /** Empty when a --url target was given without DATABASE_URL. */
   readonly databaseUrl: string
   readonly peakRssMb: () => number
+  /** The service's resident memory now (0 for a --url target). */
+  readonly rssMb: () => Promise<number>
   readonly stop: () => Promise<void>
 }
 
@@ -85,11 +105,13 @@ export const startTarget = async (args: ReadonlyArray<string>): Promise<Target> 
   }
   let peak = 0
   const pid = service?.pid
-  const sampler = setInterval(async () => {
-    if (pid === undefined) return
+  const rssMb = async () => {
+    if (pid === undefined) return 0
     const status = await fs.readFile(`/proc/${pid}/status`, "utf8").catch(() => "")
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
-    peak = Math.max(peak, rss)
+    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
+  }
+  const sampler = setInterval(async () => {
+    peak = Math.max(peak, await rssMb())
   }, 500)
   steps.push(async () => clearInterval(sampler))
   return {
@@ -98,6 +120,7 @@ export const startTarget = async (args: ReadonlyArray<string>): Promise<Target> 
     db,
     databaseUrl,
     peakRssMb: () => peak,
+    rssMb,
     stop: async () => {
       for (const step of steps.reverse()) await step().catch(() => undefined)
     }
