@@ -112,12 +112,13 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           queue.push({ order, deferred })
         }
         const answer = Deferred.await(deferred)
-        if (order.deadline === undefined) return answer
+        const deadline = order.deadline
+        if (deadline === undefined) return answer
         // The entity answers every order by its deadline; this covers a message that never
         // reached it. The grace lets an answer decided at the deadline travel back.
         return Effect.flatMap(Clock.currentTimeMillis, (now) =>
           Effect.timeoutFail(answer, {
-            duration: Duration.millis(Math.max(0, order.deadline! - now) + answerGrace),
+            duration: Duration.millis(Math.max(0, deadline - now) + answerGrace),
             onTimeout: () => notInTime
           }))
       })
