@@ -1,17 +1,27 @@
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Cause, Config, ConfigError, Duration, Effect, Exit, Layer } from "effect"
+import { Cause, Config, ConfigError, Context, Duration, Effect, Exit, Layer } from "effect"
 import { AppLive } from "./App.js"
 import { ServiceServer } from "./http/ServiceServer.js"
 import { LoggingLive } from "./Logging.js"
+import { positiveInteger } from "./Settings.js"
 import { StartupFailure } from "./StartupFailure.js"
 
-const server = new ServiceServer({ keepAliveTimeout: 65_000 })
+/** The service's own HTTP server, for the drain at shutdown. */
+class RunningServer extends Context.Tag("RunningServer")<RunningServer, ServiceServer>() {}
 
-const ServerLive = NodeHttpServer.layerConfig(() => server, {
-  port: Config.port("PORT").pipe(Config.withDefault(8080)),
-  host: Config.string("HOST").pipe(Config.withDefault("0.0.0.0"))
-})
+const ServerLive = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const port = yield* Config.port("PORT").pipe(Config.withDefault(8080))
+    const host = yield* Config.string("HOST").pipe(Config.withDefault("0.0.0.0"))
+    const maxBodyBytes = yield* positiveInteger("MAX_BODY_BYTES", 64 * 1024)
+    const server = new ServiceServer({ keepAliveTimeout: 65_000, maxBodyBytes })
+    return Layer.merge(
+      HttpServer.withLogAddress(NodeHttpServer.layer(() => server, { port, host })),
+      Layer.succeed(RunningServer, server)
+    )
+  })
+)
 
 /**
  * Says "ready" once everything is up, and on SIGTERM or SIGINT drains the HTTP server before
@@ -23,6 +33,7 @@ const LifecycleLive = Layer.scopedDiscard(
   Effect.gen(function*() {
     const drainTimeout = yield* Config.duration("SHUTDOWN_TIMEOUT").pipe(Config.withDefault(Duration.seconds(15)))
     const { address } = yield* HttpServer.HttpServer
+    const server = yield* RunningServer
     const url = address._tag === "TcpAddress"
       ? `http://${address.hostname === "0.0.0.0" ? "localhost" : address.hostname}:${address.port}/api/v1`
       : address.path
@@ -50,7 +61,7 @@ const oneLine = (cause: Cause.Cause<unknown>): string | undefined => {
 
 LifecycleLive.pipe(
   Layer.provide(AppLive),
-  Layer.provide(HttpServer.withLogAddress(ServerLive)),
+  Layer.provide(ServerLive),
   Layer.launch,
   // A start that fails for a known reason says so in one line and exits 1, without a trace.
   Effect.catchAllCause((cause) => {

@@ -18,12 +18,14 @@
  *   idle one, or is closed if none is idle;
  * - a `Host` that is not a host name or address (it would go into ticket links) is a 400;
  * - a body whose `Content-Type` is not JSON is a 415: a web page can send text/plain or form
- *   bodies across origins without asking, so they must not buy or create anything.
+ *   bodies across origins without asking, so they must not buy or create anything;
+ * - a chunked body over `maxBodyBytes` is a 413 the client can read.
  */
 import { EventEmitter } from "node:events"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
+import { Readable } from "node:stream"
 
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
@@ -67,6 +69,8 @@ const defaultMaxConnections = (): number => {
 export interface ServiceServerOptions extends http.ServerOptions {
   readonly maxConnections?: number | undefined
   readonly maxQueuedPerConnection?: number | undefined
+  /** Chunked bodies (without `Content-Length`) larger than this get a 413 (see `chunked`). */
+  readonly maxBodyBytes?: number | undefined
 }
 
 interface Connection {
@@ -87,10 +91,12 @@ export class ServiceServer extends http.Server {
   private readonly tracked = new Map<net.Socket, Connection>()
   private readonly connectionLimit: number
   private readonly queueLimit: number
+  private readonly bodyLimit: number
 
   constructor(options: ServiceServerOptions = {}) {
-    const { maxConnections, maxQueuedPerConnection, ...httpOptions } = options
+    const { maxBodyBytes, maxConnections, maxQueuedPerConnection, ...httpOptions } = options
     super(httpOptions)
+    this.bodyLimit = maxBodyBytes ?? 64 * 1024
     this.connectionLimit = maxConnections ?? defaultMaxConnections()
     this.queueLimit = maxQueuedPerConnection ?? 32
     EventEmitter.prototype.on.call(
@@ -166,7 +172,41 @@ export class ServiceServer extends http.Server {
       this.inFlight.delete(response)
       if (this.inFlight.size === 0) this.whenIdle.splice(0).forEach((resolve) => resolve())
     })
+    if (request.headers["content-length"] === undefined && request.headers["transfer-encoding"] !== undefined) {
+      return this.chunked(request, response, handler)
+    }
     handler(request, response)
+  }
+
+  /**
+   * A body sent in chunks, without `Content-Length`: its size is known only at its end. Read
+   * it here, to the end, and answer 413 if it is too large (the API's reader would stop at the
+   * limit and close the connection with bytes still arriving, which resets it before the
+   * client reads the 413); otherwise hand the API the same request with its body read. A body
+   * far beyond the limit is not read to its end: its connection is closed.
+   */
+  private chunked(request: http.IncomingMessage, response: http.ServerResponse, handler: RequestListener) {
+    const chunks: Array<Buffer> = []
+    let size = 0
+    request.on("data", (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= this.bodyLimit) chunks.push(chunk)
+      else if (size > this.bodyLimit * 16) request.socket.destroy()
+    })
+    request.once("end", () => {
+      if (size > this.bodyLimit) {
+        return answer(response, 413, `request body is larger than ${this.bodyLimit} bytes`)
+      }
+      const body = Buffer.concat(chunks)
+      const { "transfer-encoding": _chunked, ...headers } = request.headers
+      const replay = Object.assign(Readable.from([body]), {
+        headers: { ...headers, "content-length": String(body.length) },
+        method: request.method,
+        url: request.url,
+        socket: request.socket
+      })
+      handler(replay as unknown as http.IncomingMessage, response)
+    })
   }
 
   override on(event: string | symbol, listener: (...args: Array<any>) => void): this {

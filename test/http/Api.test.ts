@@ -1,4 +1,6 @@
+import { HttpServer } from "@effect/platform"
 import { expect, layer } from "@effect/vitest"
+import * as http from "node:http"
 import { Effect } from "effect"
 import type { CreateConcert } from "../../src/domain/Concert.js"
 import { client, json, raw, TestApp } from "../fixtures/Http.js"
@@ -104,6 +106,37 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("TicketOver
       const malformed = yield* raw("POST", "/api/v1/concerts", "name=x&venue=y")
       expect(malformed.status).toBe(400)
       expect(json(malformed)).toEqual({ error: "request body is not valid JSON" })
+    }))
+
+  it.effect("chunked bodies (no Content-Length): read as any other, and a readable 413 when too large", () =>
+    Effect.gen(function*() {
+      const { port } = (yield* HttpServer.HttpServer).address as { readonly port: number }
+      const sendChunked = (pieces: ReadonlyArray<string>) =>
+        Effect.promise(() =>
+          new Promise<{ status: number; body: string }>((resolve, reject) => {
+            const request = http.request({
+              host: "127.0.0.1",
+              port,
+              method: "POST",
+              path: "/api/v1/concerts",
+              headers: { "content-type": "application/json", "transfer-encoding": "chunked" }
+            }, (response) => {
+              let body = ""
+              response.on("data", (chunk: Buffer) => (body += chunk.toString()))
+              response.on("end", () => resolve({ status: response.statusCode ?? 0, body }))
+            })
+            request.on("error", reject)
+            for (const piece of pieces) request.write(piece)
+            request.end()
+          })
+        )
+      const body = JSON.stringify(concertBody)
+      const created = yield* sendChunked([body.slice(0, 10), body.slice(10)])
+      expect(created.status).toBe(201)
+      expect(JSON.parse(created.body)).toMatchObject(concertBody)
+      const tooLarge = yield* sendChunked(Array.from({ length: 20 }, () => "x".repeat(10_000)))
+      expect(tooLarge.status).toBe(413)
+      expect(JSON.parse(tooLarge.body)).toEqual({ error: "request body is larger than 65536 bytes" })
     }))
 
   it.effect("a Host header that is not a host name is refused, not written into ticket links", () =>
