@@ -18,10 +18,10 @@ import * as crypto from "node:crypto"
 import * as os from "node:os"
 import type pg from "pg"
 import { rawRequest } from "../test/fixtures/RawHttp.js"
-import { freePort } from "../test/fixtures/Service.js"
+import { freePort } from "../src/sql/EmbeddedPostgres.js"
 import { runScenario } from "./scenarios.js"
 import { hostile } from "./hostile.js"
-import { buy, createConcert, fmt, load, option, printAll, root, startTarget } from "./shared.js"
+import { buy, createConcert, databaseWork, fmt, load, option, printAll, root, startTarget } from "./shared.js"
 
 const args = process.argv.slice(2)
 // Every option takes a value: the scenario is the first argument that is neither.
@@ -99,16 +99,9 @@ const main = async () => {
 
     /** One load against one target, with PostgreSQL's commits and WAL bytes over the run. */
     const measure = async (port: number, concerts: ReadonlyArray<string>, requests: number, connections: number, burst: boolean) => {
-      const stats = async () => (await db.query<{ commits: string; lsn: string }>(
-        "SELECT xact_commit::text AS commits, pg_current_wal_lsn()::text AS lsn FROM pg_stat_database WHERE datname = current_database()"
-      )).rows[0]!
-      await new Promise((resolve) => setTimeout(resolve, 1500)) // statistics are flushed about every second
-      const before = await stats()
+      const work = await databaseWork(db)
       const result = await load({ port, concerts, requests, connections, burst })
-      await new Promise((resolve) => setTimeout(resolve, 1500))
-      const after = await stats()
-      const wal = (await db.query<{ bytes: string }>("SELECT pg_wal_lsn_diff($1, $2)::text AS bytes", [after.lsn, before.lsn])).rows[0]!
-      return { ...result, commits: Number(after.commits) - Number(before.commits), walBytes: Number(wal.bytes) }
+      return { ...result, ...(await work()) }
     }
     type Measured = Awaited<ReturnType<typeof measure>>
 

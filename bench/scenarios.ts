@@ -14,7 +14,7 @@ import * as os from "node:os"
 import type pg from "pg"
 import { rawRequest } from "../test/fixtures/RawHttp.js"
 import type { PurchasersOptions, PurchasersResult } from "./purchasers.js"
-import { buy, createConcert, fmt, option, printAll, root, startTarget, type Target } from "./shared.js"
+import { buy, createConcert, databaseWork, fmt, option, printAll, root, startTarget, type Target } from "./shared.js"
 
 
 const bar = (done: number, total: number, label: string) => {
@@ -108,16 +108,11 @@ const report = async (
 
 const commitsAndWal = async (db: pg.Client | undefined) => {
   if (db === undefined) return async () => ""
-  const read = async () => (await db.query<{ commits: string; lsn: string }>(
-    "SELECT xact_commit::text AS commits, pg_current_wal_lsn()::text AS lsn FROM pg_stat_database WHERE datname = current_database()"
-  )).rows[0]!
-  const before = await read()
+  const work = await databaseWork(db)
   return async (purchases: number) => {
-    await new Promise((resolve) => setTimeout(resolve, 1500))
-    const after = await read()
-    const wal = (await db.query<{ bytes: string }>("SELECT pg_wal_lsn_diff($1, $2)::text AS bytes", [after.lsn, before.lsn])).rows[0]!
-    return `PostgreSQL: ${fmt((Number(after.commits) - Number(before.commits)) / Math.max(purchases, 1), 3)} commits and ` +
-      `${fmt(Number(wal.bytes) / Math.max(purchases, 1))} WAL bytes per purchase`
+    const { commits, walBytes } = await work()
+    return `PostgreSQL: ${fmt(commits / Math.max(purchases, 1), 3)} commits and ` +
+      `${fmt(walBytes / Math.max(purchases, 1))} WAL bytes per purchase`
   }
 }
 

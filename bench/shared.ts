@@ -6,7 +6,7 @@ import * as path from "node:path"
 import pg from "pg"
 import { startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
 import { rawRequest } from "../test/fixtures/RawHttp.js"
-import { freePort } from "../test/fixtures/Service.js"
+import { freePort } from "../src/sql/EmbeddedPostgres.js"
 
 export const root = path.resolve(import.meta.dirname, "..")
 
@@ -27,6 +27,25 @@ export const load = (options: { port: number; concerts: ReadonlyArray<string>; r
   new Promise<LoadResult>((resolve, reject) =>
     execFile(process.execPath, ["--import", "tsx", "bench/load.ts", JSON.stringify(options)], { cwd: root, maxBuffer: 1 << 20 }, (error, stdout) =>
       error ? reject(error) : resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as LoadResult)))
+
+/**
+ * PostgreSQL's commits and WAL bytes from now until the returned function is called (each
+ * read waits 1.5 s first: statistics are flushed about every second).
+ */
+export const databaseWork = async (db: pg.Client) => {
+  const read = async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    return (await db.query<{ commits: string; lsn: string }>(
+      "SELECT xact_commit::text AS commits, pg_current_wal_lsn()::text AS lsn FROM pg_stat_database WHERE datname = current_database()"
+    )).rows[0]!
+  }
+  const before = await read()
+  return async () => {
+    const after = await read()
+    const wal = (await db.query<{ bytes: string }>("SELECT pg_wal_lsn_diff($1, $2)::text AS bytes", [after.lsn, before.lsn])).rows[0]!
+    return { commits: Number(after.commits) - Number(before.commits), walBytes: Number(wal.bytes) }
+  }
+}
 
 export const fmt = (n: number, digits = 0) =>
   n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })

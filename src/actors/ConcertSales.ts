@@ -12,7 +12,8 @@ import { positiveInteger } from "../Settings.js"
 
 type Client = Effect.Effect.Success<typeof ConcertEntity.client>
 type PurchasesError = Effect.Effect.Error<ReturnType<ReturnType<Client>["Purchases"]>>
-type Refusal = Exclude<PurchaseOutcome, TicketRecord>
+/** Why an order got no ticket, as the entity answers it. */
+type NoTicket = Exclude<PurchaseOutcome, TicketRecord>
 
 /** How long after an order's deadline its answer may still arrive before the buyer is told 503. */
 const answerGrace = 1000
@@ -24,7 +25,7 @@ const lost = (cause: Cause.Cause<unknown>) => Option.isNone(Cause.failureOption(
 
 interface Waiting {
   readonly order: PurchaseOrder
-  readonly deferred: Deferred.Deferred<TicketRecord, Refusal | PurchasesError>
+  readonly deferred: Deferred.Deferred<TicketRecord, NoTicket | PurchasesError>
 }
 
 export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales", {
@@ -100,9 +101,9 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         yield* send(concertId, queue)
       })
 
-    const buy = (concertId: string, order: PurchaseOrder): Effect.Effect<TicketRecord, Refusal | PurchasesError> =>
+    const buy = (concertId: string, order: PurchaseOrder): Effect.Effect<TicketRecord, NoTicket | PurchasesError> =>
       Effect.suspend(() => {
-        const deferred = Deferred.unsafeMake<TicketRecord, Refusal | PurchasesError>(FiberId.none)
+        const deferred = Deferred.unsafeMake<TicketRecord, NoTicket | PurchasesError>(FiberId.none)
         const queue = waiting.get(concertId)
         if (queue === undefined) {
           const fresh = [{ order, deferred }]

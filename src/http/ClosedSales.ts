@@ -4,7 +4,7 @@
  * entity, keeps the entity's mailbox for buyers who can still win. An entry lasts `ttl`
  * (another process may reopen the concert) and a PUT through this process clears it at once.
  */
-import { Config, Duration, Effect } from "effect"
+import { Clock, Config, Duration, Effect } from "effect"
 
 export type Closed = "SoldOut" | "Cancelled"
 
@@ -14,16 +14,20 @@ export class ClosedSales extends Effect.Service<ClosedSales>()("ClosedSales", {
     const ttlMillis = Duration.toMillis(ttl)
     const closed = new Map<string, { readonly reason: Closed; readonly until: number }>()
     return {
-      get: (concertId: string): Closed | undefined => {
-        const entry = closed.get(concertId)
-        if (entry === undefined) return undefined
-        if (entry.until > Date.now()) return entry.reason
-        closed.delete(concertId)
-        return undefined
-      },
-      remember: (concertId: string, reason: Closed): void => {
-        closed.set(concertId, { reason, until: Date.now() + ttlMillis })
-      },
+      get: (concertId: string): Effect.Effect<Closed | undefined> =>
+        Effect.suspend(() => {
+          const entry = closed.get(concertId)
+          if (entry === undefined) return Effect.succeed(undefined)
+          return Effect.map(Clock.currentTimeMillis, (now) => {
+            if (entry.until > now) return entry.reason
+            closed.delete(concertId)
+            return undefined
+          })
+        }),
+      remember: (concertId: string, reason: Closed): Effect.Effect<void> =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          closed.set(concertId, { reason, until: now + ttlMillis })
+        }),
       forget: (concertId: string): void => {
         closed.delete(concertId)
       }

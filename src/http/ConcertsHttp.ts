@@ -8,7 +8,7 @@ import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
 import { SeatingPlans } from "../workers/SeatingPlans.js"
 import { ClosedSales } from "./ClosedSales.js"
-import { Health } from "./Health.js"
+import { DatabaseHealth } from "./DatabaseHealth.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { clusterUnavailable } from "./clusterErrors.js"
 import { jsonArrayResponse } from "./jsonArray.js"
@@ -22,7 +22,7 @@ const notFound = (id: string) => new NotFound({ message: `concert ${id} does not
 export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers) =>
   Effect.gen(function*() {
     const concerts = yield* ConcertsRepo
-    const health = yield* Health
+    const health = yield* DatabaseHealth
     const concert = yield* ConcertEntity.client
     const closedSales = yield* ClosedSales
     const printQueue = yield* PrintQueue

@@ -18,7 +18,7 @@ import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { ConcertsHttpLive } from "./ConcertsHttp.js"
 import { ErrorResponsesLive } from "./ErrorResponses.js"
-import { Health } from "./Health.js"
+import { DatabaseHealth } from "./DatabaseHealth.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { ListPages } from "./ListPages.js"
 import { TicketsHttpLive } from "./TicketsHttp.js"
@@ -34,7 +34,7 @@ const ServicesLive = Layer.mergeAll(PrintQueue.Default, SeatingPlans.Default).pi
   Layer.provideMerge(Layer.mergeAll(PrintsRepo.Default, SeatingPlansRepo.Default, Renderer.Live, KnownConcerts.Default)),
   Layer.provideMerge(Layer.mergeAll(
     UserDirectory.Default,
-    Health.Default,
+    DatabaseHealth.Default,
     BaseUrl.Default,
     ClosedSales.Default,
     ListPages.Default,

@@ -13,7 +13,7 @@ import { TicketsRepo } from "../sql/TicketsRepo.js"
 import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { clusterUnavailable } from "./clusterErrors.js"
-import { Health } from "./Health.js"
+import { DatabaseHealth } from "./DatabaseHealth.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { jsonArrayResponse } from "./jsonArray.js"
 import { ListPages } from "./ListPages.js"
@@ -34,7 +34,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const tickets = yield* TicketsRepo
     const concerts = yield* ConcertsRepo
     const users = yield* UserDirectory
-    const health = yield* Health
+    const health = yield* DatabaseHealth
     const baseUrl = yield* BaseUrl
     const sales = yield* ConcertSales
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
@@ -69,7 +69,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
         }
         // A keyed request is answered from its key, which only the concert knows: a retry of
         // the purchase that took the last seat gets its ticket, not "sold out".
-        const closed = idempotencyKey === undefined ? closedSales.get(concertId) : undefined
+        const closed = idempotencyKey === undefined ? yield* closedSales.get(concertId) : undefined
         if (closed !== undefined) return yield* (closed === "SoldOut" ? soldOut() : cancelled())
         if (!(yield* knownConcerts.exists(ConcertId.make(concertId)))) {
           return yield* new BadRequest({ message: `concert ${concertId} does not exist` })
@@ -83,14 +83,8 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
         }).pipe(
           Effect.catchTags({
             ConcertNotFound: () => Effect.fail(new BadRequest({ message: `concert ${concertId} does not exist` })),
-            SoldOut: () => {
-              closedSales.remember(concertId, "SoldOut")
-              return Effect.fail(soldOut())
-            },
-            ConcertCancelled: () => {
-              closedSales.remember(concertId, "Cancelled")
-              return Effect.fail(cancelled())
-            },
+            SoldOut: () => Effect.zipRight(closedSales.remember(concertId, "SoldOut"), Effect.fail(soldOut())),
+            ConcertCancelled: () => Effect.zipRight(closedSales.remember(concertId, "Cancelled"), Effect.fail(cancelled())),
             IdempotencyKeyReused: () =>
               Effect.fail(
                 new PurchaseRefused({ message: "this Idempotency-Key was already used for a different purchase" })

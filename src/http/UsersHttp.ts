@@ -2,13 +2,13 @@ import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect, Option } from "effect"
 import { Api } from "../domain/Api.js"
 import { NotFound } from "../domain/Errors.js"
-import { Health } from "./Health.js"
+import { DatabaseHealth } from "./DatabaseHealth.js"
 import { UserDirectory } from "./UserDirectory.js"
 
 export const UsersHttpLive = HttpApiBuilder.group(Api, "users", (handlers) =>
   Effect.gen(function*() {
     const users = yield* UserDirectory
-    const health = yield* Health
+    const health = yield* DatabaseHealth
     return handlers
       .handle("health", () => health.check)
       .handle("list", () => Effect.succeed(HttpServerResponse.uint8Array(users.listBytes, { contentType: "application/json" })))

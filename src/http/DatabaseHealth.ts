@@ -4,15 +4,17 @@ import { Health as HealthBody } from "../domain/Api.js"
 import { Unavailable } from "../domain/Errors.js"
 
 /** Healthy while the database answers within two seconds. */
-export class Health extends Effect.Service<Health>()("Health", {
+export class DatabaseHealth extends Effect.Service<DatabaseHealth>()("DatabaseHealth", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     return {
+      // A failed or slow query is the database not answering; a defect or an interruption is
+      // not, and goes on as what it is.
       check: sql`SELECT 1`.pipe(
         Effect.timeout("2 seconds"),
         Effect.as(new HealthBody({ status: "healthy", database: "up" })),
-        Effect.catchAllCause(() => Effect.fail(new Unavailable({ message: "the database is not answering" }))),
-        Effect.withSpan("Health.check")
+        Effect.catchAll(() => Effect.fail(new Unavailable({ message: "the database is not answering" }))),
+        Effect.withSpan("DatabaseHealth.check")
       )
     } as const
   })
