@@ -4,6 +4,7 @@ import * as http from "node:http"
 import { Effect } from "effect"
 import type { CreateConcert } from "../../src/domain/Concert.js"
 import { client, json, raw, TestApp } from "../fixtures/Http.js"
+import { eventually } from "../fixtures/eventually.js"
 
 const concertBody: CreateConcert = { name: "Elsa on Ice", venue: "The Gabba", date: "2027-06-07", capacity: 3, status: "ACTIVE" }
 const alice = "00000000-0000-0000-0000-000000000001"
@@ -14,14 +15,7 @@ const createConcert = (overrides: Partial<CreateConcert> = {}) =>
 
 /** GET the printed ticket until it is there (the render runs in the background). */
 const waitForPrinted = (ticketId: string) =>
-  Effect.gen(function*() {
-    for (let attempt = 0; attempt < 300; attempt++) {
-      const response = yield* raw("GET", `/api/v1/tickets/${ticketId}/print`)
-      if (response.status === 200) return response
-      yield* Effect.sleep("50 millis")
-    }
-    return yield* raw("GET", `/api/v1/tickets/${ticketId}/print`)
-  })
+  eventually(raw("GET", `/api/v1/tickets/${ticketId}/print`), (response) => response.status === 200, { within: "15 seconds" })
 
 const purchase = (concertId: string, userId: string, headers: Record<string, string> = {}) =>
   raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: userId }), headers)

@@ -5,7 +5,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { startEmbeddedPostgres } from "../../src/sql/EmbeddedPostgres.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
-import { postConcert, serviceResource, startService } from "../fixtures/Service.js"
+import { postConcert, serviceResource } from "../fixtures/Service.js"
+import { eventually } from "../fixtures/eventually.js"
 
 /** A PostgreSQL of this test's own, so it can be stopped under the running service. */
 const ownDatabase = Effect.acquireRelease(
@@ -20,10 +21,7 @@ const ownDatabase = Effect.acquireRelease(
 it.scopedLive("while the database is down every endpoint answers 503 with Retry-After, never 500, and recovers", () =>
   Effect.gen(function*() {
     const db = yield* ownDatabase
-    const service = yield* Effect.acquireRelease(
-      Effect.promise(() => startService({ DATABASE_URL: db.server.url, DATABASE_POOL_SIZE: "4" })),
-      (s) => Effect.promise(() => (s.process.kill("SIGKILL"), s.exited))
-    )
+    const service = yield* serviceResource({ DATABASE_URL: db.server.url, DATABASE_POOL_SIZE: "4" })
     const call = (method: string, url: string, body?: string) =>
       Effect.promise(() => rawRequest(service.port, method, url, body))
     const created = yield* call("POST", "/api/v1/concerts", JSON.stringify({ name: "N", venue: "V", date: "2027-01-01", capacity: 5, status: "ACTIVE" }))
@@ -55,12 +53,11 @@ it.scopedLive("while the database is down every endpoint answers 503 with Retry-
       (server) => Effect.promise(() => server.stop())
     )
     expect(again.port).toBe(db.server.port)
-    let healthy = 0
-    for (let waited = 0; waited < 20_000 && healthy !== 200; waited += 250) {
-      healthy = (yield* call("GET", "/api/v1/tickets/health")).status
-      if (healthy !== 200) yield* Effect.sleep("250 millis")
-    }
-    expect(healthy).toBe(200)
+    const healthy = yield* eventually(call("GET", "/api/v1/tickets/health"), (r) => r.status === 200, {
+      within: "20 seconds",
+      every: "250 millis"
+    })
+    expect(healthy.status).toBe(200)
     expect((yield* call("POST", "/api/v1/tickets", purchase)).status).toBe(201)
     const tickets = JSON.parse((yield* call("GET", `/api/v1/tickets?concert_id=${concertId}`)).body) as Array<unknown>
     expect(tickets).toHaveLength(2)
@@ -105,12 +102,8 @@ it.scopedLive("a purchase during an outage is answered 503 within PURCHASE_TIMEO
       Effect.promise(() => startEmbeddedPostgres({ dataDir: db.dataDir, port: db.server.port, settings: { fsync: "off" } })),
       (server) => Effect.promise(() => server.stop())
     )
-    let sold = 0
-    for (let waited = 0; waited < 30_000 && sold !== 201; waited += 500) {
-      sold = (yield* buy(20)).response.status
-      if (sold !== 201) yield* Effect.sleep("500 millis")
-    }
-    expect(sold).toBe(201)
+    const sold = yield* eventually(buy(20), ({ response }) => response.status === 201, { within: "30 seconds", every: "500 millis" })
+    expect(sold.response.status).toBe(201)
     // Whatever was queued has had its chance to be written by now: nothing answered 503 was.
     yield* Effect.sleep("3 seconds")
     const listed = yield* Effect.promise(() => rawRequest(service.port, "GET", `/api/v1/tickets?concert_id=${concertId}`))

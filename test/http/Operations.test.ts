@@ -11,6 +11,7 @@ import * as path from "node:path"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
 import { freePort, postConcert, serviceResource, spawnService } from "../fixtures/Service.js"
+import { eventually } from "../fixtures/eventually.js"
 
 const user = (i: number) => `00000000-0000-0000-0000-${String((i % 5000) + 1).padStart(12, "0")}`
 
@@ -175,19 +176,17 @@ it.scopedLive("SIGTERM to `npm start`, as a supervisor sends it, stops the servi
     let output = ""
     npm.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
     yield* Effect.addFinalizer(() => Effect.sync(() => npm.kill("SIGKILL")))
-    for (let waited = 0; !output.includes("message=ready") && waited < 60_000; waited += 100) yield* Effect.sleep("100 millis")
+    yield* eventually(Effect.sync(() => output.includes("message=ready")), (ready) => ready, { within: "60 seconds", every: "100 millis" })
     expect(output).toContain("message=ready")
 
     npm.kill("SIGTERM")
     // The service stops: its port closes and its claim on the database is released, so
     // another single process may take the database.
-    let refused = false
-    for (let waited = 0; !refused && waited < 20_000; waited += 100) {
-      refused = yield* Effect.promise(() =>
-        rawRequest(port, "GET", "/api/v1/tickets/health").then(() => false, () => true)
-      )
-      if (!refused) yield* Effect.sleep("100 millis")
-    }
+    const refused = yield* eventually(
+      Effect.promise(() => rawRequest(port, "GET", "/api/v1/tickets/health").then(() => false, () => true)),
+      (gone) => gone,
+      { within: "20 seconds", every: "100 millis" }
+    )
     expect(refused).toBe(true)
     const next = yield* serviceResource({ DATABASE_URL: url })
     expect(next.port).toBeGreaterThan(0)

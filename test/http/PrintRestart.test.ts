@@ -3,7 +3,8 @@ import { Effect } from "effect"
 import pg from "pg"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
-import { postConcert, startService } from "../fixtures/Service.js"
+import { postConcert, serviceResource } from "../fixtures/Service.js"
+import { eventually } from "../fixtures/eventually.js"
 
 const user = "00000000-0000-0000-0000-000000000042"
 
@@ -11,7 +12,7 @@ it.scopedLive("PENDING prints survive kill -9 and are all printed after restart;
   Effect.gen(function*() {
     const url = yield* freshDatabaseUrl
     const settings = { DATABASE_URL: url, RENDER_WORKERS: "1" }
-    const first = yield* Effect.promise(() => startService(settings))
+    const first = yield* serviceResource(settings)
     const call = (port: number, method: string, path: string, body?: string) =>
       Effect.promise(() => rawRequest(port, method, path, body))
     const concertId = yield* Effect.promise(() => postConcert(first.port, 200, "Print restart"))
@@ -19,10 +20,11 @@ it.scopedLive("PENDING prints survive kill -9 and are all printed after restart;
       call(first.port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: user })).pipe(
         Effect.map((r) => (JSON.parse(r.body) as { id: string }).id)
       ))
-    for (let waited = 0; waited < 10_000; waited += 100) {
-      if ((yield* call(first.port, "GET", `/api/v1/concerts/${concertId}/seats`)).body.includes(`|200|60<`)) break
-      yield* Effect.sleep("100 millis")
-    }
+    yield* eventually(
+      call(first.port, "GET", `/api/v1/concerts/${concertId}/seats`),
+      (plan) => plan.body.includes(`|200|60<`),
+      { within: "10 seconds", every: "100 millis" }
+    )
     yield* Effect.forEach(tickets, (id) => call(first.port, "POST", `/api/v1/tickets/${id}/print`), { concurrency: 20 })
     first.process.kill("SIGKILL")
     yield* Effect.promise(() => first.exited)
@@ -35,10 +37,7 @@ it.scopedLive("PENDING prints survive kill -9 and are all printed after restart;
       await db.end()
     })
 
-    const second = yield* Effect.acquireRelease(
-      Effect.promise(() => startService(settings)),
-      (service) => Effect.promise(() => (service.process.kill("SIGTERM"), service.exited))
-    )
+    const second = yield* serviceResource(settings)
     const plan = yield* call(second.port, "GET", `/api/v1/concerts/${concertId}/seats`)
     expect(plan.status).toBe(200)
     expect(plan.body).toContain(`<desc>${concertId}|200|60</desc>`)
@@ -47,11 +46,10 @@ it.scopedLive("PENDING prints survive kill -9 and are all printed after restart;
       call(second.port, "GET", `/api/v1/tickets?concert_id=${concertId}`).pipe(
         Effect.map((r) => (JSON.parse(r.body) as Array<{ print_status: string }>).map((t) => t.print_status))
       )
-    let now = yield* statuses()
-    for (let waited = 0; waited < 60_000 && now.some((s) => s !== "PRINTED"); waited += 200) {
-      yield* Effect.sleep("200 millis")
-      now = yield* statuses()
-    }
+    const now = yield* eventually(statuses(), (all) => all.every((s) => s === "PRINTED"), {
+      within: "60 seconds",
+      every: "200 millis"
+    })
     expect(now).toEqual(Array(60).fill("PRINTED"))
     const svg = yield* call(second.port, "GET", `/api/v1/tickets/${tickets[59]}/print`)
     expect(svg.status).toBe(200)

@@ -2,14 +2,14 @@ import { expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
-import { postConcert, startService } from "../fixtures/Service.js"
+import { postConcert, serviceResource } from "../fixtures/Service.js"
 
 const user = (i: number) => `00000000-0000-0000-0000-${String(i + 1).padStart(12, "0")}`
 
 it.scopedLive("a purchase acknowledged with 201 survives kill -9; after restart the concert sells exactly to capacity", () =>
   Effect.gen(function*() {
     const url = yield* freshDatabaseUrl
-    const first = yield* Effect.promise(() => startService({ DATABASE_URL: url }))
+    const first = yield* serviceResource({ DATABASE_URL: url })
     const concertId = yield* Effect.promise(() => postConcert(first.port, 40, "Restart"))
     const buy = (port: number, i: number) =>
       rawRequest(port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: user(i) }))
@@ -20,10 +20,7 @@ it.scopedLive("a purchase acknowledged with 201 survives kill -9; after restart 
     first.process.kill("SIGKILL")
     yield* Effect.promise(() => first.exited)
 
-    const second = yield* Effect.acquireRelease(
-      Effect.promise(() => startService({ DATABASE_URL: url })),
-      (service) => Effect.promise(() => (service.process.kill("SIGTERM"), service.exited))
-    )
+    const second = yield* serviceResource({ DATABASE_URL: url })
     const listed = yield* Effect.promise(() => rawRequest(second.port, "GET", `/api/v1/tickets?concert_id=${concertId}`))
     const ids = (JSON.parse(listed.body) as Array<{ id: string }>).map((t) => t.id).sort()
     expect(ids).toEqual(before.map((r) => (JSON.parse(r.body) as { id: string }).id).sort())
@@ -39,7 +36,7 @@ it.scopedLive("a purchase acknowledged with 201 survives kill -9; after restart 
 it.scopedLive("SIGTERM stops the service cleanly and promptly", () =>
   Effect.gen(function*() {
     const url = yield* freshDatabaseUrl
-    const service = yield* Effect.promise(() => startService({ DATABASE_URL: url }))
+    const service = yield* serviceResource({ DATABASE_URL: url })
     const started = Date.now()
     service.process.kill("SIGTERM")
     const code = yield* Effect.promise(() => service.exited)

@@ -2,19 +2,19 @@ import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import * as zlib from "node:zlib"
 import { json, raw, type RawResponse, TestApp } from "../fixtures/Http.js"
+import { eventually } from "../fixtures/eventually.js"
 
 const bob = "00000000-0000-0000-0000-000000002357"
 
 /** GET the plan until its desc reads as expected (plans are rendered in the background). */
 const planShowing = (concertId: string, desc: string, headers: Record<string, string> = {}) =>
   Effect.gen(function*() {
-    let last: RawResponse | undefined
-    for (let attempt = 0; attempt < 200; attempt++) {
-      last = yield* raw("GET", `/api/v1/concerts/${concertId}/seats`, undefined, headers)
-      if (last.status === 200 && last.body.includes(`<desc>${desc}</desc>`)) return last
-      yield* Effect.sleep("50 millis")
-    }
-    throw new Error(`no plan showing ${desc}; last answer ${last?.status} ${last?.body.slice(0, 200)}`)
+    const showing = (plan: RawResponse) => plan.status === 200 && plan.body.includes(`<desc>${desc}</desc>`)
+    const last = yield* eventually(raw("GET", `/api/v1/concerts/${concertId}/seats`, undefined, headers), showing, {
+      within: "10 seconds"
+    })
+    if (!showing(last)) throw new Error(`no plan showing ${desc}; last answer ${last.status} ${last.body.slice(0, 200)}`)
+    return last
   })
 
 layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("seating plans", (it) => {
@@ -37,11 +37,9 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("seating pl
       expect((sold.body.match(/class="p"/g) ?? []).length).toBe(7)
 
       yield* raw("PUT", `/api/v1/concerts/${concertId}`, JSON.stringify({ name: "Renamed Plan" }))
-      let renamed = yield* planShowing(concertId, `${concertId}|40|7`)
-      for (let attempt = 0; attempt < 200 && !renamed.body.includes("Renamed Plan"); attempt++) {
-        yield* Effect.sleep("50 millis")
-        renamed = yield* planShowing(concertId, `${concertId}|40|7`)
-      }
+      const renamed = yield* eventually(planShowing(concertId, `${concertId}|40|7`), (plan) => plan.body.includes("Renamed Plan"), {
+        within: "10 seconds"
+      })
       expect(renamed.body).toContain("Renamed Plan")
     }))
 

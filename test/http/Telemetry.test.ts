@@ -4,7 +4,8 @@ import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
-import { postConcert, startService } from "../fixtures/Service.js"
+import { postConcert, serviceResource } from "../fixtures/Service.js"
+import { eventually } from "../fixtures/eventually.js"
 
 /** A stand-in OTLP/HTTP collector: keeps every exported span name. */
 const collector = Effect.acquireRelease(
@@ -33,7 +34,7 @@ it.scopedLive("with an OTLP endpoint, requests and entity messages are exported 
   Effect.gen(function*() {
     const otlp = yield* collector
     const url = yield* freshDatabaseUrl
-    const service = yield* Effect.promise(() => startService({ DATABASE_URL: url, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "300" }))
+    const service = yield* serviceResource({ DATABASE_URL: url, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "300" })
     const concertId = yield* Effect.promise(() => postConcert(service.port, 5, "Traced"))
     const bought = yield* Effect.promise(() =>
       rawRequest(service.port, "POST", "/api/v1/tickets", JSON.stringify({
@@ -49,9 +50,10 @@ it.scopedLive("with an OTLP endpoint, requests and entity messages are exported 
       "ConcertEntity.purchases",
       "ConcertJournal.append"
     ]
-    for (let waited = 0; waited < 10_000 && !expected.every((name) => otlp.spans.has(name)); waited += 100) {
-      yield* Effect.sleep("100 millis")
-    }
+    yield* eventually(Effect.sync(() => expected.every((name) => otlp.spans.has(name))), (all) => all, {
+      within: "10 seconds",
+      every: "100 millis"
+    })
     service.process.kill("SIGTERM")
     yield* Effect.promise(() => service.exited)
     expect([...otlp.spans]).toEqual(expect.arrayContaining(expected))

@@ -2,6 +2,7 @@ import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
 import { json, raw, TestApp } from "../fixtures/Http.js"
+import { eventually } from "../fixtures/eventually.js"
 
 const user = "00000000-0000-0000-0000-000000000007"
 
@@ -22,14 +23,7 @@ const statuses = (concertId: string) =>
   )
 
 const settled = (concertId: string) =>
-  Effect.gen(function*() {
-    for (let attempt = 0; attempt < 600; attempt++) {
-      const tickets = yield* statuses(concertId)
-      if (tickets.every((t) => t.print_status !== "PENDING")) return tickets
-      yield* Effect.sleep("50 millis")
-    }
-    return yield* statuses(concertId)
-  })
+  eventually(statuses(concertId), (tickets) => tickets.every((t) => t.print_status !== "PENDING"), { within: "30 seconds" })
 
 const today = () => new Date().toISOString().slice(0, 10)
 
