@@ -19,7 +19,7 @@ import { PurchaseTicket, Ticket, TicketRecord } from "../src/domain/Ticket.js"
 import { BaseUrl } from "../src/http/BaseUrl.js"
 import { ErrorResponsesLive } from "../src/http/ErrorResponses.js"
 import { ServiceServer } from "../src/http/ServiceServer.js"
-import { UserDirectory } from "../src/http/UserDirectory.js"
+import { UserDirectory } from "../src/sql/UserDirectory.js"
 
 class BaselineApi extends HttpApi.make("Baseline")
   .add(HttpApiGroup.make("tickets").add(

@@ -4,14 +4,9 @@
  * ledger the plan produced.
  */
 import { Concert, type ConcertStatus, type UpdateConcert } from "../domain/Concert.js"
+import type { Ledger } from "../domain/Ledger.js"
 
-export interface Ledger {
-  readonly concert: Concert
-  /** Bumped by every update of the concert's details; renders carry it to detect staleness. */
-  readonly version: number
-  /** Seats `1..sold` are taken: seats are handed out in order and never given back. */
-  readonly sold: number
-}
+export type { Ledger }
 
 export interface PurchaseRequest {
   readonly ticketId: string

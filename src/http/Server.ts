@@ -22,7 +22,7 @@ import { DatabaseHealth } from "./DatabaseHealth.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { ListPages } from "./ListPages.js"
 import { TicketsHttpLive } from "./TicketsHttp.js"
-import { UserDirectory } from "./UserDirectory.js"
+import { UserDirectory } from "../sql/UserDirectory.js"
 import { UsersHttpLive } from "./UsersHttp.js"
 
 const ApiLive = HttpApiBuilder.api(Api).pipe(

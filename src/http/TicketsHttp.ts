@@ -18,7 +18,7 @@ import { KnownConcerts } from "./KnownConcerts.js"
 import { jsonArrayResponse } from "./jsonArray.js"
 import { ListPages } from "./ListPages.js"
 import { findOrNotFound } from "./lookup.js"
-import { UserDirectory } from "./UserDirectory.js"
+import { UserDirectory } from "../sql/UserDirectory.js"
 import { positiveInteger } from "../Settings.js"
 
 const decodeKey = Schema.decodeUnknownEither(IdempotencyKey)

@@ -3,7 +3,7 @@ import { Effect, Option } from "effect"
 import { Api } from "../domain/Api.js"
 import { NotFound } from "../domain/Errors.js"
 import { DatabaseHealth } from "./DatabaseHealth.js"
-import { UserDirectory } from "./UserDirectory.js"
+import { UserDirectory } from "../sql/UserDirectory.js"
 
 export const UsersHttpLive = HttpApiBuilder.group(Api, "users", (handlers) =>
   Effect.gen(function*() {

@@ -1,7 +1,7 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Data, Effect, Option, Schema } from "effect"
-import type { Ledger } from "../actors/SeatLedger.js"
+import type { Ledger } from "../domain/Ledger.js"
 import { Concert } from "../domain/Concert.js"
 import { ConcertId, TicketId } from "../domain/Ids.js"
 import { TicketRecord } from "../domain/Ticket.js"

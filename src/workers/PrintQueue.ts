@@ -8,7 +8,7 @@
  * showed (PrintsRepo.store); a stale one is redone.
  */
 import { Effect, Fiber, FiberMap, Option, Order, STM, TPriorityQueue } from "effect"
-import { UserDirectory } from "../http/UserDirectory.js"
+import { UserDirectory } from "../sql/UserDirectory.js"
 import { type PendingTicket, PrintsRepo } from "../sql/PrintsRepo.js"
 import { Renderer } from "./Renderer.js"
 
