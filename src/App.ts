@@ -1,7 +1,7 @@
 /**
- * The whole service as one layer, short of the HTTP listener: the API over the concert
- * entities, then the cluster, the database and tracing, in that order. `main.ts` adds the
- * Node HTTP server and launches it; tests add a test server instead.
+ * The whole service as one layer, short of the HTTP listener, and the one place that says
+ * which parts run in which mode: the features, then the cluster, the database and tracing, in
+ * that order. `main.ts` adds the Node HTTP server and launches it; tests add a test server.
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import { Otlp } from "@effect/opentelemetry"
@@ -11,7 +11,9 @@ import { ConcertEntityLive } from "./actors/ConcertEntity.js"
 import { HttpLive } from "./http/Server.js"
 import { DatabaseLive } from "./sql/Database.js"
 import { DatabaseMonitorLive } from "./sql/DatabaseMonitor.js"
-import { positiveInteger } from "./Settings.js"
+import { clusterMode, positiveInteger } from "./Settings.js"
+import { PrintQueue } from "./workers/PrintQueue.js"
+import { WorkersLive } from "./workers/Workers.js"
 
 /**
  * Spans (and logs) exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Without
@@ -33,8 +35,17 @@ export const TracingLive = Layer.unwrapEffect(
   })
 )
 
-/** The API and the entities, given `Sharding` and `SqlClient` (and an `HttpServer`). */
-export const FeaturesLive = Layer.mergeAll(HttpLive, ConcertEntityLive)
+/**
+ * What this process runs, by `CLUSTER_MODE`, given `Sharding` and `SqlClient` (and an
+ * `HttpServer`): the API everywhere; the concert entities and the background work (render
+ * threads, printing, seating sweeps) only where concerts run, not in a `client`.
+ */
+export const FeaturesLive = Layer.unwrapEffect(
+  Effect.map(clusterMode, (mode) =>
+    mode === "client"
+      ? HttpLive.pipe(Layer.provide(PrintQueue.DatabaseOnly))
+      : Layer.merge(HttpLive, ConcertEntityLive).pipe(Layer.provide(WorkersLive)))
+)
 
 export const AppLive = Layer.merge(FeaturesLive, DatabaseMonitorLive).pipe(
   Layer.provide(ClusterLive),

@@ -19,12 +19,12 @@ import {
 } from "@effect/cluster"
 import { NodeClusterSocket } from "@effect/platform-node"
 import { Config, Effect, Layer, Option, Schedule } from "effect"
-import { positiveInteger } from "../Settings.js"
+import { clusterMode, positiveInteger } from "../Settings.js"
 import { DatabaseClaim } from "../sql/DatabaseClaim.js"
 import { StartupFailure } from "../StartupFailure.js"
 
 const sharding = Config.all({
-  mode: Config.literal("single", "runner", "client")("CLUSTER_MODE").pipe(Config.withDefault("single")),
+  mode: clusterMode,
   host: Config.string("RUNNER_HOST").pipe(Config.withDefault("localhost")),
   // Below Linux's ephemeral range (32768-60999): an outgoing connection can never hold it.
   port: Config.port("RUNNER_PORT").pipe(Config.withDefault(7431)),

@@ -1,5 +1,5 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Effect, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
 import { NotFound, Unavailable } from "../domain/Errors.js"
@@ -78,4 +78,13 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
             headers
           })
         }))
-  }))
+  })).pipe(
+  Layer.provide([
+    ConcertsRepo.Default,
+    DatabaseHealth.Default,
+    ClosedSales.Default,
+    KnownConcerts.Default,
+    ListPages.Default,
+    SeatingPlans.Default
+  ])
+)

@@ -12,6 +12,7 @@ import type { ConcertId } from "../domain/Ids.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 
 export class KnownConcerts extends Effect.Service<KnownConcerts>()("KnownConcerts", {
+  dependencies: [ConcertsRepo.Default],
   effect: Effect.gen(function*() {
     const repo = yield* ConcertsRepo
     const known = new Set<string>()

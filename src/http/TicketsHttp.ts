@@ -1,5 +1,5 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Clock, Config, Duration, Effect, Option, Schema } from "effect"
+import { Clock, Config, Duration, Effect, Layer, Option, Schema } from "effect"
 import * as crypto from "node:crypto"
 import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
@@ -130,4 +130,17 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
             onNone: () => Effect.fail(new NotFound({ message: `ticket ${ticket.id} is not printed (${ticket.printStatus})` })),
             onSome: Effect.succeed
           }))))
-  }))
+  })).pipe(
+  Layer.provide([
+    TicketsRepo.Default,
+    ConcertsRepo.Default,
+    PrintsRepo.Default,
+    UserDirectory.Default,
+    DatabaseHealth.Default,
+    BaseUrl.Default,
+    ConcertSales.Default,
+    ClosedSales.Default,
+    KnownConcerts.Default,
+    ListPages.Default
+  ])
+)

@@ -1,5 +1,5 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Effect, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { Api } from "../domain/Api.js"
 import { NotFound } from "../domain/Errors.js"
 import { DatabaseHealth } from "./DatabaseHealth.js"
@@ -17,4 +17,4 @@ export const UsersHttpLive = HttpApiBuilder.group(Api, "users", (handlers) =>
           onNone: () => Effect.fail(new NotFound({ message: `user ${path.id} does not exist` })),
           onSome: Effect.succeed
         }))
-  }))
+  })).pipe(Layer.provide([UserDirectory.Default, DatabaseHealth.Default]))

@@ -46,6 +46,12 @@ export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("Seatin
           SET concert_version = EXCLUDED.concert_version, purchased = EXCLUDED.purchased,
               etag = EXCLUDED.etag, svg_gzip = EXCLUDED.svg_gzip, rendered_at = now()`
 
+    /** The ETag of a concert's stored plan: which plan is current, without its bytes. */
+    const etag = (concertId: string) =>
+      sql<{ readonly etag: string }>`SELECT etag FROM seating_plans WHERE concert_id = ${concertId}`.pipe(
+        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (row) => row.etag))
+      )
+
     const find = (concertId: string) =>
       sql<{ readonly etag: string; readonly svg_gzip: Uint8Array }>`
         SELECT etag, svg_gzip FROM seating_plans WHERE concert_id = ${concertId}`.pipe(
@@ -56,6 +62,7 @@ export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("Seatin
     return {
       stale: (limit: number) => stale(limit).pipe(Effect.orDie, span("stale")),
       store: (plan: StalePlan, etag: string, gzip: Uint8Array) => store(plan, etag, gzip).pipe(Effect.asVoid, Effect.orDie, span("store")),
+      etag: (concertId: string) => etag(concertId).pipe(Effect.orDie, span("etag")),
       find: (concertId: string) => find(concertId).pipe(Effect.orDie, span("find"))
     } as const
   })

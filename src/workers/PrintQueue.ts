@@ -7,9 +7,10 @@
  * Whatever the timing, a render is only stored if the concert is still at the version it
  * showed (PrintsRepo.store); a stale one is redone.
  */
-import { Effect, Fiber, FiberMap, Option, Order, STM, TPriorityQueue } from "effect"
+import { Effect, Fiber, FiberMap, Layer, Option, Order, Schedule, STM, TPriorityQueue } from "effect"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { type PendingTicket, PrintsRepo } from "../sql/PrintsRepo.js"
+import { clusterMode } from "../Settings.js"
 import { Renderer } from "./Renderer.js"
 
 interface Job extends PendingTicket {
@@ -91,12 +92,15 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
     const workers = renderer.size * 4
     yield* Effect.forkScoped(Effect.all(Array.from({ length: workers }, () => worker), { concurrency: "unbounded" }))
 
-    // The durable queue: whatever was PENDING when the last process stopped.
-    yield* prints.pending.pipe(
-      Effect.flatMap(Effect.forEach(enqueue, { discard: true })),
-      Effect.tap((_) => Effect.logDebug("pending prints re-queued")),
-      Effect.forkScoped
-    )
+    // The durable queue: whatever was PENDING when the last process stopped and, with several
+    // processes, what the others were asked to print (a process that serves HTTP only renders
+    // nothing), looked at again every two seconds.
+    const requeue = prints.pending.pipe(Effect.flatMap(Effect.forEach(enqueue, { discard: true })))
+    const mode = yield* clusterMode
+    yield* (mode === "single" ? requeue : requeue.pipe(
+      Effect.catchAllCause((cause) => Effect.logWarning("pending prints could not be read", cause)),
+      Effect.repeat(Schedule.spaced("2 seconds"))
+    )).pipe(Effect.forkScoped)
 
     return {
       /** Queue a ticket that is PENDING in the database (a no-op when it is already queued here). */
@@ -115,4 +119,13 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
         }).pipe(Effect.withSpan("PrintQueue.concertChanged", { captureStackTrace: false, attributes: { concertId } }))
     } as const
   })
-}) {}
+}) {
+  /**
+   * For a process that serves HTTP only: a print request is the ticket's PENDING row, which the
+   * runners' queues read; nothing is rendered here.
+   */
+  static readonly DatabaseOnly = Layer.succeed(
+    PrintQueue,
+    new PrintQueue({ enqueue: () => Effect.void, concertChanged: () => Effect.void })
+  )
+}

@@ -20,6 +20,7 @@ export class Renderer extends Effect.Service<Renderer>()("Renderer", {
   scoped: Effect.gen(function*() {
     const size = yield* positiveInteger("RENDER_WORKERS", Math.max(1, os.availableParallelism() - 1))
     const pool = yield* Worker.makePoolSerialized({ size, concurrency: 1 })
+    yield* Effect.logInfo("render workers started").pipe(Effect.annotateLogs({ threads: size }))
     return {
       size,
       ticket: (details: TicketDetails) =>

@@ -1,18 +1,19 @@
 /**
- * Seating plans, kept fresh in the background: every `SEATING_REFRESH` (1 s) a sweep asks the
- * database for the plans that are missing or behind the journal (seats sold, details changed),
- * most urgent first, and renders them in the worker pool. A concert has at most one render in
- * flight and the next sweep as its one pending refresh, however fast it sells. A sweep asks
- * again after a second's worth of renders, so a new concert's first plan never waits behind a
- * backlog of large ones.
+ * Seating plans. `SeatingSweep` keeps them fresh in the background (a worker, not in a process
+ * that only serves HTTP): every `SEATING_REFRESH` (1 s) it asks the database for the plans
+ * that are missing or behind the journal (seats sold, details changed), most urgent first, and
+ * renders them in the worker pool. A concert has at most one render in flight and the next
+ * sweep as its one pending refresh, however fast it sells. A sweep asks again after a second's
+ * worth of renders, so a new concert's first plan never waits behind a backlog of large ones.
  *
  * Plans are stored gzipped in PostgreSQL (they survive restarts) with a strong ETag of the
- * concert version and seat count they show. This process keeps the most recently used ones,
+ * concert version and seat count they show. `SeatingPlans` serves them: it asks the database
+ * which plan is current (its ETag: whoever rendered it) and keeps the most recently used ones,
  * up to `SEATING_CACHE_MB` of gzip, and the plain SVG of those recently served uncompressed,
  * up to as much again: every reader of one plan shares one inflated copy, made once, and all
  * uncompressed answers together are written at most `SEATING_PLAIN_MB_PER_SECOND`.
  */
-import { Config, Deferred, Effect, Exit, FiberId, Option, RateLimiter, Schedule, Stream } from "effect"
+import { Config, Deferred, Effect, Exit, FiberId, Layer, Option, RateLimiter, Schedule, Stream } from "effect"
 import * as zlib from "node:zlib"
 import { type StalePlan, SeatingPlansRepo, type StoredPlan } from "../sql/SeatingPlansRepo.js"
 import { positiveInteger } from "../Settings.js"
@@ -67,11 +68,11 @@ const plainChunk = 256 * 1024
 const sweepSlice = 1000
 
 export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans", {
+  dependencies: [SeatingPlansRepo.Default],
   scoped: Effect.gen(function*() {
     const repo = yield* SeatingPlansRepo
-    const renderer = yield* Renderer
-    const interval = yield* Config.duration("SEATING_REFRESH").pipe(Config.withDefault("1 second"))
     const cacheBytes = (yield* positiveInteger("SEATING_CACHE_MB", 64)) * 1024 * 1024
+    /** Stored plans by concert and ETag. */
     const plans = new Lru<StoredPlan>(cacheBytes)
     const inflated = new Lru<Uint8Array>(cacheBytes)
     /** Inflates in progress, by concert and ETag: concurrent readers of one plan wait for the same one. */
@@ -86,58 +87,18 @@ export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans",
       algorithm: "token-bucket"
     })
 
-    const render = (plan: StalePlan) =>
-      renderer.seating(plan).pipe(
-        Effect.flatMap((gzip) => {
-          const stored = { etag: `"${plan.version}-${plan.purchased}"`, gzip }
-          return Effect.as(repo.store(plan, stored.etag, gzip), stored)
-        }),
-        Effect.tap((stored) => Effect.sync(() => plans.set(plan.concertId, stored, stored.gzip.length))),
-        Effect.catchAll((error) =>
-          Effect.logError("seating plan render failed").pipe(
-            Effect.annotateLogs({ concertId: plan.concertId, error: String(error) })
-          )
-        )
-      )
-
-    /** Renders the most urgent plans, asking again every `sweepSlice` while more are waiting. */
-    const sweep: Effect.Effect<void> = Effect.gen(function*() {
-      for (;;) {
-        const batch = yield* repo.stale(renderer.size * 8)
-        if (batch.length === 0) return
-        const started = Date.now()
-        let next = 0
-        // One concert a worker at a time; a worker takes the next plan until the slice is over.
-        yield* Effect.forEach(
-          Array.from({ length: renderer.size }),
-          () =>
-            Effect.whileLoop({
-              while: () => next < batch.length && Date.now() - started < sweepSlice,
-              body: () => render(batch[next++]!),
-              step: () => undefined
-            }),
-          { concurrency: "unbounded", discard: true }
-        )
-        // The batch done within the slice: the next sweep comes soon enough. Otherwise ask
-        // again, now, for what is most urgent (a concert created meanwhile).
-        if (next >= batch.length) return
-      }
-    }).pipe(Effect.withSpan("SeatingPlans.sweep", { captureStackTrace: false }))
-
-    yield* sweep.pipe(
-      Effect.catchAllCause((cause) => Effect.logWarning("seating sweep failed", cause)),
-      Effect.repeat(Schedule.spaced(interval)),
-      Effect.forkScoped
-    )
-
     return {
-      /** The latest plan of a concert, if one was rendered yet. */
+      /** The current plan of a concert, if one was rendered yet. */
       latest: (concertId: string): Effect.Effect<Option.Option<StoredPlan>> =>
-        Effect.suspend(() => {
-          const cached = plans.get(concertId)
+        Effect.flatMap(repo.etag(concertId), (etag) => {
+          if (Option.isNone(etag)) return Effect.succeed(Option.none())
+          const key = `${concertId} ${etag.value}`
+          const cached = plans.get(key)
           if (cached !== undefined) return Effect.succeed(Option.some(cached))
           return Effect.tap(repo.find(concertId), (found) =>
-            Option.isSome(found) ? Effect.sync(() => plans.set(concertId, found.value, found.value.gzip.length)) : Effect.void)
+            Option.isSome(found)
+              ? Effect.sync(() => plans.set(`${concertId} ${found.value.etag}`, found.value, found.value.gzip.length))
+              : Effect.void)
         }),
       /** The plain SVG of a plan, written a piece at a time within the shared byte budget. */
       paced: (svg: Uint8Array): Stream.Stream<Uint8Array> =>
@@ -168,3 +129,52 @@ export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans",
     } as const
   })
 }) {}
+
+/** Renders stale plans in the background, in the render workers; see the top of this module. */
+export const SeatingSweep = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const repo = yield* SeatingPlansRepo
+    const renderer = yield* Renderer
+    const interval = yield* Config.duration("SEATING_REFRESH").pipe(Config.withDefault("1 second"))
+
+    const render = (plan: StalePlan) =>
+      renderer.seating(plan).pipe(
+        Effect.flatMap((gzip) => repo.store(plan, `"${plan.version}-${plan.purchased}"`, gzip)),
+        Effect.catchAll((error) =>
+          Effect.logError("seating plan render failed").pipe(
+            Effect.annotateLogs({ concertId: plan.concertId, error: String(error) })
+          )
+        )
+      )
+
+    /** Renders the most urgent plans, asking again every `sweepSlice` while more are waiting. */
+    const sweep: Effect.Effect<void> = Effect.gen(function*() {
+      for (;;) {
+        const batch = yield* repo.stale(renderer.size * 8)
+        if (batch.length === 0) return
+        const started = Date.now()
+        let next = 0
+        // One concert a worker at a time; a worker takes the next plan until the slice is over.
+        yield* Effect.forEach(
+          Array.from({ length: renderer.size }),
+          () =>
+            Effect.whileLoop({
+              while: () => next < batch.length && Date.now() - started < sweepSlice,
+              body: () => render(batch[next++]!),
+              step: () => undefined
+            }),
+          { concurrency: "unbounded", discard: true }
+        )
+        // The batch done within the slice: the next sweep comes soon enough. Otherwise ask
+        // again, now, for what is most urgent (a concert created meanwhile).
+        if (next >= batch.length) return
+      }
+    }).pipe(Effect.withSpan("SeatingSweep.sweep", { captureStackTrace: false }))
+
+    yield* sweep.pipe(
+      Effect.catchAllCause((cause) => Effect.logWarning("seating sweep failed", cause)),
+      Effect.repeat(Schedule.spaced(interval)),
+      Effect.forkScoped
+    )
+  })
+)

@@ -191,3 +191,42 @@ it.scopedLive("SIGTERM to `npm start`, as a supervisor sends it, stops the servi
     const next = yield* serviceResource({ DATABASE_URL: url })
     expect(next.port).toBeGreaterThan(0)
   }), 120_000)
+
+it.scopedLive("a client-mode process serves the API only: the runner renders and prints what it is asked for", () =>
+  Effect.gen(function*() {
+    const url = yield* freshDatabaseUrl
+    const runnerPort = yield* Effect.promise(freePort)
+    const runner = yield* serviceResource({
+      DATABASE_URL: url,
+      CLUSTER_MODE: "runner",
+      RUNNER_HOST: "127.0.0.1",
+      RUNNER_PORT: String(runnerPort),
+      LOG_LEVEL: "info"
+    })
+    const client = yield* serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "client", LOG_LEVEL: "info" })
+    const call = (method: string, path: string, body?: string) =>
+      Effect.promise(() => rawRequest(client.port, method, path, body))
+
+    const concertId = yield* Effect.promise(() => postConcert(client.port, 5, "Through a client"))
+    const bought = yield* eventually(
+      call("POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: user(0) })),
+      (r) => r.status !== 503,
+      { within: "30 seconds", every: "250 millis" }
+    )
+    expect(bought.status).toBe(201)
+    const ticketId = (JSON.parse(bought.body) as { id: string }).id
+    expect((yield* call("POST", `/api/v1/tickets/${ticketId}/print`)).status).toBe(202)
+    const printed = yield* eventually(call("GET", `/api/v1/tickets/${ticketId}/print`), (r) => r.status === 200, {
+      within: "30 seconds",
+      every: "250 millis"
+    })
+    expect(printed.status).toBe(200)
+    const plan = yield* eventually(call("GET", `/api/v1/concerts/${concertId}/seats`), (r) => r.status === 200, {
+      within: "30 seconds",
+      every: "250 millis"
+    })
+    expect(plan.headers["content-type"]).toBe("image/svg+xml")
+
+    expect(runner.output()).toContain("message=\"render workers started\"")
+    expect(client.output()).not.toContain("render workers started")
+  }), 180_000)

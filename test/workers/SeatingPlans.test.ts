@@ -4,10 +4,10 @@ import * as zlib from "node:zlib"
 import { ConcertsRepo } from "../../src/sql/ConcertsRepo.js"
 import { SeatingPlansRepo } from "../../src/sql/SeatingPlansRepo.js"
 import { Renderer } from "../../src/workers/Renderer.js"
-import { Lru, SeatingPlans } from "../../src/workers/SeatingPlans.js"
+import { Lru, SeatingPlans, SeatingSweep } from "../../src/workers/SeatingPlans.js"
 import { TestDatabase } from "../fixtures/Database.js"
 
-const Plans = Layer.mergeAll(SeatingPlans.Default, ConcertsRepo.Default).pipe(
+const Plans = Layer.mergeAll(SeatingPlans.Default, SeatingSweep, ConcertsRepo.Default).pipe(
   Layer.provideMerge(Layer.mergeAll(SeatingPlansRepo.Default, Renderer.Live)),
   Layer.provideMerge(TestDatabase)
 )
