@@ -1,26 +1,26 @@
 /**
  * The concert entity: the single writer of one concert's seats. Its loop drains the mailbox,
- * plans every waiting purchase against the in-memory ledger, journals the winners in one
- * statement (group commit) and only then replies. Updates run in their arrival order between
- * purchase batches.
+ * plans every waiting purchase against the ledger it holds (`ConcertState`) with the pure
+ * rules (`SeatLedger.plan`, then `PurchaseBatch`), journals the winners in one statement
+ * (group commit) and only then replies. Updates run in their arrival order between purchase
+ * batches.
  */
 import { Entity, type Envelope } from "@effect/cluster"
 import { Chunk, Clock, Config, Duration, Effect, Layer, type Mailbox, Option } from "effect"
 import {
-  ConcertCancelled,
   ConcertEntity,
   ConcertNotFound,
-  IdempotencyKeyReused,
   JournalUnavailable,
   type PurchaseOrder,
   type PurchaseOutcome,
   type Purchases,
-  SoldOut,
   type Update
 } from "../domain/ConcertEntity.js"
 import { ConcertId } from "../domain/Ids.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { ConcertJournal, type JournalError } from "../sql/ConcertJournal.js"
+import { ConcertState } from "./ConcertState.js"
+import { journalRows, outcomesOf } from "./PurchaseBatch.js"
 import * as SeatLedger from "./SeatLedger.js"
 import { positiveInteger } from "../Settings.js"
 
@@ -37,16 +37,7 @@ const make = Effect.gen(function*() {
   const concertId = ConcertId.make(address.entityId)
 
   return (mailbox: Mailbox.ReadonlyMailbox<Envelope.Request<Rpcs>>, replier: Entity.Replier<Rpcs>) => {
-    /** Loaded lazily and dropped after any failed write, so the next batch starts from the journal. */
-    let ledger: Option.Option<SeatLedger.Ledger> | undefined
-
-    const current = Effect.suspend(() =>
-      ledger !== undefined && Option.isSome(ledger)
-        ? Effect.succeed(ledger)
-        : Effect.tap(journal.load(concertId), (loaded) => {
-          ledger = loaded
-        })
-    )
+    const state = new ConcertState(concertId, journal)
 
     /** A sell-out, a cancellation, a concert back on sale: one line each, once journaled. */
     const statusChange = (before: SeatLedger.Ledger, after: SeatLedger.Ledger) =>
@@ -71,46 +62,13 @@ const make = Effect.gen(function*() {
     const unavailable = (error: JournalError) =>
       new JournalUnavailable({ reason: error.kind === "Conflict" ? "conflicting write" : "database unavailable" })
 
-    /** The answer to each order of a journaled plan, in order (a repeat answers as its first). */
-    const outcomesOf = (orders: ReadonlyArray<PurchaseOrder>, plan: SeatLedger.Plan<TicketRecord>) => {
-      const outcomes: Array<PurchaseOutcome> = []
-      plan.outcomes.forEach((outcome, i) => {
-        const { idempotencyKey = "", ticketId, userId } = orders[i]!
-        switch (outcome._tag) {
-          case "Allocated":
-            // Fields already decoded at the RPC boundary: no second validation on the hot path.
-            outcomes.push(
-              new TicketRecord(
-                { id: ticketId, concertId, userId, seat: outcome.seat, printStatus: "NOT_PRINTED" },
-                { disableValidation: true }
-              )
-            )
-            break
-          case "Existing":
-            outcomes.push(outcome.ticket)
-            break
-          case "KeyReused":
-            outcomes.push(new IdempotencyKeyReused({ idempotencyKey }))
-            break
-          case "Refused":
-            outcomes.push(
-              outcome.reason === "Cancelled" ? new ConcertCancelled({ concertId }) : new SoldOut({ concertId })
-            )
-            break
-          case "SameAs":
-            outcomes.push(outcomes[outcome.index]!)
-        }
-      })
-      return outcomes
-    }
-
     /** Plans every order against the ledger, journals the winners in one statement, then answers. */
     const decide = (
       orders: ReadonlyArray<PurchaseOrder>,
       attempt: number
     ): Effect.Effect<ReadonlyArray<PurchaseOutcome>, ConcertNotFound> =>
       Effect.gen(function*() {
-        const loaded = yield* current
+        const loaded = yield* state.current
         if (Option.isNone(loaded)) return yield* new ConcertNotFound({ concertId })
 
         const keys = orders.flatMap((order) => order.idempotencyKey ?? [])
@@ -123,21 +81,14 @@ const make = Effect.gen(function*() {
 
         const plan = SeatLedger.plan(loaded.value, orders, existing)
         if (plan.allocated > 0) {
-          yield* journal.append(
-            plan.ledger,
-            plan.outcomes.flatMap((outcome, i) => {
-              if (outcome._tag !== "Allocated") return []
-              const { idempotencyKey, ticketId, userId } = orders[i]!
-              return [{ id: ticketId, seat: outcome.seat, userId, idempotencyKey }]
-            })
-          )
-          ledger = Option.some(plan.ledger)
+          yield* journal.append(plan.ledger, journalRows(orders, plan))
+          state.adopt(plan.ledger)
           yield* statusChange(loaded.value, plan.ledger)
         }
-        return outcomesOf(orders, plan)
+        return outcomesOf(concertId, orders, plan)
       }).pipe(
         Effect.catchTag("JournalError", (error) => {
-          ledger = undefined
+          state.forget()
           if (error.kind === "Conflict" && attempt < maxConflictAttempts) {
             // Someone else's write (a retried ticket id, a key used at another concert, or a
             // runner that also believed it owned this concert): decide each order alone.
@@ -189,7 +140,7 @@ const make = Effect.gen(function*() {
             Effect.flatMap(Option.match({
               onSome: Effect.succeed,
               onNone: () => {
-                ledger = undefined
+                state.forget()
                 return Effect.as(
                   Effect.logWarning("journal write cut off at the buyers' deadline").pipe(
                     Effect.annotateLogs({ concertId, batch: live.length })
@@ -230,16 +181,16 @@ const make = Effect.gen(function*() {
 
     const update = (request: UpdateRequest) =>
       Effect.gen(function*() {
-        const loaded = yield* current
+        const loaded = yield* state.current
         if (Option.isNone(loaded)) return yield* replier.fail(request, new ConcertNotFound({ concertId }))
         const next = SeatLedger.applyUpdate(loaded.value, request.payload)
         yield* journal.update(next)
-        ledger = Option.some(next)
+        state.adopt(next)
         yield* statusChange(loaded.value, next)
         yield* replier.succeed(request, next.concert)
       }).pipe(
         Effect.catchTag("JournalError", (error) => {
-          ledger = undefined
+          state.forget()
           return replier.fail(request, unavailable(error))
         }),
         Effect.withSpan("ConcertEntity.update", { captureStackTrace: false, attributes: { concertId } })

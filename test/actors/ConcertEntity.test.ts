@@ -1,12 +1,17 @@
+import { Entity, ShardingConfig } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Either, FastCheck as fc } from "effect"
+import { Effect, Either, FastCheck as fc, Layer } from "effect"
 import * as crypto from "node:crypto"
+import { ConcertEntityLive } from "../../src/actors/ConcertEntity.js"
 import { ConcertSales } from "../../src/actors/ConcertSales.js"
-import { ConcertEntity } from "../../src/domain/ConcertEntity.js"
+import { ConcertEntity, JournalUnavailable, SoldOut } from "../../src/domain/ConcertEntity.js"
 import { ConcertId, TicketId, UserId } from "../../src/domain/Ids.js"
+import { TicketRecord } from "../../src/domain/Ticket.js"
 import { ConcertsRepo } from "../../src/sql/ConcertsRepo.js"
+import { TicketsRepo } from "../../src/sql/TicketsRepo.js"
 import { TestCluster } from "../fixtures/Cluster.js"
+import { TestDatabase } from "../fixtures/Database.js"
 
 const user = UserId.make("00000000-0000-0000-0000-000000000001")
 
@@ -147,4 +152,42 @@ layer(TestCluster, { excludeTestServices: true, timeout: "60 seconds" })("Concer
       }),
     { fastCheck: { numRuns: 12 } }
   )
+})
+
+/** The handlers on their own, through `Entity.makeTestClient`: no sharding, a real journal. */
+const order = (extra: { readonly deadline?: number; readonly idempotencyKey?: string } = {}) => ({
+  ticketId: TicketId.make(crypto.randomUUID()),
+  userId: user,
+  ...extra
+})
+
+const Deps = Layer.mergeAll(ConcertsRepo.Default, TicketsRepo.Default, ShardingConfig.layer()).pipe(
+  Layer.provideMerge(TestDatabase)
+)
+
+layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity handlers", (it) => {
+  it.scoped("a batch: tickets in order, a keyed repeat answered as its first, then sold out; late orders unwritten", () =>
+    Effect.gen(function*() {
+      const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
+        repo.create({ name: "Handlers", venue: "Hall", date: "2027-03-04", capacity: 2, status: "ACTIVE" }))
+      const makeClient = yield* Entity.makeTestClient(ConcertEntity, ConcertEntityLive)
+      const entity = yield* makeClient(concert.id)
+
+      const late = order({ deadline: Date.now() - 1 })
+      const keyed = order({ idempotencyKey: "same-key" })
+      const repeat = { ...order({ idempotencyKey: "same-key" }) }
+      const outcomes = yield* entity.Purchases({ orders: [late, keyed, repeat, order(), order()] })
+      expect(outcomes[0]).toEqual(new JournalUnavailable({ reason: "the purchase could not be saved in time" }))
+      expect(outcomes[1]).toBeInstanceOf(TicketRecord)
+      expect(outcomes[2]).toEqual(outcomes[1])
+      expect(outcomes[3]).toBeInstanceOf(TicketRecord)
+      expect(outcomes[4]).toEqual(new SoldOut({ concertId: concert.id }))
+      expect((outcomes as ReadonlyArray<TicketRecord>).slice(1, 4).map((t) => t.seat)).toEqual([1, 1, 2])
+
+      // The late order was never written; the others were.
+      const tickets = yield* Effect.flatMap(TicketsRepo, (repo) => repo.findById(late.ticketId))
+      expect(tickets._tag).toBe("None")
+      const sold = yield* Effect.flatMap(TicketsRepo, (repo) => repo.findById(keyed.ticketId))
+      expect(sold._tag).toBe("Some")
+    }))
 })
