@@ -5,7 +5,7 @@
  * Under a burst that is what keeps the cluster's per-message cost (envelope, mailbox, reply,
  * fibers) off the per-buyer path; the entity then journals all of a batch in one statement.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Option } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Option, Schedule } from "effect"
 import { ConcertEntity, JournalUnavailable, type PurchaseOrder, type PurchaseOutcome } from "../domain/ConcertEntity.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { positiveInteger } from "../Settings.js"
@@ -43,7 +43,24 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         waiting.clear()
       })
     )
+    /** The batch each concert's sender has in flight now. */
+    const sending = new Map<string, ReadonlyArray<Waiting>>()
     const runFork = yield* FiberSet.makeRuntime<never>()
+
+    // The entity answers every order by its deadline; this covers a message that never reached
+    // it (held by the cluster while it has no shard locks). One look every quarter second for
+    // the whole process, rather than a timer per buyer: an order still unanswered a grace
+    // after its deadline is answered 503 (the entity will refuse it unwritten if it comes).
+    yield* Effect.forkScoped(Effect.repeat(
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          const overdue = (w: Waiting) => w.order.deadline !== undefined && w.order.deadline + answerGrace <= now
+          for (const queue of [...waiting.values(), ...sending.values()]) {
+            for (const w of queue) if (overdue(w)) Deferred.unsafeDone(w.deferred, Exit.fail(notInTime))
+          }
+        })),
+      Schedule.spaced("250 millis")
+    ))
 
     const settle = (batch: ReadonlyArray<Waiting>, exit: Exit.Exit<ReadonlyArray<PurchaseOutcome>, PurchasesError>) => {
       batch.forEach(({ deferred }, i) => {
@@ -88,7 +105,9 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           batch = expire(batch, yield* Clock.currentTimeMillis)
           if (batch.length === 0) break
           const [first, ...rest] = batch.map((w) => w.order)
+          sending.set(concertId, batch)
           const exit = yield* Effect.exit(client(concertId).Purchases({ orders: [first!, ...rest] }))
+          sending.delete(concertId)
           if (Exit.isSuccess(exit) || !lost(exit.cause) || !batch.some((w) => w.order.deadline !== undefined)) {
             settle(batch, exit)
             break
@@ -112,16 +131,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         } else {
           queue.push({ order, deferred })
         }
-        const answer = Deferred.await(deferred)
-        const deadline = order.deadline
-        if (deadline === undefined) return answer
-        // The entity answers every order by its deadline; this covers a message that never
-        // reached it. The grace lets an answer decided at the deadline travel back.
-        return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.timeoutFail(answer, {
-            duration: Duration.millis(Math.max(0, deadline - now) + answerGrace),
-            onTimeout: () => notInTime
-          }))
+        return Deferred.await(deferred)
       })
 
     return { buy } as const

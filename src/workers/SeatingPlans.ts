@@ -3,8 +3,9 @@
  * that only serves HTTP): every `SEATING_REFRESH` (1 s) it asks the database for the plans
  * that are missing or behind the journal (seats sold, details changed), most urgent first, and
  * renders them in the worker pool. A concert has at most one render in flight and the next
- * sweep as its one pending refresh, however fast it sells. A sweep asks again after a second's
- * worth of renders, so a new concert's first plan never waits behind a backlog of large ones.
+ * sweep as its one pending refresh, however fast it sells. A sweep renders for at most a
+ * second, then rests until the next: a new concert's first plan never waits behind a backlog
+ * of large ones, and rendering takes at most about half of the render threads' time.
  *
  * Plans are stored gzipped in PostgreSQL (they survive restarts) with a strong ETag of the
  * concert version and seat count they show. `SeatingPlans` serves them: it asks the database
@@ -64,7 +65,7 @@ const gunzip = (data: Uint8Array) =>
 /** The pieces an uncompressed plan is written in, each taken from the byte budget. */
 const plainChunk = 256 * 1024
 
-/** How long a sweep renders before it asks the database again for what is most urgent. */
+/** How long a sweep renders before it rests until the next one. */
 const sweepSlice = 1000
 
 export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans", {
@@ -147,28 +148,26 @@ export const SeatingSweep = Layer.scopedDiscard(
         )
       )
 
-    /** Renders the most urgent plans, asking again every `sweepSlice` while more are waiting. */
+    /**
+     * Renders the most urgent plans for at most `sweepSlice`, then rests until the next sweep:
+     * at most about half of the render threads' time under a backlog, so rendering never
+     * crowds out purchases, and a concert created meanwhile comes first in the next sweep.
+     */
     const sweep: Effect.Effect<void> = Effect.gen(function*() {
-      for (;;) {
-        const batch = yield* repo.stale(renderer.size * 8)
-        if (batch.length === 0) return
-        const started = Date.now()
-        let next = 0
-        // One concert a worker at a time; a worker takes the next plan until the slice is over.
-        yield* Effect.forEach(
-          Array.from({ length: renderer.size }),
-          () =>
-            Effect.whileLoop({
-              while: () => next < batch.length && Date.now() - started < sweepSlice,
-              body: () => render(batch[next++]!),
-              step: () => undefined
-            }),
-          { concurrency: "unbounded", discard: true }
-        )
-        // The batch done within the slice: the next sweep comes soon enough. Otherwise ask
-        // again, now, for what is most urgent (a concert created meanwhile).
-        if (next >= batch.length) return
-      }
+      const batch = yield* repo.stale(renderer.size * 8)
+      const started = Date.now()
+      let next = 0
+      // One concert a worker at a time; a worker takes the next plan until the slice is over.
+      yield* Effect.forEach(
+        Array.from({ length: renderer.size }),
+        () =>
+          Effect.whileLoop({
+            while: () => next < batch.length && Date.now() - started < sweepSlice,
+            body: () => render(batch[next++]!),
+            step: () => undefined
+          }),
+        { concurrency: "unbounded", discard: true }
+      )
     }).pipe(Effect.withSpan("SeatingSweep.sweep", { captureStackTrace: false }))
 
     yield* sweep.pipe(
