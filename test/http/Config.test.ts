@@ -1,9 +1,9 @@
 import { expect, it, layer } from "@effect/vitest"
-import { Cause, ConfigProvider, Effect, Exit, Layer } from "effect"
+import { Cause, Effect, Exit, Layer } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { json, raw, TestApp } from "../fixtures/Http.js"
+import { json, raw, TestAppWith } from "../fixtures/Http.js"
 
 // Names with quotes and markup, repeated emails, ids that are not UUIDs: served as given.
 const users = [
@@ -14,10 +14,7 @@ const users = [
 const usersFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "users-")), "users.json")
 fs.writeFileSync(usersFile, JSON.stringify(users, null, 4))
 
-const configured = (entries: Record<string, string>) =>
-  TestApp.pipe(Layer.provide(Layer.setConfigProvider(
-    ConfigProvider.fromMap(new Map(Object.entries(entries))).pipe(ConfigProvider.orElse(() => ConfigProvider.fromEnv()))
-  )))
+const configured = TestAppWith
 
 layer(configured({ USERS_FILE: usersFile, PUBLIC_BASE_URL: "https://tickets.example.com/api/v1/", TICKETS_PAGE_SIZE: "2" }), {
   excludeTestServices: true,
