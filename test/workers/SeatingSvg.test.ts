@@ -11,17 +11,22 @@ const seats = (svg: string) => {
 }
 
 describe("renderSeating", () => {
-  it.each([[1, 0], [850, 300], [1000, 1000], [3000, 1234]])("capacity %i with %i sold: hamilton geometry, one rect a seat", (capacity, purchased) => {
+  // Seat size and plan height worked out by hand from the spec's formulas: 20 px up to 1,000
+  // seats, else floor(20 - ln(capacity)); height 250 + floor(capacity / floor(1000 / size)) * size + 50.
+  it.each([
+    [1, 0, 20, 300],
+    [850, 300, 20, 640],
+    [1000, 1000, 20, 700],
+    [3000, 1234, 11, 663]
+  ])("capacity %i with %i sold: seats of %i px, %i px high, one rect a seat", (capacity, purchased, size, height) => {
     const svg = plan(capacity, purchased)
     expect(XMLValidator.validate(svg)).toBe(true)
     const root = (new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "" }).parse(svg) as {
       svg: { width: string; height: string; desc: string; text: Array<{ "#text": string }> }
     }).svg
     expect(root.desc).toBe(`786d3bb4-a858-49ba-8803-15ffa2ec3678|${capacity}|${purchased}`)
-    const size = capacity <= 1000 ? 20 : Math.floor(20 - Math.log(capacity))
-    const perRow = Math.floor(1000 / size)
     expect(root.width).toBe("1200")
-    expect(Number(root.height)).toBe(250 + Math.floor(capacity / perRow) * size + 50)
+    expect(Number(root.height)).toBe(height)
     const drawn = seats(svg)
     expect(drawn).toHaveLength(capacity)
     expect(drawn.filter((s) => s.sold)).toHaveLength(purchased)
@@ -35,10 +40,9 @@ describe("renderSeating", () => {
 
   it("a 150,000-seat plan: the spec's geometry, every seat drawn, well under 11 MB", () => {
     const svg = plan(150_000, 70_000)
-    const { height, perRow, size } = geometry(150_000)
-    expect(size).toBe(Math.floor(20 - Math.log(150_000)))
-    expect(svg).toContain(`<svg width="1200" height="${250 + Math.floor(150_000 / perRow) * size + 50}"`)
-    expect(height).toBe(250 + Math.floor(150_000 / perRow) * size + 50)
+    // 8 px seats (floor(20 - ln 150,000) = floor(8.08)), 125 a row, 1,200 rows: 250 + 9,600 + 50.
+    expect(geometry(150_000)).toMatchObject({ size: 8, perRow: 125, height: 9900 })
+    expect(svg).toContain(`<svg width="1200" height="9900"`)
     expect(svg).toContain("<desc>786d3bb4-a858-49ba-8803-15ffa2ec3678|150000|70000</desc>")
     const drawn = seats(svg)
     expect(drawn).toHaveLength(150_000)
