@@ -8,26 +8,34 @@ export class RenderFailed extends Schema.TaggedError<RenderFailed>()("RenderFail
   message: Schema.String
 }) {}
 
+/** What a printed ticket shows. */
+export const TicketDetails = Schema.Struct({
+  ticketId: Schema.String,
+  concert: Schema.Struct({ id: Schema.String, name: Schema.String, date: Schema.String, venue: Schema.String }),
+  user: Schema.Struct({ name: Schema.String, email: Schema.String })
+})
+export type TicketDetails = typeof TicketDetails.Type
+
+/** What a seating plan shows. */
+export const SeatingDetails = Schema.Struct({
+  concertId: Schema.String,
+  name: Schema.String,
+  venue: Schema.String,
+  capacity: Schema.Int,
+  purchased: Schema.Int
+})
+export type SeatingDetails = typeof SeatingDetails.Type
+
 export class RenderTicket extends Schema.TaggedRequest<RenderTicket>()("RenderTicket", {
   failure: RenderFailed,
   success: Schema.String,
-  payload: {
-    ticketId: Schema.String,
-    concert: Schema.Struct({ id: Schema.String, name: Schema.String, date: Schema.String, venue: Schema.String }),
-    user: Schema.Struct({ name: Schema.String, email: Schema.String })
-  }
+  payload: TicketDetails.fields
 }) {}
 
 export class RenderSeating extends Schema.TaggedRequest<RenderSeating>()("RenderSeating", {
   failure: RenderFailed,
   success: Schema.Uint8ArrayFromSelf,
-  payload: {
-    concertId: Schema.String,
-    name: Schema.String,
-    venue: Schema.String,
-    capacity: Schema.Int,
-    purchased: Schema.Int
-  }
+  payload: SeatingDetails.fields
 }) {}
 
 export const RenderRequest = Schema.Union(RenderTicket, RenderSeating)

@@ -9,9 +9,7 @@ import { Effect, Layer } from "effect"
 import * as os from "node:os"
 import * as WorkerThreads from "node:worker_threads"
 import { positiveInteger } from "../Settings.js"
-import { RenderSeating, RenderTicket } from "./RenderProtocol.js"
-import type { SeatingDetails } from "./SeatingSvg.js"
-import type { TicketDetails } from "./TicketSvg.js"
+import { RenderSeating, RenderTicket, type SeatingDetails, type TicketDetails } from "./RenderProtocol.js"
 
 // The worker is TypeScript, loaded through tsx by a small ES module entry.
 const spawn = () => new WorkerThreads.Worker(new URL("./renderWorker.mjs", import.meta.url))

@@ -5,15 +5,10 @@
  * the first `purchased` seats are filled. A 150,000-seat plan is several megabytes, so seats are
  * drawn with two short classes and the string is built in one pass.
  */
+import type { SeatingDetails } from "./RenderProtocol.js"
 import { escapeXml } from "./svg.js"
 
-export interface SeatingDetails {
-  readonly concertId: string
-  readonly name: string
-  readonly venue: string
-  readonly capacity: number
-  readonly purchased: number
-}
+export type { SeatingDetails }
 
 export const seatSize = (capacity: number): number => capacity <= 1000 ? 20 : Math.floor(20 - Math.log(capacity))
 

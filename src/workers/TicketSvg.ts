@@ -4,13 +4,10 @@
  * the ticket id; bwip-js encodes them, this module only draws their modules.
  */
 import bwipjs from "bwip-js"
+import type { TicketDetails } from "./RenderProtocol.js"
 import { escapeXml } from "./svg.js"
 
-export interface TicketDetails {
-  readonly ticketId: string
-  readonly concert: { readonly id: string; readonly name: string; readonly date: string; readonly venue: string }
-  readonly user: { readonly name: string; readonly email: string }
-}
+export type { TicketDetails }
 
 const text = (y: number, size: number, content: string) =>
   `<text x="300" y="${y}" style="text-anchor:left;font-size:${size}px;fill:black" >${escapeXml(content)}</text>`
