@@ -3,7 +3,7 @@ import { Effect, Layer, Option } from "effect"
 import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
 import { NotFound, Unavailable } from "../domain/Errors.js"
-import { ConcertId, isUuid } from "../domain/Ids.js"
+import { ConcertId } from "../domain/Ids.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
 import { SeatingPlans } from "../workers/SeatingPlans.js"
@@ -39,24 +39,23 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
       .handle("create", ({ payload }) => Effect.tap(concerts.create(payload), (created) => knownConcerts.add(created.id)))
       .handle("get", ({ path }) => find(path.id))
       .handle("update", ({ path, payload }) =>
-        isUuid(path.id)
-          ? Effect.filterOrFail(knownConcerts.exists(ConcertId.make(path.id)), (exists) => exists, () => notFound(path.id)).pipe(
-            Effect.zipRight(concert(path.id).Update(payload)),
-            Effect.tap((updated) => {
-              closedSales.forget(path.id)
-              return printQueue.concertChanged(path.id, updated.date)
-            }),
-            Effect.catchTags({
-              ConcertNotFound: () => Effect.fail(notFound(path.id)),
-              JournalUnavailable: () => Effect.fail(new Unavailable({ message: "the concert could not be saved; retry" })),
-              ...clusterUnavailable
-            }),
-            Effect.withSpan("ConcertsHttp.update", { captureStackTrace: false, attributes: { concertId: path.id } })
-          )
-          : Effect.fail(notFound(path.id)))
+        knownConcerts.require(path.id).pipe(
+          Effect.zipRight(concert(path.id).Update(payload)),
+          Effect.tap((updated) => {
+            closedSales.forget(path.id)
+            return printQueue.concertChanged(path.id, updated.date)
+          }),
+          Effect.catchTags({
+            ConcertNotFound: () => Effect.fail(notFound(path.id)),
+            JournalUnavailable: () => Effect.fail(new Unavailable({ message: "the concert could not be saved; retry" })),
+            ...clusterUnavailable
+          }),
+          Effect.withSpan("ConcertsHttp.update", { captureStackTrace: false, attributes: { concertId: path.id } })
+        ))
       .handle("seats", ({ path, request }) =>
         Effect.gen(function*() {
-          yield* find(path.id)
+          // A concert seen once is known without a query: a plan reader polling costs one look-up.
+          yield* knownConcerts.require(path.id)
           const latest = yield* seating.latest(path.id)
           if (Option.isNone(latest)) {
             return yield* new Unavailable({ message: "the seating plan is being rendered; retry shortly", retryAfterSeconds: 1 })

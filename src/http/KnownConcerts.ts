@@ -8,7 +8,8 @@
  * pool from buyers.
  */
 import { Effect, Option } from "effect"
-import type { ConcertId } from "../domain/Ids.js"
+import { NotFound } from "../domain/Errors.js"
+import { ConcertId, isUuid } from "../domain/Ids.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 
 export class KnownConcerts extends Effect.Service<KnownConcerts>()("KnownConcerts", {
@@ -17,15 +18,23 @@ export class KnownConcerts extends Effect.Service<KnownConcerts>()("KnownConcert
     const repo = yield* ConcertsRepo
     const known = new Set<string>()
     const lookups = yield* Effect.makeSemaphore(4)
+    const exists = (id: ConcertId): Effect.Effect<boolean> =>
+      known.has(id)
+        ? Effect.succeed(true)
+        : Effect.map(lookups.withPermits(1)(repo.findById(id)), (found) => {
+          if (Option.isNone(found)) return false
+          known.add(id)
+          return true
+        })
     return {
-      exists: (id: ConcertId): Effect.Effect<boolean> =>
-        known.has(id)
-          ? Effect.succeed(true)
-          : Effect.map(lookups.withPermits(1)(repo.findById(id)), (found) => {
-            if (Option.isNone(found)) return false
-            known.add(id)
-            return true
-          }),
+      exists,
+      /** The concert a raw path or query value names, or 404 as for any unknown concert. */
+      require: (raw: string): Effect.Effect<ConcertId, NotFound> => {
+        const notFound = () => new NotFound({ message: `concert ${raw} does not exist` })
+        if (!isUuid(raw)) return Effect.fail(notFound())
+        const id = ConcertId.make(raw)
+        return Effect.flatMap(exists(id), (found) => found ? Effect.succeed(id) : Effect.fail(notFound()))
+      },
       /** A concert this process just created. */
       add: (id: ConcertId): void => {
         known.add(id)

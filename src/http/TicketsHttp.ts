@@ -6,7 +6,6 @@ import { Api } from "../domain/Api.js"
 import { BadRequest, NotFound, PurchaseRefused, Unavailable } from "../domain/Errors.js"
 import { ConcertId, isUuid, TicketId, UserId } from "../domain/Ids.js"
 import { IdempotencyKey, type Ticket, ticketJson, type TicketRecord } from "../domain/Ticket.js"
-import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { PrintsRepo } from "../sql/PrintsRepo.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
 import { TicketsRepo } from "../sql/TicketsRepo.js"
@@ -32,7 +31,6 @@ const ticketResponse = (ticket: Ticket, status: 200 | 201) => HttpServerResponse
 export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =>
   Effect.gen(function*() {
     const tickets = yield* TicketsRepo
-    const concerts = yield* ConcertsRepo
     const users = yield* UserDirectory
     const health = yield* DatabaseHealth
     const baseUrl = yield* BaseUrl
@@ -106,7 +104,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
           if (user_id !== undefined && !users.has(user_id)) {
             return yield* new NotFound({ message: `user ${user_id} does not exist` })
           }
-          if (concert_id !== undefined) yield* findOrNotFound(concert_id, ConcertId.make, concerts.findById, "concert")
+          if (concert_id !== undefined) yield* knownConcerts.require(concert_id)
           const pages = yield* tickets.list({
             ...(user_id === undefined ? {} : { userId: UserId.make(user_id) }),
             ...(concert_id === undefined ? {} : { concertId: ConcertId.make(concert_id) })
@@ -133,7 +131,6 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
   })).pipe(
   Layer.provide([
     TicketsRepo.Default,
-    ConcertsRepo.Default,
     PrintsRepo.Default,
     UserDirectory.Default,
     DatabaseHealth.Default,
