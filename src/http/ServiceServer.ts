@@ -14,7 +14,7 @@
  * - one request at a time per connection: pipelined requests wait their turn (at most
  *   `maxQueuedPerConnection`, beyond which the connection is closed), and those still waiting
  *   when their connection closes are never run;
- * - at most `maxConnections` connections: a new one beyond it takes the place of the longest
+ * - at most `maxConnections` connections: a new one beyond it takes the place of the oldest
  *   idle one, or is closed if none is idle;
  * - a `Host` that is not a host name or address (it would go into ticket links) is a 400;
  * - a body whose `Content-Type` is not JSON is a 415: a web page can send text/plain or form

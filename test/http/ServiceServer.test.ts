@@ -142,7 +142,7 @@ describe("ServiceServer bounds", () => {
     }
   })
 
-  it("at its connection cap, a new connection takes the place of the longest idle one", async () => {
+  it("at its connection cap, a new connection takes the place of the oldest idle one", async () => {
     const server = new ServiceServer({ maxConnections: 3 })
     const port = await listening(server)
     server.on("request", (_request: http.IncomingMessage, response: http.ServerResponse) => response.end("ok"))
