@@ -16,6 +16,8 @@ export const PrintJobInput = Schema.Struct({
 export type PrintJobInput = typeof PrintJobInput.Type
 
 /** A PENDING ticket to print and how soon its concert is (the queue's priority). */
+const PrintedSvg = Schema.Struct({ svg: Schema.String })
+
 export const PendingTicket = Schema.Struct({
   ticketId: Schema.String,
   concertId: Schema.String,
@@ -76,12 +78,15 @@ export class PrintsRepo extends Effect.Service<PrintsRepo>()("PrintsRepo", {
       sql`UPDATE tickets SET print_status = 'ERROR' WHERE id = ${ticketId} AND print_status = 'PENDING'`
 
     /** The SVG of a PRINTED ticket, only if it shows the concert's current version. */
-    const printed = (ticketId: TicketId) =>
-      sql<{ readonly svg: string }>`
-        SELECT p.svg FROM ticket_prints p
-        JOIN tickets t ON t.id = p.ticket_id AND t.print_status = 'PRINTED'
-        JOIN concerts c ON c.id = t.concert_id AND c.version = p.concert_version
-        WHERE p.ticket_id = ${ticketId}`.pipe(Effect.map((rows) => Option.fromNullable(rows[0]?.svg)))
+    const printed = SqlSchema.findOne({
+      Request: TicketId,
+      Result: PrintedSvg,
+      execute: (ticketId) =>
+        sql`SELECT p.svg FROM ticket_prints p
+            JOIN tickets t ON t.id = p.ticket_id AND t.print_status = 'PRINTED'
+            JOIN concerts c ON c.id = t.concert_id AND c.version = p.concert_version
+            WHERE p.ticket_id = ${ticketId}`
+    })
 
     const span = (name: string) => Effect.withSpan(`PrintsRepo.${name}`, { captureStackTrace: false })
     return {
@@ -91,7 +96,7 @@ export class PrintsRepo extends Effect.Service<PrintsRepo>()("PrintsRepo", {
       store: (ticketId: string, concertId: string, version: number, svg: string) =>
         store(ticketId, concertId, version, svg).pipe(Effect.orDie, span("store")),
       markError: (ticketId: string) => markError(ticketId).pipe(Effect.asVoid, Effect.orDie, span("markError")),
-      printed: (ticketId: TicketId) => printed(ticketId).pipe(Effect.orDie, span("printed"))
+      printed: (ticketId: TicketId) => printed(ticketId).pipe(Effect.map(Option.map((row) => row.svg)), Effect.orDie, span("printed"))
     } as const
   })
 }) {}

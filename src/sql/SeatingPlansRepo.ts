@@ -12,10 +12,14 @@ export const StalePlan = Schema.Struct({
 })
 export type StalePlan = typeof StalePlan.Type
 
-export interface StoredPlan {
-  readonly etag: string
-  readonly gzip: Uint8Array
-}
+/** A concert's current plan as stored: its ETag and the gzipped SVG. */
+export const StoredPlan = Schema.Struct({
+  etag: Schema.String,
+  gzip: Schema.Uint8ArrayFromSelf
+})
+export type StoredPlan = typeof StoredPlan.Type
+
+const PlanTag = Schema.Struct({ etag: Schema.String })
 
 export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("SeatingPlansRepo", {
   effect: Effect.gen(function*() {
@@ -47,22 +51,23 @@ export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("Seatin
               etag = EXCLUDED.etag, svg_gzip = EXCLUDED.svg_gzip, rendered_at = now()`
 
     /** The ETag of a concert's stored plan: which plan is current, without its bytes. */
-    const etag = (concertId: string) =>
-      sql<{ readonly etag: string }>`SELECT etag FROM seating_plans WHERE concert_id = ${concertId}`.pipe(
-        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (row) => row.etag))
-      )
+    const etag = SqlSchema.findOne({
+      Request: Schema.String,
+      Result: PlanTag,
+      execute: (concertId) => sql`SELECT etag FROM seating_plans WHERE concert_id = ${concertId}`
+    })
 
-    const find = (concertId: string) =>
-      sql<{ readonly etag: string; readonly svg_gzip: Uint8Array }>`
-        SELECT etag, svg_gzip FROM seating_plans WHERE concert_id = ${concertId}`.pipe(
-        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (row): StoredPlan => ({ etag: row.etag, gzip: row.svg_gzip })))
-      )
+    const find = SqlSchema.findOne({
+      Request: Schema.String,
+      Result: StoredPlan,
+      execute: (concertId) => sql`SELECT etag, svg_gzip AS gzip FROM seating_plans WHERE concert_id = ${concertId}`
+    })
 
     const span = (name: string) => Effect.withSpan(`SeatingPlansRepo.${name}`, { captureStackTrace: false })
     return {
       stale: (limit: number) => stale(limit).pipe(Effect.orDie, span("stale")),
       store: (plan: StalePlan, etag: string, gzip: Uint8Array) => store(plan, etag, gzip).pipe(Effect.asVoid, Effect.orDie, span("store")),
-      etag: (concertId: string) => etag(concertId).pipe(Effect.orDie, span("etag")),
+      etag: (concertId: string) => etag(concertId).pipe(Effect.map(Option.map((row) => row.etag)), Effect.orDie, span("etag")),
       find: (concertId: string) => find(concertId).pipe(Effect.orDie, span("find"))
     } as const
   })
