@@ -11,10 +11,10 @@ import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "@effect/
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Config, Effect, Layer } from "effect"
+import { Config, Effect, Either, Layer } from "effect"
 import * as crypto from "node:crypto"
-import { BadRequestBody, BadRequest, PurchaseRefused, PurchaseRefusedBody, UnavailableBody } from "../src/domain/Errors.js"
-import { isUuid, TicketId } from "../src/domain/Ids.js"
+import { Json, SoldOut, UnknownConcert, UnknownUser } from "../src/domain/Errors.js"
+import { sent, TicketId } from "../src/domain/Ids.js"
 import { PurchaseTicket, Ticket, TicketRecord } from "../src/domain/Ticket.js"
 import { BaseUrl } from "../src/http/BaseUrl.js"
 import { ErrorResponsesLive } from "../src/http/ErrorResponses.js"
@@ -26,9 +26,9 @@ class BaselineApi extends HttpApi.make("Baseline")
     HttpApiEndpoint.post("purchase", "/tickets")
       .setPayload(PurchaseTicket)
       .addSuccess(Ticket, { status: 201 })
-      .addError(BadRequestBody)
-      .addError(PurchaseRefusedBody)
-      .addError(UnavailableBody)
+      .addError(Json(UnknownConcert))
+      .addError(Json(UnknownUser))
+      .addError(Json(SoldOut))
   ))
   .prefix("/api/v1")
 {}
@@ -60,15 +60,16 @@ const TicketsLive = HttpApiBuilder.group(BaselineApi, "tickets", (handlers) =>
 
     return handlers.handle("purchase", ({ payload, request }) =>
       Effect.gen(function*() {
-        if (!users.has(payload.user_id)) return yield* new BadRequest({ message: `user ${payload.user_id} does not exist` })
-        if (!isUuid(payload.concert_id)) return yield* new BadRequest({ message: `concert ${payload.concert_id} does not exist` })
+        const { concert_id: concert, user_id: user } = payload
+        if (Either.isLeft(user) || !users.has(user.right)) return yield* UnknownUser.of(sent(user))
+        if (Either.isLeft(concert)) return yield* UnknownConcert.of(concert.left)
         const ticketId = TicketId.make(crypto.randomUUID())
-        const rows = yield* Effect.orDie(claim(payload.concert_id, ticketId, payload.user_id))
-        if (rows.length === 0) return yield* new PurchaseRefused({ message: "the concert is sold out" })
+        const rows = yield* Effect.orDie(claim(concert.right, ticketId, user.right))
+        if (rows.length === 0) return yield* SoldOut.of()
         return new TicketRecord({
           id: ticketId,
-          concertId: payload.concert_id as TicketRecord["concertId"],
-          userId: payload.user_id as TicketRecord["userId"],
+          concertId: concert.right,
+          userId: user.right,
           seat: rows[0]!.seat,
           printStatus: "NOT_PRINTED"
         }).toTicket(baseUrl.of(request))

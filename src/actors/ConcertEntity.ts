@@ -9,13 +9,13 @@ import { Entity, type Envelope } from "@effect/cluster"
 import { Chunk, Clock, Config, Duration, Effect, Layer, type Mailbox, Option } from "effect"
 import {
   ConcertEntity,
-  ConcertNotFound,
   JournalUnavailable,
   type PurchaseOrder,
   type PurchaseOutcome,
   type Purchases,
   type Update
 } from "../domain/ConcertEntity.js"
+import { ConcertNotFound } from "../domain/Errors.js"
 import { ConcertId } from "../domain/Ids.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { ConcertJournal, type JournalError } from "../sql/ConcertJournal.js"
@@ -69,7 +69,7 @@ const make = Effect.gen(function*() {
     ): Effect.Effect<ReadonlyArray<PurchaseOutcome>, ConcertNotFound> =>
       Effect.gen(function*() {
         const loaded = yield* state.current
-        if (Option.isNone(loaded)) return yield* new ConcertNotFound({ concertId })
+        if (Option.isNone(loaded)) return yield* ConcertNotFound.of(concertId)
 
         const keys = orders.flatMap((order) => order.idempotencyKey ?? [])
         const existing = new Map<string, TicketRecord>()
@@ -182,7 +182,7 @@ const make = Effect.gen(function*() {
     const update = (request: UpdateRequest) =>
       Effect.gen(function*() {
         const loaded = yield* state.current
-        if (Option.isNone(loaded)) return yield* replier.fail(request, new ConcertNotFound({ concertId }))
+        if (Option.isNone(loaded)) return yield* replier.fail(request, ConcertNotFound.of(concertId))
         const next = SeatLedger.applyUpdate(loaded.value, request.payload)
         yield* journal.update(next)
         state.adopt(next)

@@ -2,17 +2,17 @@
  * What a planned batch of purchases means, as pure functions beside `SeatLedger`: the answer to
  * each order, and the rows the journal must write before any answer is sent.
  */
-import {
-  ConcertCancelled,
-  IdempotencyKeyReused,
-  type PurchaseOrder,
-  type PurchaseOutcome,
-  SoldOut
-} from "../domain/ConcertEntity.js"
+import type { PurchaseOrder, PurchaseOutcome } from "../domain/ConcertEntity.js"
+import { ConcertCancelled, IdempotencyKeyReused, SoldOut } from "../domain/Errors.js"
 import type { ConcertId } from "../domain/Ids.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import type { JournalRow } from "../sql/ConcertJournal.js"
 import type * as SeatLedger from "./SeatLedger.js"
+
+// Refusals carry no data of their own: one of each serves every loser of every batch.
+const soldOut = SoldOut.of()
+const cancelled = ConcertCancelled.of()
+const keyReused = IdempotencyKeyReused.of()
 
 /** The answer to each order of a journaled plan, in order (a repeat answers as its first). */
 export const outcomesOf = (
@@ -22,7 +22,7 @@ export const outcomesOf = (
 ): ReadonlyArray<PurchaseOutcome> => {
   const outcomes: Array<PurchaseOutcome> = []
   plan.outcomes.forEach((outcome, i) => {
-    const { idempotencyKey = "", ticketId, userId } = orders[i]!
+    const { ticketId, userId } = orders[i]!
     switch (outcome._tag) {
       case "Allocated":
         // Fields already decoded at the RPC boundary: no second validation on the hot path.
@@ -37,10 +37,10 @@ export const outcomesOf = (
         outcomes.push(outcome.ticket)
         break
       case "KeyReused":
-        outcomes.push(new IdempotencyKeyReused({ idempotencyKey }))
+        outcomes.push(keyReused)
         break
       case "Refused":
-        outcomes.push(outcome.reason === "Cancelled" ? new ConcertCancelled({ concertId }) : new SoldOut({ concertId }))
+        outcomes.push(outcome.reason === "Cancelled" ? cancelled : soldOut)
         break
       case "SameAs":
         outcomes.push(outcomes[outcome.index]!)

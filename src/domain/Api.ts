@@ -2,13 +2,25 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "
 import { Schema } from "effect"
 import { Concert, CreateConcert, UpdateConcert } from "./Concert.js"
 import {
-  BadRequestBody,
-  NotFoundBody,
-  PayloadTooLargeBody,
-  PurchaseRefusedBody,
-  UnavailableBody
+  Busy,
+  ConcertCancelled,
+  ConcertNotFound,
+  DatabaseUnavailable,
+  IdempotencyKeyReused,
+  InvalidRequest,
+  Json,
+  NotSaved,
+  PayloadTooLarge,
+  PlanNotReady,
+  SoldOut,
+  TicketNotFound,
+  TicketNotPrinted,
+  UnknownConcert,
+  UnknownUser,
+  UserNotFound
 } from "./Errors.js"
-import { PurchaseTicket, Ticket } from "./Ticket.js"
+import { ConcertId, Named, TicketId } from "./Ids.js"
+import { IdempotencyKey, PurchaseTicket, Ticket } from "./Ticket.js"
 import { User } from "./User.js"
 
 export class Health extends Schema.Class<Health>("Health")({
@@ -19,17 +31,19 @@ export class Health extends Schema.Class<Health>("Health")({
 const health = (group: string) =>
   HttpApiEndpoint.get("health", `/${group}/health`)
     .addSuccess(Health)
-    .addError(UnavailableBody)
+    .addError(Json(DatabaseUnavailable))
     .annotate(OpenApi.Summary, `Health of the ${group} service (checks the database).`)
 
-const id = HttpApiSchema.param("id", Schema.String)
+const userId = HttpApiSchema.param("id", Schema.String)
+const concertId = HttpApiSchema.param("id", Named(ConcertId))
+const ticketId = HttpApiSchema.param("id", Named(TicketId))
 
 const Svg = HttpApiSchema.Text({ contentType: "image/svg+xml" })
 
 export class UsersGroup extends HttpApiGroup.make("users")
   .add(health("users"))
   .add(HttpApiEndpoint.get("list", "/users").addSuccess(Schema.Array(User)))
-  .add(HttpApiEndpoint.get("get")`/users/${id}`.addSuccess(User).addError(NotFoundBody))
+  .add(HttpApiEndpoint.get("get")`/users/${userId}`.addSuccess(User).addError(Json(UserNotFound)))
   .annotate(OpenApi.Title, "User")
 {}
 
@@ -40,21 +54,21 @@ export class ConcertsGroup extends HttpApiGroup.make("concerts")
     HttpApiEndpoint.post("create", "/concerts")
       .setPayload(CreateConcert)
       .addSuccess(Concert, { status: 201 })
-      .addError(BadRequestBody)
   )
-  .add(HttpApiEndpoint.get("get")`/concerts/${id}`.addSuccess(Concert).addError(NotFoundBody))
+  .add(HttpApiEndpoint.get("get")`/concerts/${concertId}`.addSuccess(Concert).addError(Json(ConcertNotFound)))
   .add(
-    HttpApiEndpoint.put("update")`/concerts/${id}`
+    HttpApiEndpoint.put("update")`/concerts/${concertId}`
       .setPayload(UpdateConcert)
       .addSuccess(Concert)
-      .addError(BadRequestBody)
-      .addError(NotFoundBody)
+      .addError(Json(ConcertNotFound))
+      .addError(Json(NotSaved))
+      .addError(Json(Busy))
   )
   .add(
-    HttpApiEndpoint.get("seats")`/concerts/${id}/seats`
+    HttpApiEndpoint.get("seats")`/concerts/${concertId}/seats`
       .addSuccess(Svg)
-      .addError(NotFoundBody)
-      .addError(UnavailableBody)
+      .addError(Json(ConcertNotFound))
+      .addError(Json(PlanNotReady))
       .annotate(OpenApi.Description, "The seating plan; 503 with Retry-After until the first plan is rendered.")
   )
   .annotate(OpenApi.Title, "Concert")
@@ -66,33 +80,43 @@ export class TicketsGroup extends HttpApiGroup.make("tickets")
     HttpApiEndpoint.get("list", "/tickets")
       .setUrlParams(Schema.Struct({
         user_id: Schema.optionalWith(Schema.String, { exact: true }),
-        concert_id: Schema.optionalWith(Schema.String, { exact: true })
+        concert_id: Schema.optionalWith(Named(ConcertId), { exact: true })
       }))
       .addSuccess(Schema.Array(Ticket))
-      .addError(NotFoundBody)
+      .addError(Json(UserNotFound))
+      .addError(Json(ConcertNotFound))
   )
   .add(
     HttpApiEndpoint.post("purchase", "/tickets")
       .setPayload(PurchaseTicket)
       .setHeaders(Schema.Struct({
-        "idempotency-key": Schema.optionalWith(Schema.String, { exact: true })
+        "idempotency-key": Schema.optionalWith(IdempotencyKey, { exact: true })
       }))
       .addSuccess(Ticket, { status: 201 })
-      .addError(BadRequestBody)
-      .addError(PurchaseRefusedBody)
-      .addError(UnavailableBody)
+      .addError(Json(UnknownConcert))
+      .addError(Json(UnknownUser))
+      .addError(Json(SoldOut))
+      .addError(Json(ConcertCancelled))
+      .addError(Json(IdempotencyKeyReused))
+      .addError(Json(NotSaved))
+      .addError(Json(Busy))
       .annotate(
         OpenApi.Description,
         "Buy one ticket. 422 when sold out or cancelled. A repeat with the same Idempotency-Key returns the first ticket."
       )
   )
-  .add(HttpApiEndpoint.get("get")`/tickets/${id}`.addSuccess(Ticket).addError(NotFoundBody))
+  .add(HttpApiEndpoint.get("get")`/tickets/${ticketId}`.addSuccess(Ticket).addError(Json(TicketNotFound)))
   .add(
-    HttpApiEndpoint.post("print")`/tickets/${id}/print`
+    HttpApiEndpoint.post("print")`/tickets/${ticketId}/print`
       .addSuccess(HttpApiSchema.Accepted)
-      .addError(NotFoundBody)
+      .addError(Json(TicketNotFound))
   )
-  .add(HttpApiEndpoint.get("printed")`/tickets/${id}/print`.addSuccess(Svg).addError(NotFoundBody))
+  .add(
+    HttpApiEndpoint.get("printed")`/tickets/${ticketId}/print`
+      .addSuccess(Svg)
+      .addError(Json(TicketNotFound))
+      .addError(Json(TicketNotPrinted))
+  )
   .annotate(OpenApi.Title, "Ticket")
 {}
 
@@ -100,9 +124,11 @@ export class Api extends HttpApi.make("TicketOverflow")
   .add(UsersGroup)
   .add(ConcertsGroup)
   .add(TicketsGroup)
-  .addError(BadRequestBody)
-  .addError(PayloadTooLargeBody)
-  .addError(UnavailableBody)
+  // Any endpoint: a body that does not decode or is too large (answered by ErrorResponses),
+  // the database away.
+  .addError(Json(InvalidRequest))
+  .addError(Json(PayloadTooLarge))
+  .addError(Json(DatabaseUnavailable))
   .prefix("/api/v1")
   .annotate(OpenApi.Title, "TicketOverflow")
   .annotate(OpenApi.Version, "1.0.0")

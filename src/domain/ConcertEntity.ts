@@ -2,30 +2,15 @@ import { Entity } from "@effect/cluster"
 import { Rpc } from "@effect/rpc"
 import { Schema } from "effect"
 import { Concert, UpdateConcert } from "./Concert.js"
+import { ConcertCancelled, ConcertNotFound, IdempotencyKeyReused, SoldOut } from "./Errors.js"
 import { TicketId, UserId } from "./Ids.js"
 import { TicketRecord } from "./Ticket.js"
 
 /*
  * The concert entity's protocol. The entity type, the RPC tags and the error tags are wire
  * format: runners of different builds must agree on them, so they are not renamed casually.
+ * The refusals a buyer sees are the API's own errors (`Errors.ts`), passed on as they are.
  */
-
-export class ConcertNotFound extends Schema.TaggedError<ConcertNotFound>()("ConcertNotFound", {
-  concertId: Schema.String
-}) {}
-
-export class SoldOut extends Schema.TaggedError<SoldOut>()("SoldOut", {
-  concertId: Schema.String
-}) {}
-
-export class ConcertCancelled extends Schema.TaggedError<ConcertCancelled>()("ConcertCancelled", {
-  concertId: Schema.String
-}) {}
-
-/** The same `Idempotency-Key` was already used to buy a ticket with a different body. */
-export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()("IdempotencyKeyReused", {
-  idempotencyKey: Schema.String
-}) {}
 
 /** The journal could not be written; nothing was sold, the caller may retry. */
 export class JournalUnavailable extends Schema.TaggedError<JournalUnavailable>()("JournalUnavailable", {

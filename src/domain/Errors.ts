@@ -1,44 +1,155 @@
+/**
+ * The errors the API answers with, declared once. Each is a schema class that carries its HTTP
+ * status; on the wire every one is `{"error": "<message>"}` (`Json`). Endpoints declare the ones
+ * they can answer (`src/domain/Api.ts`), handlers fail with them, and HttpApi encodes them: the
+ * OpenAPI document and the typed client say what each endpoint can answer because the same
+ * declaration makes the response. What the framework raises itself (a body that is not JSON or
+ * too large, an unknown route, a defect) is answered by `src/http/ErrorResponses.ts`.
+ */
 import { HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
 
-/**
- * Every error the API answers with has the body `{"error": "<message>"}`; the class is what
- * handlers fail with, the status travels with it.
- */
+const Message = { message: Schema.String }
+const status = <A>(code: number) => HttpApiSchema.annotations<A>({ status: code })
+
+// 400: the body names something that does not exist.
+
+/** A purchase for a concert that does not exist. */
+export class UnknownConcert extends Schema.TaggedError<UnknownConcert>()("UnknownConcert", Message, status(400)) {
+  static of(id: string) {
+    return new UnknownConcert({ message: `concert ${id} does not exist` })
+  }
+}
+
+/** A purchase for a user who is not in the users list. */
+export class UnknownUser extends Schema.TaggedError<UnknownUser>()("UnknownUser", Message, status(400)) {
+  static of(id: string) {
+    return new UnknownUser({ message: `user ${id} does not exist` })
+  }
+}
+
+// 404: the URL names something that does not exist. A value that cannot be one of our ids is
+// just another id that does not exist.
+
+export class ConcertNotFound extends Schema.TaggedError<ConcertNotFound>()("ConcertNotFound", Message, status(404)) {
+  static of(id: string) {
+    return new ConcertNotFound({ message: `concert ${id} does not exist` })
+  }
+}
+
+export class TicketNotFound extends Schema.TaggedError<TicketNotFound>()("TicketNotFound", Message, status(404)) {
+  static of(id: string) {
+    return new TicketNotFound({ message: `ticket ${id} does not exist` })
+  }
+}
+
+export class UserNotFound extends Schema.TaggedError<UserNotFound>()("UserNotFound", Message, status(404)) {
+  static of(id: string) {
+    return new UserNotFound({ message: `user ${id} does not exist` })
+  }
+}
+
+/** The ticket exists but has no printed form (yet, or its render failed). */
+export class TicketNotPrinted extends Schema.TaggedError<TicketNotPrinted>()("TicketNotPrinted", Message, status(404)) {
+  static of(id: string, printStatus: string) {
+    return new TicketNotPrinted({ message: `ticket ${id} is not printed (${printStatus})` })
+  }
+}
+
+// 422: the purchase cannot be made.
+
+export class SoldOut extends Schema.TaggedError<SoldOut>()("SoldOut", Message, status(422)) {
+  static readonly of = () => new SoldOut({ message: "the concert is sold out" })
+}
+
+export class ConcertCancelled extends Schema.TaggedError<ConcertCancelled>()("ConcertCancelled", Message, status(422)) {
+  static readonly of = () => new ConcertCancelled({ message: "the concert is cancelled" })
+}
+
+/** The same `Idempotency-Key` was already used to buy a ticket with a different body. */
+export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()(
+  "IdempotencyKeyReused",
+  Message,
+  status(422)
+) {
+  static readonly of = () =>
+    new IdempotencyKeyReused({ message: "this Idempotency-Key was already used for a different purchase" })
+}
+
+// 503: retry later; each carries the `Retry-After` it is sent with.
+
+/** The cluster could not take the request now: a full concert mailbox, a shard moving. */
+export class Busy extends Schema.TaggedError<Busy>()("Busy", Message, status(503)) {
+  get retryAfterSeconds(): number {
+    return 1
+  }
+}
+
+/** The journal could not be written; nothing was saved. */
+export class NotSaved extends Schema.TaggedError<NotSaved>()("NotSaved", Message, status(503)) {
+  get retryAfterSeconds(): number {
+    return 1
+  }
+}
+
+/** A concert's first seating plan is still being drawn. */
+export class PlanNotReady extends Schema.TaggedError<PlanNotReady>()("PlanNotReady", Message, status(503)) {
+  static readonly of = () => new PlanNotReady({ message: "the seating plan is being rendered; retry shortly" })
+  get retryAfterSeconds(): number {
+    return 1
+  }
+}
+
+/** The database does not answer: the health endpoints' 503. */
+export class DatabaseUnavailable extends Schema.TaggedError<DatabaseUnavailable>()(
+  "DatabaseUnavailable",
+  Message,
+  status(503)
+) {
+  static readonly of = () => new DatabaseUnavailable({ message: "the database is not answering" })
+  get retryAfterSeconds(): number {
+    return 1
+  }
+}
+
+/** The `Retry-After` an error is answered with, if it has one. */
+export const retryAfterSeconds = (error: unknown): number | undefined =>
+  typeof error === "object" && error !== null && "retryAfterSeconds" in error &&
+    typeof error.retryAfterSeconds === "number"
+    ? error.retryAfterSeconds
+    : undefined
+
+// What the framework raises itself, declared so the OpenAPI document shows it; answered by
+// `ErrorResponses` with the same body.
+
+/** The body is not JSON, or does not decode. */
+export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", Message, status(400)) {}
+
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", Message, status(413)) {}
+
 const ErrorBody = Schema.Struct({ error: Schema.String })
 
-const withErrorBody = <Self extends { readonly message: string }, Tag extends string>(
-  schema: Schema.Schema<Self, { readonly _tag: Tag; readonly message: string }>,
-  tag: Tag,
-  status: number
-) =>
-  Schema.transform(ErrorBody, schema, {
+type ErrorClass<A extends { readonly message: string }> =
+  & (new(props: { readonly message: string }) => A)
+  & Schema.Schema<A, any>
+
+const asJson = new WeakMap<object, Schema.Schema<any, { readonly error: string }>>()
+
+/**
+ * An error class as the API sends it: `{"error": message}` with the class's status. This is
+ * the form endpoints declare; the class itself stays what code fails with. One schema per
+ * class, however many endpoints declare it.
+ */
+export const Json = <A extends { readonly message: string }>(
+  error: ErrorClass<A>
+): Schema.Schema<A, { readonly error: string }> => {
+  const known = asJson.get(error)
+  if (known !== undefined) return known
+  const schema = Schema.transform(ErrorBody, Schema.typeSchema(error), {
     strict: true,
-    decode: ({ error }) => ({ _tag: tag, message: error }),
+    decode: ({ error: message }) => new error({ message }),
     encode: ({ message }) => ({ error: message })
-  }).annotations(HttpApiSchema.annotations({ status }))
-
-export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", { message: Schema.String }) {}
-export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", { message: Schema.String }) {}
-export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
-  message: Schema.String
-}) {}
-/** 422: the purchase cannot be made (sold out, cancelled, or an idempotency key reused for another body). */
-export class PurchaseRefused extends Schema.TaggedError<PurchaseRefused>()("PurchaseRefused", {
-  message: Schema.String
-}) {}
-/** 503: retry later (a full mailbox, the database away, a plan not rendered yet). */
-export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
-  message: Schema.String,
-  retryAfterSeconds: Schema.optionalWith(Schema.Int, { default: () => 1 })
-}) {}
-
-export const BadRequestBody = withErrorBody(BadRequest, "BadRequest", 400)
-export const NotFoundBody = withErrorBody(NotFound, "NotFound", 404)
-export const PayloadTooLargeBody = withErrorBody(PayloadTooLarge, "PayloadTooLarge", 413)
-export const PurchaseRefusedBody = withErrorBody(PurchaseRefused, "PurchaseRefused", 422)
-export const UnavailableBody = Schema.transform(ErrorBody, Unavailable, {
-  strict: true,
-  decode: ({ error }) => ({ _tag: "Unavailable" as const, message: error }),
-  encode: ({ message }) => ({ error: message })
-}).annotations(HttpApiSchema.annotations({ status: 503 }))
+  }).annotations(HttpApiSchema.annotations({ status: HttpApiSchema.getStatusError(error) }))
+  asJson.set(error, schema)
+  return schema
+}

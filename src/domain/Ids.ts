@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import { Either, Schema } from "effect"
 
 /** Concert ids are UUIDs the service generates. */
 export const ConcertId = Schema.UUID.pipe(Schema.brand("ConcertId"))
@@ -12,7 +12,15 @@ export type TicketId = typeof TicketId.Type
 export const UserId = Schema.NonEmptyString.pipe(Schema.brand("UserId"))
 export type UserId = typeof UserId.Type
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+/**
+ * An id as a client sends it, in a path, a query or a body: one of ours (`Right`) when it has
+ * the shape of one, else the text as given (`Left`). Text that cannot be an id is not a
+ * malformed request; it names nothing, and is answered like any id that names nothing (404 in
+ * a URL, 400 in a body) without asking the database.
+ */
+export const Named = <A extends string, I extends string>(id: Schema.Schema<A, I>) =>
+  Schema.EitherFromUnion({ right: id, left: Schema.String })
+export type Named<A> = Either.Either<A, string>
 
-/** Whether a raw path or query value can name a service-generated id at all. */
-export const isUuid = (value: string): boolean => uuidPattern.test(value)
+/** The text a client sent for an id, whether or not it could be one. */
+export const sent = <A extends string>(named: Named<A>): string => Either.merge(named)

@@ -1,5 +1,5 @@
 import { Schema } from "effect"
-import { ConcertId, TicketId, UserId } from "./Ids.js"
+import { ConcertId, Named, TicketId, UserId } from "./Ids.js"
 
 export const PrintStatus = Schema.Literal("NOT_PRINTED", "PENDING", "PRINTED", "ERROR")
 export type PrintStatus = typeof PrintStatus.Type
@@ -53,15 +53,16 @@ export const ticketJson = (ticket: TicketRow, base: string): string =>
   `"user":{"id":${JSON.stringify(ticket.userId)},"url":${JSON.stringify(`${base}/users/${ticket.userId}`)}},` +
   `"print_status":"${ticket.printStatus}"}`
 
+/** A purchase; ids that name nothing are answered 400 by what they name, not by their shape. */
 export const PurchaseTicket = Schema.Struct({
-  concert_id: Schema.String,
-  user_id: Schema.String
+  concert_id: Named(ConcertId),
+  user_id: Named(UserId)
 }).annotations({ identifier: "TicketPurchase", parseOptions: { onExcessProperty: "error" } })
 export type PurchaseTicket = typeof PurchaseTicket.Type
 
 /** An `Idempotency-Key` header value: printable, bounded. */
 export const IdempotencyKey = Schema.String.pipe(
   Schema.filter((s) => /^[\x21-\x7e]{1,255}$/.test(s), {
-    message: () => "Idempotency-Key must be 1 to 255 printable ASCII characters"
+    message: () => "must be 1 to 255 printable ASCII characters"
   })
 )

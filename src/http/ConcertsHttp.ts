@@ -2,8 +2,7 @@ import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer, Option } from "effect"
 import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
-import { NotFound, Unavailable } from "../domain/Errors.js"
-import { ConcertId } from "../domain/Ids.js"
+import { ConcertNotFound, NotSaved, PlanNotReady } from "../domain/Errors.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
 import { SeatingPlans } from "../workers/SeatingPlans.js"
@@ -17,8 +16,6 @@ import { findOrNotFound } from "./lookup.js"
 import { positiveInteger } from "../Settings.js"
 import { concertJson } from "../domain/Concert.js"
 
-const notFound = (id: string) => new NotFound({ message: `concert ${id} does not exist` })
-
 export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers) =>
   Effect.gen(function*() {
     const concerts = yield* ConcertsRepo
@@ -31,35 +28,33 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     const listPages = yield* ListPages
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
 
-    const find = (id: string) => findOrNotFound(id, ConcertId.make, concerts.findById, "concert")
-
     return handlers
       .handle("health", () => health.check)
       .handle("list", () => Effect.map(concerts.list(listPageSize, listPages.one), (pages) => jsonArrayResponse(pages, concertJson)))
       .handle("create", ({ payload }) => Effect.tap(concerts.create(payload), (created) => knownConcerts.add(created.id)))
-      .handle("get", ({ path }) => find(path.id))
+      .handle("get", ({ path }) => findOrNotFound(path.id, concerts.findById, ConcertNotFound.of))
       .handle("update", ({ path, payload }) =>
         knownConcerts.require(path.id).pipe(
-          Effect.zipRight(concert(path.id).Update(payload)),
-          Effect.tap((updated) => {
-            closedSales.forget(path.id)
-            return printQueue.concertChanged(path.id, updated.date)
-          }),
-          Effect.catchTags({
-            ConcertNotFound: () => Effect.fail(notFound(path.id)),
-            JournalUnavailable: () => Effect.fail(new Unavailable({ message: "the concert could not be saved; retry" })),
-            ...clusterUnavailable
-          }),
-          Effect.withSpan("ConcertsHttp.update", { captureStackTrace: false, attributes: { concertId: path.id } })
+          Effect.flatMap((id) =>
+            concert(id).Update(payload).pipe(
+              Effect.tap((updated) => {
+                closedSales.forget(id)
+                return printQueue.concertChanged(id, updated.date)
+              }),
+              Effect.catchTags({
+                JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the concert could not be saved; retry" })),
+                ...clusterUnavailable
+              }),
+              Effect.withSpan("ConcertsHttp.update", { captureStackTrace: false, attributes: { concertId: id } })
+            )
+          )
         ))
       .handle("seats", ({ path, request }) =>
         Effect.gen(function*() {
           // A concert seen once is known without a query: a plan reader polling costs one look-up.
-          yield* knownConcerts.require(path.id)
-          const latest = yield* seating.latest(path.id)
-          if (Option.isNone(latest)) {
-            return yield* new Unavailable({ message: "the seating plan is being rendered; retry shortly", retryAfterSeconds: 1 })
-          }
+          const id = yield* knownConcerts.require(path.id)
+          const latest = yield* seating.latest(id)
+          if (Option.isNone(latest)) return yield* PlanNotReady.of()
           const { etag, gzip } = latest.value
           const headers = { etag, vary: "accept-encoding", "cache-control": "no-cache" }
           const matches = (request.headers["if-none-match"] ?? "").split(",").map((tag) => tag.trim())
@@ -70,7 +65,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
               headers: { ...headers, "content-encoding": "gzip" }
             })
           }
-          const svg = yield* seating.svg(path.id, latest.value)
+          const svg = yield* seating.svg(id, latest.value)
           return HttpServerResponse.stream(seating.paced(svg), {
             contentType: "image/svg+xml",
             contentLength: svg.length,

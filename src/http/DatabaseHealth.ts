@@ -1,7 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { Health as HealthBody } from "../domain/Api.js"
-import { Unavailable } from "../domain/Errors.js"
+import { DatabaseUnavailable } from "../domain/Errors.js"
 
 /** Healthy while the database answers within two seconds. */
 export class DatabaseHealth extends Effect.Service<DatabaseHealth>()("DatabaseHealth", {
@@ -13,7 +13,7 @@ export class DatabaseHealth extends Effect.Service<DatabaseHealth>()("DatabaseHe
       check: sql`SELECT 1`.pipe(
         Effect.timeout("2 seconds"),
         Effect.as(new HealthBody({ status: "healthy", database: "up" })),
-        Effect.catchAll(() => Effect.fail(new Unavailable({ message: "the database is not answering" }))),
+        Effect.catchAll(() => Effect.fail(DatabaseUnavailable.of())),
         Effect.withSpan("DatabaseHealth.check")
       )
     } as const

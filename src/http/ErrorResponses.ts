@@ -1,12 +1,21 @@
 /**
- * Every failure becomes a JSON `{"error": "..."}` response with the right status, in one
- * place: the API's own errors, bodies that do not decode, unknown routes, oversized bodies,
- * and the database going away (503, retryable). Anything else is a bug: logged, answered 500.
+ * What the framework raises itself, answered as JSON `{"error": "..."}` in one place: bodies
+ * that are not JSON or do not decode, unknown routes, oversized bodies, a database that went
+ * away under a query (503, retryable), defects (logged, 500). The API's own errors
+ * (`src/domain/Errors.ts`) pass through untouched for HttpApi to encode from their
+ * declarations; this only adds the `Retry-After` a 503 carries, which a schema cannot.
  */
-import { HttpApiBuilder, HttpApiError, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import {
+  HttpApiBuilder,
+  HttpApiError,
+  HttpApp,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
 import { SqlError } from "@effect/sql/SqlError"
 import { Cause, Effect, Option } from "effect"
-import { BadRequest, NotFound, PayloadTooLarge, PurchaseRefused, Unavailable } from "../domain/Errors.js"
+import { retryAfterSeconds } from "../domain/Errors.js"
 import { positiveInteger } from "../Settings.js"
 
 const respond = (status: number, message: string, headers: Record<string, string> = {}) =>
@@ -16,64 +25,68 @@ const unavailable = (message: string, retryAfterSeconds = 1) =>
   respond(503, message, { "retry-after": String(retryAfterSeconds) })
 
 const describeIssues = (error: HttpApiError.HttpApiDecodeError): string => {
-  const parts = error.issues.map((issue) => {
+  const parts = new Set(error.issues.map((issue) => {
     const path = issue.path.map(String).join(".")
     const message = issue._tag === "Unexpected" ? "is not an accepted field" : issue.message
     return path === "" ? message : `${path}: ${message}`
-  })
-  return `invalid request: ${parts.length > 0 ? parts.join("; ") : error.message}`
+  }))
+  return `invalid request: ${parts.size > 0 ? [...parts].join("; ") : error.message}`
 }
 
-const isBodyTooLarge = (error: HttpServerError.RequestError) => String(error.cause).includes("maxBytes")
-
-const fromError = (error: unknown): Option.Option<HttpServerResponse.HttpServerResponse> => {
-  if (error instanceof BadRequest) return Option.some(respond(400, error.message))
-  if (error instanceof NotFound) return Option.some(respond(404, error.message))
-  if (error instanceof PayloadTooLarge) return Option.some(respond(413, error.message))
-  if (error instanceof PurchaseRefused) return Option.some(respond(422, error.message))
-  if (error instanceof Unavailable) return Option.some(unavailable(error.message, error.retryAfterSeconds))
+/** The answer to what the framework or the database raised, if this is one. */
+const fromFramework = (error: unknown): Option.Option<HttpServerResponse.HttpServerResponse> => {
   if (error instanceof HttpApiError.HttpApiDecodeError) return Option.some(respond(400, describeIssues(error)))
   if (error instanceof HttpServerError.RouteNotFound) {
     const url = error.request.url.length > 120 ? `${error.request.url.slice(0, 120)}…` : error.request.url
     return Option.some(respond(404, `no such endpoint: ${error.request.method} ${url}`))
   }
-  if (error instanceof HttpServerError.RequestError) {
-    return Option.some(
-      isBodyTooLarge(error)
-        ? respond(413, "request body is too large")
-        : respond(400, "request body is not valid JSON")
-    )
-  }
+  // Bodies over the limit never get here: `Content-Length` is checked below before reading, and
+  // a chunked body is measured by the server (`ServiceServer`). What is left is unreadable.
+  if (error instanceof HttpServerError.RequestError) return Option.some(respond(400, "request body is not valid JSON"))
+  // Repositories die with the database's error: nothing a handler can do but say retry.
   if (error instanceof SqlError) return Option.some(unavailable("the database is unavailable; retry shortly", 2))
   return Option.none()
 }
 
-const hasBody = (request: HttpServerRequest.HttpServerRequest) =>
-  request.method === "POST" || request.method === "PUT" || request.method === "PATCH"
+const withRetryAfter = (seconds: number) =>
+  HttpApp.appendPreResponseHandler((_request, response) =>
+    Effect.succeed(HttpServerResponse.setHeader(response, "retry-after", String(seconds)))
+  )
 
 /**
- * The response for a failed request. An interruption that reaches here came from elsewhere (a
- * concert's message cut off by its shard moving, a runner stopping), not from this request's
- * client: a retryable 503 with its body, never the framework's empty one. (When the request's
- * own fiber is interrupted, because its client went away, no response is sent at all.)
+ * The response for a failed request, or the failure itself when it is the API's own error.
+ * An interruption that reaches here came from elsewhere (a concert's message cut off by its
+ * shard moving, a runner stopping), not from this request's client: a retryable 503 with its
+ * body, never the framework's empty one. (When the request's own fiber is interrupted, because
+ * its client went away, no response is sent at all.)
  */
-export const answer = (cause: Cause.Cause<unknown>) => {
+export const answer = (
+  cause: Cause.Cause<unknown>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, unknown> => {
   if (Cause.isInterruptedOnly(cause)) return Effect.succeed(unavailable("the request was interrupted; retry"))
-  const error = Option.orElse(Cause.failureOption(cause), () => Cause.dieOption(cause))
-  const response = Option.flatMap(error, fromError)
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const response = fromFramework(failure.value)
+    if (Option.isSome(response)) return Effect.succeed(response.value)
+    const seconds = retryAfterSeconds(failure.value)
+    return seconds === undefined ? Effect.failCause(cause) : Effect.zipRight(withRetryAfter(seconds), Effect.failCause(cause))
+  }
+  const response = Option.flatMap(Cause.dieOption(cause), fromFramework)
   if (Option.isSome(response)) return Effect.succeed(response.value)
   return Effect.as(Effect.logError("request failed unexpectedly", cause), respond(500, "internal error"))
 }
+
+const hasBody = (request: HttpServerRequest.HttpServerRequest) =>
+  request.method === "POST" || request.method === "PUT" || request.method === "PATCH"
 
 export const ErrorResponsesLive = HttpApiBuilder.middleware(
   Effect.gen(function*() {
     const maxBodyBytes = yield* positiveInteger("MAX_BODY_BYTES", 64 * 1024)
     return (app) => {
       // Composed once, not per request.
-      const guarded = app.pipe(
-        HttpServerRequest.withMaxBodySize(Option.some(maxBodyBytes)),
-        Effect.catchAllCause(answer)
-      )
+      // What `answer` fails with is a handler's own error, which the handler's type limits to
+      // the ones its endpoint declares: HttpApi encodes it next (it wraps this middleware).
+      const guarded = Effect.catchAllCause(app, answer) as Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
       return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
         const declared = Number(request.headers["content-length"] ?? "0")
         if (declared > maxBodyBytes) {

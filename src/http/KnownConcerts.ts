@@ -7,9 +7,9 @@
  * look-ups run at once: a flood of made-up ids waits its turn instead of taking the database
  * pool from buyers.
  */
-import { Effect, Option } from "effect"
-import { NotFound } from "../domain/Errors.js"
-import { ConcertId, isUuid } from "../domain/Ids.js"
+import { Effect, Either, Option } from "effect"
+import { ConcertNotFound } from "../domain/Errors.js"
+import type { ConcertId, Named } from "../domain/Ids.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 
 export class KnownConcerts extends Effect.Service<KnownConcerts>()("KnownConcerts", {
@@ -28,13 +28,12 @@ export class KnownConcerts extends Effect.Service<KnownConcerts>()("KnownConcert
         })
     return {
       exists,
-      /** The concert a raw path or query value names, or 404 as for any unknown concert. */
-      require: (raw: string): Effect.Effect<ConcertId, NotFound> => {
-        const notFound = () => new NotFound({ message: `concert ${raw} does not exist` })
-        if (!isUuid(raw)) return Effect.fail(notFound())
-        const id = ConcertId.make(raw)
-        return Effect.flatMap(exists(id), (found) => found ? Effect.succeed(id) : Effect.fail(notFound()))
-      },
+      /** The concert a client named, or 404 as for any unknown concert. */
+      require: (named: Named<ConcertId>): Effect.Effect<ConcertId, ConcertNotFound> =>
+        Either.match(named, {
+          onLeft: (text) => Effect.fail(ConcertNotFound.of(text)),
+          onRight: (id) => Effect.flatMap(exists(id), (found) => found ? Effect.succeed(id) : Effect.fail(ConcertNotFound.of(id)))
+        }),
       /** A concert this process just created. */
       add: (id: ConcertId): void => {
         known.add(id)

@@ -1,11 +1,20 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Clock, Config, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Config, Duration, Effect, Either, Layer, Option } from "effect"
 import * as crypto from "node:crypto"
 import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
-import { BadRequest, NotFound, PurchaseRefused, Unavailable } from "../domain/Errors.js"
-import { ConcertId, isUuid, TicketId, UserId } from "../domain/Ids.js"
-import { IdempotencyKey, type Ticket, ticketJson, type TicketRecord } from "../domain/Ticket.js"
+import {
+  ConcertCancelled,
+  NotSaved,
+  SoldOut,
+  TicketNotFound,
+  TicketNotPrinted,
+  UnknownConcert,
+  UnknownUser,
+  UserNotFound
+} from "../domain/Errors.js"
+import { type ConcertId, type Named, sent, TicketId, type UserId } from "../domain/Ids.js"
+import { type Ticket, ticketJson, type TicketRecord } from "../domain/Ticket.js"
 import { PrintsRepo } from "../sql/PrintsRepo.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
 import { TicketsRepo } from "../sql/TicketsRepo.js"
@@ -19,8 +28,6 @@ import { ListPages } from "./ListPages.js"
 import { findOrNotFound } from "./lookup.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { positiveInteger } from "../Settings.js"
-
-const decodeKey = Schema.decodeUnknownEither(IdempotencyKey)
 
 /**
  * A ticket built here is valid by construction and its JSON is its encoding: written as is,
@@ -48,52 +55,41 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     )
     const prints = yield* PrintsRepo
     const printQueue = yield* PrintQueue
-    const soldOut = () => new PurchaseRefused({ message: "the concert is sold out" })
-    const cancelled = () => new PurchaseRefused({ message: "the concert is cancelled" })
+    const soldOut = SoldOut.of()
+    const cancelled = ConcertCancelled.of()
 
-    const findTicket = (id: string) => findOrNotFound(id, TicketId.make, tickets.findById, "ticket")
+    const findTicket = (id: Named<TicketId>) => findOrNotFound(id, tickets.findById, TicketNotFound.of)
 
-    const purchase = (concertId: string, userId: string, rawKey: string | undefined) =>
+    const purchase = (concert: Named<ConcertId>, user: Named<UserId>, idempotencyKey: string | undefined) =>
       Effect.gen(function*() {
-        if (!users.has(userId)) return yield* new BadRequest({ message: `user ${userId} does not exist` })
-        if (!isUuid(concertId)) return yield* new BadRequest({ message: `concert ${concertId} does not exist` })
-        let idempotencyKey: string | undefined
-        if (rawKey !== undefined) {
-          const decoded = decodeKey(rawKey)
-          if (decoded._tag === "Left") {
-            return yield* new BadRequest({ message: "Idempotency-Key must be 1 to 255 printable ASCII characters" })
-          }
-          idempotencyKey = decoded.right
-        }
+        if (Either.isLeft(user) || !users.has(user.right)) return yield* UnknownUser.of(sent(user))
+        if (Either.isLeft(concert)) return yield* UnknownConcert.of(concert.left)
+        const concertId = concert.right
         // A keyed request is answered from its key, which only the concert knows: a retry of
         // the purchase that took the last seat gets its ticket, not "sold out".
         const closed = idempotencyKey === undefined ? yield* closedSales.get(concertId) : undefined
-        if (closed !== undefined) return yield* (closed === "SoldOut" ? soldOut() : cancelled())
-        if (!(yield* knownConcerts.exists(ConcertId.make(concertId)))) {
-          return yield* new BadRequest({ message: `concert ${concertId} does not exist` })
-        }
+        if (closed !== undefined) return yield* (closed === "SoldOut" ? soldOut : cancelled)
+        if (!(yield* knownConcerts.exists(concertId))) return yield* UnknownConcert.of(concertId)
         const now = yield* Clock.currentTimeMillis
         return yield* sales.buy(concertId, {
           ticketId: TicketId.make(crypto.randomUUID()),
-          userId: UserId.make(userId),
+          userId: user.right,
           deadline: now + purchaseTimeout,
           ...(idempotencyKey === undefined ? {} : { idempotencyKey })
         }).pipe(
           Effect.catchTags({
-            ConcertNotFound: () => Effect.fail(new BadRequest({ message: `concert ${concertId} does not exist` })),
-            SoldOut: () => Effect.zipRight(closedSales.remember(concertId, "SoldOut"), Effect.fail(soldOut())),
-            ConcertCancelled: () => Effect.zipRight(closedSales.remember(concertId, "Cancelled"), Effect.fail(cancelled())),
-            IdempotencyKeyReused: () =>
-              Effect.fail(
-                new PurchaseRefused({ message: "this Idempotency-Key was already used for a different purchase" })
-              ),
-            JournalUnavailable: () =>
-              Effect.fail(new Unavailable({ message: "the purchase could not be saved; retry" })),
+            ConcertNotFound: () => Effect.fail(UnknownConcert.of(concertId)),
+            SoldOut: (refused) => Effect.zipRight(closedSales.remember(concertId, "SoldOut"), Effect.fail(refused)),
+            ConcertCancelled: (refused) => Effect.zipRight(closedSales.remember(concertId, "Cancelled"), Effect.fail(refused)),
+            JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the purchase could not be saved; retry" })),
             ...clusterUnavailable
           })
         )
       }).pipe(
-        Effect.withSpan("TicketsHttp.purchase", { captureStackTrace: false, attributes: { concertId, userId } })
+        Effect.withSpan("TicketsHttp.purchase", {
+          captureStackTrace: false,
+          attributes: { concertId: sent(concert), userId: sent(user) }
+        })
       )
 
     return handlers
@@ -101,13 +97,11 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
       .handle("list", ({ request, urlParams }) =>
         Effect.gen(function*() {
           const { concert_id, user_id } = urlParams
-          if (user_id !== undefined && !users.has(user_id)) {
-            return yield* new NotFound({ message: `user ${user_id} does not exist` })
-          }
-          if (concert_id !== undefined) yield* knownConcerts.require(concert_id)
+          if (user_id !== undefined && !users.has(user_id)) return yield* UserNotFound.of(user_id)
+          const concertId = concert_id === undefined ? undefined : yield* knownConcerts.require(concert_id)
           const pages = yield* tickets.list({
-            ...(user_id === undefined ? {} : { userId: UserId.make(user_id) }),
-            ...(concert_id === undefined ? {} : { concertId: ConcertId.make(concert_id) })
+            ...(user_id === undefined ? {} : { userId: user_id as UserId }),
+            ...(concertId === undefined ? {} : { concertId })
           }, listPageSize, listPages.one)
           const base = baseUrl.of(request)
           return jsonArrayResponse(pages, (ticket) => ticketJson(ticket, base))
@@ -121,11 +115,11 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
         Effect.map(findTicket(path.id), (ticket) => ticketResponse(ticket.toTicket(baseUrl.of(request)), 200)))
       // The ticket reads PENDING (durably) before the 202; the render happens in the background.
       .handle("print", ({ path }) =>
-        Effect.flatMap(findOrNotFound(path.id, TicketId.make, prints.requestPrint, "ticket"), printQueue.enqueue))
+        Effect.flatMap(findOrNotFound(path.id, prints.requestPrint, TicketNotFound.of), printQueue.enqueue))
       .handle("printed", ({ path }) =>
         Effect.flatMap(findTicket(path.id), (ticket) =>
           Effect.flatMap(prints.printed(ticket.id), Option.match({
-            onNone: () => Effect.fail(new NotFound({ message: `ticket ${ticket.id} is not printed (${ticket.printStatus})` })),
+            onNone: () => Effect.fail(TicketNotPrinted.of(ticket.id, ticket.printStatus)),
             onSome: Effect.succeed
           }))))
   })).pipe(

@@ -1,7 +1,7 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Effect, Layer, Option } from "effect"
 import { Api } from "../domain/Api.js"
-import { NotFound } from "../domain/Errors.js"
+import { UserNotFound } from "../domain/Errors.js"
 import { DatabaseHealth } from "./DatabaseHealth.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 
@@ -14,7 +14,7 @@ export const UsersHttpLive = HttpApiBuilder.group(Api, "users", (handlers) =>
       .handle("list", () => Effect.succeed(HttpServerResponse.uint8Array(users.listBytes, { contentType: "application/json" })))
       .handle("get", ({ path }) =>
         Option.match(users.find(path.id), {
-          onNone: () => Effect.fail(new NotFound({ message: `user ${path.id} does not exist` })),
+          onNone: () => Effect.fail(UserNotFound.of(path.id)),
           onSome: Effect.succeed
         }))
   })).pipe(Layer.provide([UserDirectory.Default, DatabaseHealth.Default]))

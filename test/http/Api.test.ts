@@ -1,7 +1,7 @@
 import { HttpServer } from "@effect/platform"
 import { expect, layer } from "@effect/vitest"
 import * as http from "node:http"
-import { Effect } from "effect"
+import { Effect, Either } from "effect"
 import type { CreateConcert } from "../../src/domain/Concert.js"
 import { client, json, raw, TestApp } from "../fixtures/Http.js"
 import { eventually } from "../fixtures/eventually.js"
@@ -175,8 +175,8 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("TicketOver
       expect(soldOut.status).toBe(422)
       expect(json(soldOut)).toEqual({ error: "the concert is sold out" })
       const api = yield* client
-      expect((yield* api.concerts.get({ path: { id: concert.id } })).status).toBe("SOLD_OUT")
-      expect(yield* api.tickets.list({ urlParams: { concert_id: concert.id } })).toHaveLength(3)
+      expect((yield* api.concerts.get({ path: { id: Either.right(concert.id) } })).status).toBe("SOLD_OUT")
+      expect(yield* api.tickets.list({ urlParams: { concert_id: Either.right(concert.id) } })).toHaveLength(3)
     }))
 
   it.effect("tickets: filters name existing users and concerts (404 otherwise, [] when none)", () =>
@@ -298,6 +298,26 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("TicketOver
       expect(spec.status).toBe(200)
       const paths = Object.keys((json(spec) as { paths: Record<string, unknown> }).paths)
       expect(paths).toEqual(expect.arrayContaining(["/api/v1/tickets", "/api/v1/concerts/{id}/seats", "/api/v1/users/{id}"]))
+      // It says what each endpoint can answer, by name, from the same declarations that make
+      // the responses, and every error's body is `{"error": string}`.
+      const document = json(spec) as {
+        paths: Record<string, Record<string, { responses: Record<string, { content?: unknown }> }>>
+        components: { schemas: Record<string, unknown> }
+      }
+      const purchase = document.paths["/api/v1/tickets"]!["post"]!.responses
+      expect(Object.keys(purchase)).toEqual(["201", "400", "413", "422", "503"])
+      expect(JSON.stringify(purchase["422"]!.content)).toContain("#/components/schemas/SoldOut")
+      expect(JSON.stringify(purchase["422"]!.content)).toContain("#/components/schemas/IdempotencyKeyReused")
+      expect(JSON.stringify(purchase["400"]!.content)).toContain("#/components/schemas/UnknownUser")
+      expect(JSON.stringify(purchase["503"]!.content)).toContain("#/components/schemas/Busy")
+      expect(JSON.stringify(document.paths["/api/v1/tickets/{id}/print"]!["get"]!.responses["404"]!.content))
+        .toContain("#/components/schemas/TicketNotPrinted")
+      expect(document.components.schemas["SoldOut"]).toEqual({
+        type: "object",
+        required: ["error"],
+        properties: { error: { type: "string" } },
+        additionalProperties: false
+      })
       const docs = yield* raw("GET", "/docs")
       expect(docs.status).toBe(200)
       expect(docs.headers["content-type"]).toContain("text/html")

@@ -66,11 +66,11 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("error cont
         ],
         [
           purchase({ concert_id: soldOut, user_id: alice }, { "idempotency-key": "a b" }),
-          error(400, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+          error(400, "invalid request: idempotency-key: must be 1 to 255 printable ASCII characters")
         ],
         [
           purchase({ concert_id: soldOut, user_id: alice }, { "idempotency-key": "x".repeat(256) }),
-          error(400, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+          error(400, "invalid request: idempotency-key: must be 1 to 255 printable ASCII characters")
         ],
         [["POST", "/api/v1/tickets", "{"], error(400, "request body is not valid JSON")],
         [["POST", "/api/v1/tickets", "{}"], error(400, "invalid request: concert_id: is missing")],
