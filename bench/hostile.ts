@@ -9,8 +9,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as os from "node:os"
-import { rawRequest } from "../test/fixtures/RawHttp.js"
-import { createConcert, fmt, load, type LoadResult, option, root, startTarget } from "./shared.js"
+import { createConcert, fmt, load, type LoadResult, option, request, root, startTarget } from "./shared.js"
 
 type Kind = "pipeline" | "lists" | "seats" | "unknown" | "idle" | "concerts"
 
@@ -52,7 +51,7 @@ export const hostile = async (args: ReadonlyArray<string>) => {
                     SELECT gen_random_uuid(), $1, 60000, g, '00000000-0000-0000-0000-000000000001'
                     FROM generate_series(1, 51000) g`, [listed])
     const stadium = await createConcert(port, 150_000, "Stadium")
-    for (let i = 0; (await rawRequest(port, "GET", `/api/v1/concerts/${stadium}/seats`)).status !== 200; i++) {
+    for (let i = 0; (await request(port, "GET", `/api/v1/concerts/${stadium}/seats`)).status !== 200; i++) {
       if (i > 600) throw new Error("the stadium's plan never came")
       await sleep(100)
     }
@@ -95,7 +94,7 @@ export const hostile = async (args: ReadonlyArray<string>) => {
           const small = await createConcert(port, 100, "Small, during the flood")
           const started = performance.now()
           const buying = buy()
-          while ((await rawRequest(port, "GET", `/api/v1/concerts/${small}/seats`)).status !== 200) await sleep(50)
+          while ((await request(port, "GET", `/api/v1/concerts/${small}/seats`)).status !== 200) await sleep(50)
           firstPlan = `; a new 100-seat concert's first plan after ${fmt(performance.now() - started)} ms`
           return buying
         })()

@@ -12,16 +12,18 @@
  * renders: the same (a) alone and then while 1,000 tickets print and a 150,000-seat plan keeps
  *   re-rendering; time to PRINTED for tonight's ticket behind 2,000 next-year prints; how soon
  *   a new concert's plan appears and how soon it shows new purchases.
+ * ab --base REV: purchases per second of commit REV and of this checkout, side by side
+ *   (`bench/ab.ts`). hostile: one client's attacks beside buyers (`bench/hostile.ts`).
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as crypto from "node:crypto"
 import * as os from "node:os"
 import type pg from "pg"
-import { rawRequest } from "../test/fixtures/RawHttp.js"
 import { freePort } from "../src/sql/EmbeddedPostgres.js"
 import { runScenario } from "./scenarios.js"
 import { hostile } from "./hostile.js"
-import { buy, createConcert, databaseWork, fmt, load, option, printAll, root, startTarget } from "./shared.js"
+import { ab } from "./ab.js"
+import { buy, createConcert, databaseWork, fmt, load, option, printAll, request, root, startTarget } from "./shared.js"
 
 const args = process.argv.slice(2)
 // Every option takes a value: the scenario is the first argument that is neither.
@@ -38,7 +40,7 @@ const child = (script: string, env: Record<string, string>): ChildProcess =>
 
 const waitHealthy = async (port: number, pathname: string) => {
   for (let i = 0; i < 300; i++) {
-    const response = await rawRequest(port, "GET", pathname).catch(() => undefined)
+    const response = await request(port, "GET", pathname).catch(() => undefined)
     if (response !== undefined && response.status < 500) return
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
@@ -47,6 +49,7 @@ const waitHealthy = async (port: number, pathname: string) => {
 
 const main = async () => {
   if (scenario === "hostile") return hostile(args)
+  if (scenario === "ab") return ab(args)
   if (scenario !== "purchases" && scenario !== "renders") return runScenario(scenario, args)
   const cleanup: Array<() => Promise<void>> = []
   try {
@@ -207,9 +210,9 @@ const renders = async (port: number, db: pg.Client): Promise<string> => {
   const backlogStarted = performance.now()
   await printAll(port, backlog)
   const urgentAsked = performance.now()
-  await rawRequest(port, "POST", `/api/v1/tickets/${urgent}/print`)
+  await request(port, "POST", `/api/v1/tickets/${urgent}/print`)
   const urgentMs = await waitFor("tonight's ticket", async () =>
-    (await rawRequest(port, "GET", `/api/v1/tickets/${urgent}/print`)).status === 200)
+    (await request(port, "GET", `/api/v1/tickets/${urgent}/print`)).status === 200)
   const backlogDoneWhenUrgent = await printedCount(db, nextYear)
   const backlogMs = (await waitFor("the backlog", async () => (await printedCount(db, nextYear)) === 2000)) +
     (urgentAsked - backlogStarted) + urgentMs
@@ -217,12 +220,12 @@ const renders = async (port: number, db: pg.Client): Promise<string> => {
   // Seating freshness.
   const fresh = await createConcert(port, 3000, "Fresh plan")
   const firstPlanMs = await waitFor("the first plan", async () =>
-    (await rawRequest(port, "GET", `/api/v1/concerts/${fresh}/seats`)).status === 200)
+    (await request(port, "GET", `/api/v1/concerts/${fresh}/seats`)).status === 200)
   await buy(port, fresh, 10)
   const catchUpMs = await waitFor("the plan to show 10 sold", async () =>
-    (await rawRequest(port, "GET", `/api/v1/concerts/${fresh}/seats`)).body.includes(`|3000|10<`))
+    (await request(port, "GET", `/api/v1/concerts/${fresh}/seats`)).body.includes(`|3000|10<`))
   const bigPlanMs = await waitFor("the 150,000-seat plan", async () =>
-    (await rawRequest(port, "GET", `/api/v1/concerts/${stadium}/seats`)).status === 200)
+    (await request(port, "GET", `/api/v1/concerts/${stadium}/seats`)).status === 200)
 
   lines.push(
     `renders benchmark, ${new Date().toISOString()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, node ${process.version}`,

@@ -12,9 +12,8 @@
 import { execFile, spawn } from "node:child_process"
 import * as os from "node:os"
 import type pg from "pg"
-import { rawRequest } from "../test/fixtures/RawHttp.js"
 import type { PurchasersOptions, PurchasersResult } from "./purchasers.js"
-import { buy, createConcert, databaseWork, fmt, option, printAll, root, startTarget, type Target } from "./shared.js"
+import { buy, createConcert, databaseWork, fmt, option, printAll, request, root, startTarget, type Target } from "./shared.js"
 
 
 const bar = (done: number, total: number, label: string) => {
@@ -151,7 +150,7 @@ const untilPrinted = async (target: Target, ids: ReadonlyArray<string>, timeoutM
   while (waiting.size > 0) {
     if (performance.now() - started > timeoutMs) throw new Error(`${waiting.size} tickets not printed in time`)
     for (const id of [...waiting].slice(0, 200)) {
-      if ((await rawRequest(target.port, "GET", `/api/v1/tickets/${id}/print`)).status === 200) waiting.delete(id)
+      if ((await request(target.port, "GET", `/api/v1/tickets/${id}/print`)).status === 200) waiting.delete(id)
     }
     bar(ids.length - waiting.size, ids.length, `${ids.length - waiting.size} of ${ids.length} printed`)
   }
@@ -190,12 +189,12 @@ const scenarios: Record<string, Scenario> = {
     await printAll(target.port, tickets)
     const boughtMs = performance.now() - started
     await untilPrinted(target, tickets)
-    const renamed = await rawRequest(target.port, "PUT", `/api/v1/concerts/${concertId}`, JSON.stringify({ name: "Bob on Ice" }))
-    const still = (await Promise.all(tickets.slice(0, 200).map((id) => rawRequest(target.port, "GET", `/api/v1/tickets/${id}/print`))))
+    const renamed = await request(target.port, "PUT", `/api/v1/concerts/${concertId}`, JSON.stringify({ name: "Bob on Ice" }))
+    const still = (await Promise.all(tickets.slice(0, 200).map((id) => request(target.port, "GET", `/api/v1/tickets/${id}/print`))))
       .filter((r) => r.status === 200).length
     await printAll(target.port, tickets)
     const reprintMs = await untilPrinted(target, tickets)
-    const svgs = await Promise.all(tickets.map((id) => rawRequest(target.port, "GET", `/api/v1/tickets/${id}/print`)))
+    const svgs = await Promise.all(tickets.map((id) => request(target.port, "GET", `/api/v1/tickets/${id}/print`)))
     const old = svgs.filter((r) => r.body.includes(">Elsa on Ice<")).length
     const fresh = svgs.filter((r) => r.body.includes(">Bob on Ice<")).length
     process.stdout.write([

@@ -4,11 +4,18 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
-import { startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
-import { rawRequest } from "../test/fixtures/RawHttp.js"
-import { freePort } from "../src/sql/EmbeddedPostgres.js"
+import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
 
 export const root = path.resolve(import.meta.dirname, "..")
+
+/** One request to the service under test (setup and checks; the load itself is `bench/load.ts`). */
+export const request = async (port: number, method: string, pathname: string, body?: string) => {
+  const response = await fetch(`http://127.0.0.1:${port}${pathname}`, {
+    method,
+    ...(body === undefined ? {} : { body, headers: { "content-type": "application/json" } })
+  })
+  return { status: response.status, body: await response.text() }
+}
 
 export interface LoadResult {
   readonly wallMs: number
@@ -69,9 +76,10 @@ export const option = (args: ReadonlyArray<string>, name: string): string | unde
 
 /**
  * The service under test: started here on its own PostgreSQL (or DATABASE_URL), or `--url`.
- * `--profile DIR` has the started service write a CPU profile into DIR when it stops.
+ * `--profile DIR` has the started service write a CPU profile into DIR when it stops;
+ * `checkout` starts the service of another checkout (an A/B's "before").
  */
-export const startTarget = async (args: ReadonlyArray<string>): Promise<Target> => {
+export const startTarget = async (args: ReadonlyArray<string>, checkout = root): Promise<Target> => {
   const url = option(args, "url")
   const steps: Array<() => Promise<void>> = []
   let databaseUrl = process.env.DATABASE_URL ?? ""
@@ -99,7 +107,7 @@ export const startTarget = async (args: ReadonlyArray<string>): Promise<Target> 
     const profile = profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", path.resolve(profileDir)]
     // As `npm start` runs it: a 64 MB young generation (purchases allocate fast; fewer scavenges).
     service = spawn(process.execPath, [...profile, "--max-semi-space-size=64", "--import", "tsx", "src/main.ts"], {
-      cwd: root,
+      cwd: checkout,
       env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: host, LOG_LEVEL: "warn" },
       stdio: ["ignore", "inherit", "inherit"]
     })
@@ -110,7 +118,7 @@ export const startTarget = async (args: ReadonlyArray<string>): Promise<Target> 
     })
   }
   for (let i = 0; ; i++) {
-    const health = await rawRequest(port, "GET", "/api/v1/tickets/health").catch(() => undefined)
+    const health = await request(port, "GET", "/api/v1/tickets/health").catch(() => undefined)
     if (health?.status === 200) break
     if (i > 600) throw new Error(`the service at ${host}:${port} is not healthy`)
     await new Promise((resolve) => setTimeout(resolve, 200))
@@ -147,7 +155,7 @@ export const startTarget = async (args: ReadonlyArray<string>): Promise<Target> 
 }
 
 export const createConcert = async (port: number, capacity: number, name: string, date = "2027-01-01") => {
-  const response = await rawRequest(port, "POST", "/api/v1/concerts", JSON.stringify({ name, venue: "Bench Arena", date, capacity, status: "ACTIVE" }))
+  const response = await request(port, "POST", "/api/v1/concerts", JSON.stringify({ name, venue: "Bench Arena", date, capacity, status: "ACTIVE" }))
   if (response.status !== 201) throw new Error(`creating a concert answered ${response.status} ${response.body}`)
   return (JSON.parse(response.body) as { id: string }).id
 }
@@ -157,7 +165,7 @@ export const buy = async (port: number, concertId: string, count: number) => {
   const ids: Array<string> = []
   for (let i = 0; i < count; i += 100) {
     const batch = await Promise.all(Array.from({ length: Math.min(100, count - i) }, (_, j) =>
-      rawRequest(port, "POST", "/api/v1/tickets", JSON.stringify({
+      request(port, "POST", "/api/v1/tickets", JSON.stringify({
         concert_id: concertId,
         user_id: `00000000-0000-0000-0000-${String(((i + j) % 5000) + 1).padStart(12, "0")}`
       }))))
@@ -168,7 +176,7 @@ export const buy = async (port: number, concertId: string, count: number) => {
 
 export const printAll = async (port: number, ids: ReadonlyArray<string>) => {
   for (let i = 0; i < ids.length; i += 100) {
-    await Promise.all(ids.slice(i, i + 100).map((id) => rawRequest(port, "POST", `/api/v1/tickets/${id}/print`)))
+    await Promise.all(ids.slice(i, i + 100).map((id) => request(port, "POST", `/api/v1/tickets/${id}/print`)))
   }
 }
 

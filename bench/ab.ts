@@ -1,0 +1,67 @@
+/**
+ * `npm run bench -- ab --base REV [--rounds 3]`: purchases per second before and after a change,
+ * side by side in one run. The service of commit REV (a worktree in a temporary directory,
+ * sharing this checkout's `node_modules` when the lockfiles agree) and of this checkout each
+ * start on an embedded PostgreSQL of their own; each gets 20 concerts of 100,000 seats and a
+ * warm-up, then the same 20,000 purchases over 256 connections (`bench/load.ts`), alternating
+ * before and after, `--rounds` times. Ratios from one run compare code; the machine's noise
+ * falls on both sides alike.
+ */
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { createConcert, fmt, load, option, root, startTarget, type Target } from "./shared.js"
+
+const git = (...args: Array<string>) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim()
+
+export const ab = async (args: ReadonlyArray<string>) => {
+  const base = option(args, "base")
+  if (base === undefined) throw new Error("usage: npm run bench -- ab --base <commit> [--rounds N]")
+  const rounds = Number(option(args, "rounds") ?? 3) || 3
+  const commit = git("rev-parse", "--short", base)
+  const head = git("rev-parse", "--short", "HEAD") + (git("status", "--porcelain").length > 0 ? "+changes" : "")
+  // Each side starts its own database: a DATABASE_URL would have them share one.
+  delete process.env.DATABASE_URL
+  const cleanup: Array<() => Promise<void>> = []
+  try {
+    const parent = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-ab-"))
+    await fs.chmod(parent, 0o755)
+    const checkout = path.join(parent, commit)
+    git("worktree", "add", "--detach", checkout, commit)
+    cleanup.push(async () => {
+      git("worktree", "remove", "--force", checkout)
+      await fs.rm(parent, { recursive: true, force: true })
+    })
+    const sameLock = git("diff", "--stat", commit, "--", "package-lock.json") === ""
+    if (sameLock) await fs.symlink(path.join(root, "node_modules"), path.join(checkout, "node_modules"))
+    else execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: checkout, stdio: "inherit" })
+
+    const sides: Array<{ readonly name: string; readonly target: Target; readonly concerts: Array<string> }> = []
+    for (const [name, dir] of [[`before (${commit})`, checkout], [`after (${head})`, root]] as const) {
+      const target = await startTarget([], dir)
+      cleanup.unshift(target.stop)
+      const concerts: Array<string> = []
+      for (let i = 0; i < 20; i++) concerts.push(await createConcert(target.port, 100_000, `AB ${i}`))
+      sides.push({ name, target, concerts })
+    }
+    const run = (side: (typeof sides)[number]) =>
+      load({ port: side.target.port, concerts: side.concerts, requests: 20_000, connections: 256, burst: false })
+    for (const side of sides) await run(side) // warm-up
+    const rows: Array<string> = []
+    for (let round = 1; round <= rounds; round++) {
+      const [before, after] = [await run(sides[0]!), await run(sides[1]!)]
+      for (const [side, result] of [[sides[0]!, before], [sides[1]!, after]] as const) {
+        console.log(`round ${round} ${side.name}: ${fmt(result.perSecond)} req/s, p99 ${fmt(result.p99)} ms, ${JSON.stringify(result.histogram)}`)
+      }
+      rows.push(
+        `| ${round} | ${fmt(before.perSecond)} (${fmt(before.p99)}) | ${fmt(after.perSecond)} (${fmt(after.p99)}) | ${fmt(after.perSecond / before.perSecond, 2)} |`
+      )
+    }
+    console.log(`\n| round | ${sides[0]!.name} req/s (p99 ms) | ${sides[1]!.name} req/s (p99 ms) | after / before |`)
+    console.log("|---|---|---|---|")
+    for (const row of rows) console.log(row)
+  } finally {
+    for (const step of cleanup) await step().catch((error) => console.error(String(error)))
+  }
+}
