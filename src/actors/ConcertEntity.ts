@@ -2,37 +2,60 @@
  * The concert entity: the single writer of one concert's seats. Its loop drains the mailbox,
  * plans every waiting purchase against the ledger it holds (`ConcertState`) with the pure
  * rules (`SeatLedger.plan`, then `PurchaseBatch`), journals the winners in one statement
- * (group commit) and only then replies. Updates run in their arrival order between purchase
- * batches.
+ * (group commit) and only then replies. Holds of several seats (reservations) go in the same
+ * batches as purchases; a reservation's later steps (checkout, payment, cancel), its expiry,
+ * updates and sale settings run in their arrival order between batches. The entity sets its
+ * own wake-up (`HoldTimers`) at its earliest hold expiry, and releases lapsed holds before
+ * deciding anything else.
  */
 import { Entity, type Envelope } from "@effect/cluster"
 import { Chunk, Clock, Config, Duration, Effect, Layer, type Mailbox, Option } from "effect"
+import * as crypto from "node:crypto"
 import {
+  type ChangeSale,
   ConcertEntity,
+  type Expire,
   JournalUnavailable,
-  type PurchaseOrder,
+  type Order,
   type PurchaseOutcome,
   type Purchases,
+  type Transition,
   type Update
 } from "../domain/ConcertEntity.js"
-import { ConcertNotFound } from "../domain/Errors.js"
-import { ConcertId } from "../domain/Ids.js"
+import { ConcertNotFound, ReservationNotFound, WrongState } from "../domain/Errors.js"
+import { ConcertId, TicketId } from "../domain/Ids.js"
+import { ReservationRecord } from "../domain/Reservation.js"
+import { saleSettings } from "../domain/Sale.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { ConcertJournal, type JournalError } from "../sql/ConcertJournal.js"
-import { ConcertState } from "./ConcertState.js"
-import { journalRows, outcomesOf } from "./PurchaseBatch.js"
+import { type Loaded, ConcertState } from "./ConcertState.js"
+import { HoldTimers } from "./HoldTimers.js"
+import { holdRows, isHold, journalRows, outcomesOf } from "./PurchaseBatch.js"
 import * as SeatLedger from "./SeatLedger.js"
 import { positiveInteger } from "../Settings.js"
 
-type Rpcs = typeof Purchases | typeof Update
+type Rpcs = typeof Purchases | typeof Update | typeof Transition | typeof Expire | typeof ChangeSale
 type PurchasesRequest = Envelope.Request<typeof Purchases>
 type UpdateRequest = Envelope.Request<typeof Update>
+type TransitionRequest = Envelope.Request<typeof Transition>
+type ExpireRequest = Envelope.Request<typeof Expire>
+type ChangeSaleRequest = Envelope.Request<typeof ChangeSale>
 
 /** How often a batch that hit a constraint is retried, one order at a time, after a reload. */
 const maxConflictAttempts = 3
 
+const wrongState = (reservation: ReservationRecord, action: "checkout" | "payment" | "cancel") =>
+  new WrongState({
+    message: action === "checkout"
+      ? `reservation ${reservation.id} is ${reservation.status}: only a HELD reservation can be checked out`
+      : action === "payment"
+      ? `reservation ${reservation.id} is ${reservation.status}: it can no longer be paid for`
+      : `reservation ${reservation.id} is ${reservation.status}: it can no longer be cancelled`
+  })
+
 const make = Effect.gen(function*() {
   const journal = yield* ConcertJournal
+  const timers = yield* HoldTimers
   const address = yield* Entity.CurrentAddress
   const concertId = ConcertId.make(address.entityId)
 
@@ -53,7 +76,7 @@ const make = Effect.gen(function*() {
           Effect.annotateLogs({
             concertId,
             name: after.concert.name,
-            sold: after.sold,
+            taken: SeatLedger.taken(after),
             capacity: after.concert.capacity,
             was: before.concert.status
           })
@@ -62,30 +85,72 @@ const make = Effect.gen(function*() {
     const unavailable = (error: JournalError) =>
       new JournalUnavailable({ reason: error.kind === "Conflict" ? "conflicting write" : "database unavailable" })
 
+    /** Sets the wake-up at the earliest hold expiry, if any hold remains. */
+    const rewake = Effect.suspend(() => timers.wake(concertId, state.earliestExpiry()))
+
+    /**
+     * The concert as loaded, with every hold past its expiry released first (one transaction):
+     * whatever is decided next sees those seats free, whether or not the wake-up came yet.
+     */
+    const current: Effect.Effect<Option.Option<Loaded>, JournalError> = Effect.gen(function*() {
+      const loaded = yield* state.current
+      if (Option.isNone(loaded)) return loaded
+      const now = yield* Clock.currentTimeMillis
+      const lapsed = [...loaded.value.live.values()].filter((r) => r.expiresAt !== null && r.expiresAt <= now)
+      if (lapsed.length === 0) return loaded
+      const before = loaded.value.ledger
+      const after = SeatLedger.release(before, lapsed.flatMap((r) => r.seats))
+      yield* journal.release(after, lapsed.map((r) => r.id), "EXPIRED")
+      state.adopt(after)
+      for (const r of lapsed) state.drop(r.id)
+      yield* Effect.logInfo("holds expired").pipe(
+        Effect.annotateLogs({ concertId, reservations: lapsed.length, seats: lapsed.reduce((n, r) => n + r.quantity, 0) })
+      )
+      yield* statusChange(before, after)
+      yield* rewake
+      return yield* state.current
+    })
+
     /** Plans every order against the ledger, journals the winners in one statement, then answers. */
     const decide = (
-      orders: ReadonlyArray<PurchaseOrder>,
+      orders: ReadonlyArray<Order>,
       attempt: number
     ): Effect.Effect<ReadonlyArray<PurchaseOutcome>, ConcertNotFound> =>
       Effect.gen(function*() {
-        const loaded = yield* state.current
+        const loaded = yield* current
         if (Option.isNone(loaded)) return yield* ConcertNotFound.of(concertId)
+        const ledger = loaded.value.ledger
 
         const keys = orders.flatMap((order) => order.idempotencyKey ?? [])
-        const existing = new Map<string, TicketRecord>()
+        const existing = new Map<string, TicketRecord | ReservationRecord>()
         if (keys.length > 0) {
           for (const { idempotencyKey, ...ticket } of yield* journal.findByKeys(keys)) {
             existing.set(idempotencyKey, new TicketRecord(ticket))
           }
+          if (orders.some(isHold)) {
+            for (const { idempotencyKey, ...reservation } of yield* journal.reservationsByKeys(keys)) {
+              existing.set(idempotencyKey, new ReservationRecord({ ...reservation, tickets: [] }))
+            }
+          }
         }
 
-        const plan = SeatLedger.plan(loaded.value, orders, existing)
+        const now = yield* Clock.currentTimeMillis
+        const plan = SeatLedger.plan(ledger, orders, existing, now)
+        const outcomes = outcomesOf(concertId, orders, plan, now)
         if (plan.allocated > 0) {
-          yield* journal.append(plan.ledger, journalRows(orders, plan))
+          yield* journal.append(plan.ledger, journalRows(orders, plan), holdRows(orders, plan, now))
           state.adopt(plan.ledger)
-          yield* statusChange(loaded.value, plan.ledger)
+          let held = false
+          for (const outcome of outcomes) {
+            if (outcome instanceof ReservationRecord && outcome.status === "HELD" && !loaded.value.live.has(outcome.id)) {
+              state.hold(outcome)
+              held = true
+            }
+          }
+          if (held) yield* rewake
+          yield* statusChange(ledger, plan.ledger)
         }
-        return outcomesOf(concertId, orders, plan)
+        return outcomes
       }).pipe(
         Effect.catchTag("JournalError", (error) => {
           state.forget()
@@ -104,12 +169,14 @@ const make = Effect.gen(function*() {
         })
       )
 
-    /** A retried order whose ticket is already journaled gets that ticket back. */
-    const decideAlone = (order: PurchaseOrder, attempt: number): Effect.Effect<PurchaseOutcome, ConcertNotFound> =>
-      journal.findTicket(order.ticketId).pipe(
+    /** A retried order whose ticket (or reservation) is already journaled gets it back. */
+    const decideAlone = (order: Order, attempt: number): Effect.Effect<PurchaseOutcome, ConcertNotFound> =>
+      (isHold(order)
+        ? journal.findReservation(order.reservationId)
+        : journal.findTicket(order.ticketId) as Effect.Effect<Option.Option<TicketRecord | ReservationRecord>, JournalError>).pipe(
         Effect.flatMap(Option.match({
           onNone: () => Effect.map(decide([order], attempt + 1), (outcomes) => outcomes[0]!),
-          onSome: Effect.succeed
+          onSome: (found): Effect.Effect<PurchaseOutcome> => Effect.succeed(found)
         })),
         Effect.catchTag("JournalError", (error) => Effect.succeed(unavailable(error)))
       )
@@ -120,9 +187,9 @@ const make = Effect.gen(function*() {
      * journal statement (cancelled in the database, or never sent if it waited for a
      * connection): the buyers are answered 503 and the ledger is reloaded before the next batch.
      */
-    const decideInTime = (orders: ReadonlyArray<PurchaseOrder>) =>
+    const decideInTime = (orders: ReadonlyArray<Order>) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const live: Array<PurchaseOrder> = []
+        const live: Array<Order> = []
         let earliest = Infinity
         for (const order of orders) {
           if (order.deadline === undefined || order.deadline > now) {
@@ -179,29 +246,128 @@ const make = Effect.gen(function*() {
       )
     }
 
-    const update = (request: UpdateRequest) =>
+    /** One request decided alone: a journal failure answers 503 and the state is reloaded next time. */
+    const alone = <R extends Rpcs>(
+      request: Envelope.Request<R>,
+      name: string,
+      body: (loaded: Loaded) => Effect.Effect<void, JournalError>
+    ) =>
       Effect.gen(function*() {
-        const loaded = yield* state.current
-        if (Option.isNone(loaded)) return yield* replier.fail(request, ConcertNotFound.of(concertId))
-        const next = SeatLedger.applyUpdate(loaded.value, request.payload)
-        yield* journal.update(next)
-        state.adopt(next)
-        yield* statusChange(loaded.value, next)
-        yield* replier.succeed(request, next.concert)
+        const loaded = yield* current
+        if (Option.isNone(loaded)) return yield* replier.fail(request as never, ConcertNotFound.of(concertId) as never)
+        yield* body(loaded.value)
       }).pipe(
         Effect.catchTag("JournalError", (error) => {
           state.forget()
-          return replier.fail(request, unavailable(error))
+          return replier.fail(request as never, unavailable(error) as never)
         }),
-        Effect.withSpan("ConcertEntity.update", { captureStackTrace: false, attributes: { concertId } })
+        Effect.withSpan(`ConcertEntity.${name}`, { captureStackTrace: false, attributes: { concertId } })
       )
 
-    /** Consecutive purchase messages form one batch; an update is applied where it arrived. */
+    const update = (request: UpdateRequest) =>
+      alone(request, "update", ({ ledger }) =>
+        Effect.gen(function*() {
+          const next = SeatLedger.applyUpdate(ledger, request.payload)
+          yield* journal.update(next)
+          state.adopt(next)
+          yield* statusChange(ledger, next)
+          yield* replier.succeed(request, next.concert)
+        }))
+
+    const changeSale = (request: ChangeSaleRequest) =>
+      alone(request, "changeSale", ({ ledger }) =>
+        Effect.gen(function*() {
+          const { hold_seconds, max_per_reservation, mode, opens_at, payment_seconds } = request.payload
+          const next = SeatLedger.withSale(ledger, {
+            maxPerReservation: max_per_reservation ?? ledger.sale.maxPerReservation,
+            holdSeconds: hold_seconds ?? ledger.sale.holdSeconds,
+            paymentSeconds: payment_seconds ?? ledger.sale.paymentSeconds,
+            mode: mode ?? ledger.sale.mode,
+            opensAt: opens_at === undefined ? ledger.sale.opensAt : opens_at === null ? null : Date.parse(opens_at)
+          })
+          yield* journal.updateSale(next)
+          state.adopt(next)
+          yield* replier.succeed(request, saleSettings(concertId, next.sale))
+        }))
+
+    /** `Expire`: `current` has released whatever lapsed; set the next wake-up. */
+    const expire = (request: ExpireRequest) =>
+      alone(request, "expire", () => Effect.zipRight(rewake, replier.succeed(request, void 0)))
+
+    /** A reservation no longer live (or of another concert) answers from the journal. */
+    const settled = (request: TransitionRequest) =>
+      Effect.gen(function*() {
+        const { action, reservationId } = request.payload
+        const found = yield* journal.findReservation(reservationId)
+        if (Option.isNone(found) || found.value.concertId !== concertId) {
+          return yield* replier.fail(request, ReservationNotFound.of(reservationId))
+        }
+        const reservation = found.value
+        if (action === "payment" && reservation.status === "CONFIRMED") return yield* replier.succeed(request, reservation)
+        if (action === "cancel" && reservation.status === "CANCELLED") return yield* replier.succeed(request, reservation)
+        return yield* replier.fail(request, wrongState(reservation, action))
+      })
+
+    const transition = (request: TransitionRequest) =>
+      alone(request, "transition", ({ ledger, live }) =>
+        Effect.gen(function*() {
+          const { action, reservationId } = request.payload
+          const reservation = live.get(reservationId)
+          if (reservation === undefined) return yield* settled(request)
+          const now = yield* Clock.currentTimeMillis
+          if (action === "checkout") {
+            if (reservation.status !== "HELD") return yield* replier.fail(request, wrongState(reservation, action))
+            const expiresAt = now + ledger.sale.paymentSeconds * 1000
+            const invoiceNumber = yield* journal.checkout(reservationId, expiresAt)
+            const next = new ReservationRecord({ ...reservation, status: "AWAITING_PAYMENT", expiresAt, invoiceNumber })
+            state.hold(next)
+            yield* rewake
+            return yield* replier.succeed(request, next)
+          }
+          if (action === "payment") {
+            const tickets = reservation.seats.map((seat) =>
+              new TicketRecord({
+                id: TicketId.make(crypto.randomUUID()),
+                concertId,
+                userId: reservation.userId,
+                seat,
+                printStatus: "NOT_PRINTED"
+              })
+            )
+            const rows = tickets.map((t) => ({ id: t.id, seat: t.seat, userId: t.userId, idempotencyKey: undefined }))
+            const invoiceNumber = yield* journal.confirm(ledger, reservationId, reservation.userId, rows)
+            state.drop(reservationId)
+            yield* rewake
+            return yield* replier.succeed(
+              request,
+              new ReservationRecord({ ...reservation, status: "CONFIRMED", expiresAt: null, invoiceNumber, tickets })
+            )
+          }
+          const next = SeatLedger.release(ledger, reservation.seats)
+          yield* journal.release(next, [reservationId], "CANCELLED")
+          state.adopt(next)
+          state.drop(reservationId)
+          yield* statusChange(ledger, next)
+          yield* rewake
+          return yield* replier.succeed(
+            request,
+            new ReservationRecord({ ...reservation, status: "CANCELLED", expiresAt: null, invoiceNumber: null })
+          )
+        }))
+
+    /** Consecutive purchase messages form one batch; anything else is applied where it arrived. */
     const handle = Effect.fnUntraced(function*(requests: ReadonlyArray<Envelope.Request<Rpcs>>) {
       let start = 0
       while (start < requests.length) {
-        if (requests[start]!.tag === "Update") {
-          yield* update(requests[start] as UpdateRequest)
+        const request = requests[start]!
+        if (request.tag !== "Purchases") {
+          yield* request.tag === "Update"
+            ? update(request as UpdateRequest)
+            : request.tag === "Transition"
+            ? transition(request as TransitionRequest)
+            : request.tag === "Expire"
+            ? expire(request as ExpireRequest)
+            : changeSale(request as ChangeSaleRequest)
           start += 1
           continue
         }
@@ -227,4 +393,4 @@ export const ConcertEntityLive = Layer.unwrapEffect(
     const maxIdleTime = yield* Config.duration("CONCERT_MAX_IDLE").pipe(Config.withDefault("5 minutes"))
     return ConcertEntity.toLayerMailbox(make, { mailboxCapacity, maxIdleTime })
   })
-).pipe(Layer.provide(ConcertJournal.Default))
+).pipe(Layer.provide([ConcertJournal.Default, HoldTimers.Default]))

@@ -6,14 +6,25 @@
  * fibers) off the per-buyer path; the entity then journals all of a batch in one statement.
  */
 import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Option, Schedule } from "effect"
-import { ConcertEntity, JournalUnavailable, type PurchaseOrder, type PurchaseOutcome } from "../domain/ConcertEntity.js"
+import {
+  ConcertEntity,
+  type HoldOrder,
+  JournalUnavailable,
+  type Order,
+  type PurchaseOrder,
+  type PurchaseOutcome
+} from "../domain/ConcertEntity.js"
+import type { NotEnoughSeats, QuantityOverLimit, SoldOut } from "../domain/Errors.js"
+import { ReservationRecord } from "../domain/Reservation.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { positiveInteger } from "../Settings.js"
 
 type Client = Effect.Effect.Success<typeof ConcertEntity.client>
 type PurchasesError = Effect.Effect.Error<ReturnType<ReturnType<Client>["Purchases"]>>
-/** Why an order got no ticket, as the entity answers it. */
-type NoTicket = Exclude<PurchaseOutcome, TicketRecord>
+/** What an order can get: a ticket, or a reservation holding its seats. */
+type Granted = TicketRecord | ReservationRecord
+/** Why an order got nothing, as the entity answers it. */
+type NoTicket = Exclude<PurchaseOutcome, Granted>
 
 /** How long after an order's deadline its answer may still arrive before the buyer is told 503. */
 const answerGrace = 1000
@@ -24,8 +35,8 @@ const notInTime = new JournalUnavailable({ reason: "the purchase could not be sa
 const lost = (cause: Cause.Cause<unknown>) => Option.isNone(Cause.failureOption(cause))
 
 interface Waiting {
-  readonly order: PurchaseOrder
-  readonly deferred: Deferred.Deferred<TicketRecord, NoTicket | PurchasesError>
+  readonly order: Order
+  readonly deferred: Deferred.Deferred<Granted, NoTicket | PurchasesError>
 }
 
 export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales", {
@@ -68,7 +79,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         const outcome = exit.value[i]
         Deferred.unsafeDone(
           deferred,
-          outcome instanceof TicketRecord
+          outcome instanceof TicketRecord || outcome instanceof ReservationRecord
             ? Exit.succeed(outcome)
             : outcome === undefined
             ? Exit.die(new Error("the concert answered fewer orders than it was sent"))
@@ -120,9 +131,9 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         yield* send(concertId, queue)
       })
 
-    const buy = (concertId: string, order: PurchaseOrder): Effect.Effect<TicketRecord, NoTicket | PurchasesError> =>
+    const submit = (concertId: string, order: Order): Effect.Effect<Granted, NoTicket | PurchasesError> =>
       Effect.suspend(() => {
-        const deferred = Deferred.unsafeMake<TicketRecord, NoTicket | PurchasesError>(FiberId.none)
+        const deferred = Deferred.unsafeMake<Granted, NoTicket | PurchasesError>(FiberId.none)
         const queue = waiting.get(concertId)
         if (queue === undefined) {
           const fresh = [{ order, deferred }]
@@ -134,6 +145,16 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         return Deferred.await(deferred)
       })
 
-    return { buy } as const
+    return {
+      /** One seat, sold at once. */
+      buy: (concertId: string, order: PurchaseOrder) =>
+        submit(concertId, order) as Effect.Effect<
+          TicketRecord,
+          Exclude<NoTicket, NotEnoughSeats | QuantityOverLimit> | PurchasesError
+        >,
+      /** `quantity` seats held as a new reservation, all or nothing. */
+      hold: (concertId: string, order: HoldOrder) =>
+        submit(concertId, order) as Effect.Effect<ReservationRecord, Exclude<NoTicket, SoldOut> | PurchasesError>
+    } as const
   })
 }) {}

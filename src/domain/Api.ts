@@ -11,7 +11,12 @@ import {
   Json,
   NotSaved,
   PayloadTooLarge,
+  NotEnoughSeats,
   PlanNotReady,
+  QuantityOverLimit,
+  ReservationNotFound,
+  SaleNotOpen,
+  WrongState,
   SoldOut,
   TicketNotFound,
   TicketNotPrinted,
@@ -21,6 +26,8 @@ import {
 } from "./Errors.js"
 import { ConcertId, Named, TicketId } from "./Ids.js"
 import { IdempotencyKey, PurchaseTicket, Ticket } from "./Ticket.js"
+import { Invoice, Reservation, ReservationId, ReserveSeats } from "./Reservation.js"
+import { SaleSettings, UpdateSale } from "./Sale.js"
 import { User } from "./User.js"
 
 export class Health extends Schema.Class<Health>("Health")({
@@ -37,6 +44,7 @@ const health = (group: string) =>
 const userId = HttpApiSchema.param("id", Schema.String)
 const concertId = HttpApiSchema.param("id", Named(ConcertId))
 const ticketId = HttpApiSchema.param("id", Named(TicketId))
+const reservationId = HttpApiSchema.param("id", Named(ReservationId))
 
 const Svg = HttpApiSchema.Text({ contentType: "image/svg+xml" })
 
@@ -71,7 +79,93 @@ export class ConcertsGroup extends HttpApiGroup.make("concerts")
       .addError(Json(PlanNotReady))
       .annotate(OpenApi.Description, "The seating plan; 503 with Retry-After until the first plan is rendered.")
   )
+  .add(
+    HttpApiEndpoint.get("sale")`/concerts/${concertId}/sale`
+      .addSuccess(SaleSettings)
+      .addError(Json(ConcertNotFound))
+      .annotate(OpenApi.Description, "The concert's sale settings (every concert has them; defaults until changed).")
+  )
+  .add(
+    HttpApiEndpoint.put("changeSale")`/concerts/${concertId}/sale`
+      .setPayload(UpdateSale)
+      .addSuccess(SaleSettings)
+      .addError(Json(ConcertNotFound))
+      .addError(Json(NotSaved))
+      .addError(Json(Busy))
+  )
   .annotate(OpenApi.Title, "Concert")
+{}
+
+export class ReservationsGroup extends HttpApiGroup.make("reservations")
+  .add(
+    HttpApiEndpoint.post("reserve", "/reservations")
+      .setPayload(ReserveSeats)
+      .setHeaders(Schema.Struct({
+        "idempotency-key": Schema.optionalWith(IdempotencyKey, { exact: true })
+      }))
+      .addSuccess(Reservation, { status: 201 })
+      .addError(Json(UnknownConcert))
+      .addError(Json(UnknownUser))
+      .addError(Json(QuantityOverLimit))
+      .addError(Json(NotEnoughSeats))
+      .addError(Json(ConcertCancelled))
+      .addError(Json(SaleNotOpen))
+      .addError(Json(IdempotencyKeyReused))
+      .addError(Json(NotSaved))
+      .addError(Json(Busy))
+      .annotate(
+        OpenApi.Description,
+        "Hold `quantity` seats, all or nothing, for `hold_seconds`. 412 when fewer can be held now (the message says how many are left)."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/reservations")
+      .setUrlParams(Schema.Struct({
+        user_id: Schema.optionalWith(Schema.String, { exact: true }),
+        concert_id: Schema.optionalWith(Named(ConcertId), { exact: true })
+      }))
+      .addSuccess(Schema.Array(Reservation))
+      .addError(Json(UserNotFound))
+      .addError(Json(ConcertNotFound))
+  )
+  .add(HttpApiEndpoint.get("get")`/reservations/${reservationId}`.addSuccess(Reservation).addError(Json(ReservationNotFound)))
+  .add(
+    HttpApiEndpoint.post("checkout")`/reservations/${reservationId}/checkout`
+      .addSuccess(Reservation)
+      .addError(Json(ReservationNotFound))
+      .addError(Json(WrongState))
+      .addError(Json(NotSaved))
+      .addError(Json(Busy))
+      .annotate(OpenApi.Description, "Start payment: AWAITING_PAYMENT with an invoice number. 409 unless HELD.")
+  )
+  .add(
+    HttpApiEndpoint.post("payment")`/reservations/${reservationId}/payment`
+      .addSuccess(Reservation)
+      .addError(Json(ReservationNotFound))
+      .addError(Json(WrongState))
+      .addError(Json(NotSaved))
+      .addError(Json(Busy))
+      .annotate(OpenApi.Description, "The payment arrived: CONFIRMED with its tickets. A repeat returns it unchanged.")
+  )
+  .add(
+    HttpApiEndpoint.del("cancel")`/reservations/${reservationId}`
+      .addSuccess(Reservation)
+      .addError(Json(ReservationNotFound))
+      .addError(Json(WrongState))
+      .addError(Json(NotSaved))
+      .addError(Json(Busy))
+      .annotate(OpenApi.Description, "Cancel: its seats are free at once, its invoice number goes back to the pool. 409 when CONFIRMED.")
+  )
+  .add(
+    HttpApiEndpoint.get("invoices", "/invoices")
+      .setUrlParams(Schema.Struct({
+        from: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.int(), Schema.positive()), { exact: true }),
+        to: Schema.optionalWith(Schema.NumberFromString.pipe(Schema.int(), Schema.positive()), { exact: true })
+      }))
+      .addSuccess(Schema.Array(Invoice))
+      .annotate(OpenApi.Description, "Invoice numbers in order: the reservation holding each, or RECYCLED for a number in the pool.")
+  )
+  .annotate(OpenApi.Title, "Reservation")
 {}
 
 export class TicketsGroup extends HttpApiGroup.make("tickets")
@@ -98,6 +192,7 @@ export class TicketsGroup extends HttpApiGroup.make("tickets")
       .addError(Json(SoldOut))
       .addError(Json(ConcertCancelled))
       .addError(Json(IdempotencyKeyReused))
+      .addError(Json(SaleNotOpen))
       .addError(Json(NotSaved))
       .addError(Json(Busy))
       .annotate(
@@ -124,6 +219,7 @@ export class Api extends HttpApi.make("TicketOverflow")
   .add(UsersGroup)
   .add(ConcertsGroup)
   .add(TicketsGroup)
+  .add(ReservationsGroup)
   // Any endpoint: a body that does not decode or is too large (answered by ErrorResponses),
   // the database away.
   .addError(Json(InvalidRequest))

@@ -2,8 +2,20 @@ import { Entity } from "@effect/cluster"
 import { Rpc } from "@effect/rpc"
 import { Schema } from "effect"
 import { Concert, UpdateConcert } from "./Concert.js"
-import { ConcertCancelled, ConcertNotFound, IdempotencyKeyReused, SoldOut } from "./Errors.js"
+import {
+  ConcertCancelled,
+  ConcertNotFound,
+  IdempotencyKeyReused,
+  NotEnoughSeats,
+  QuantityOverLimit,
+  ReservationNotFound,
+  SaleNotOpen,
+  SoldOut,
+  WrongState
+} from "./Errors.js"
 import { TicketId, UserId } from "./Ids.js"
+import { ReservationId, ReservationRecord } from "./Reservation.js"
+import { SaleSettings, UpdateSale } from "./Sale.js"
 import { TicketRecord } from "./Ticket.js"
 
 /*
@@ -30,17 +42,40 @@ export const PurchaseOrder = Schema.Struct({
 })
 export type PurchaseOrder = typeof PurchaseOrder.Type
 
-/** What one order got: its ticket, or why not. */
-export const PurchaseOutcome = Schema.Union(TicketRecord, SoldOut, ConcertCancelled, IdempotencyKeyReused, JournalUnavailable)
+/** One buyer's order for `quantity` seats held together, all or nothing, as a new reservation. */
+export const HoldOrder = Schema.TaggedStruct("Hold", {
+  reservationId: ReservationId,
+  userId: UserId,
+  quantity: Schema.Int,
+  idempotencyKey: Schema.optionalWith(Schema.String, { exact: true }),
+  deadline: Schema.optionalWith(Schema.Number, { exact: true })
+})
+export type HoldOrder = typeof HoldOrder.Type
+
+export const Order = Schema.Union(PurchaseOrder, HoldOrder)
+export type Order = typeof Order.Type
+
+/** What one order got: its ticket or reservation, or why not. */
+export const PurchaseOutcome = Schema.Union(
+  TicketRecord,
+  ReservationRecord,
+  SoldOut,
+  ConcertCancelled,
+  IdempotencyKeyReused,
+  NotEnoughSeats,
+  QuantityOverLimit,
+  SaleNotOpen,
+  JournalUnavailable
+)
 export type PurchaseOutcome = typeof PurchaseOutcome.Type
 
 /**
- * Buy one seat for each order, answered in order. A process sends the orders of all its
- * buyers waiting on one concert as one message: the per-message cost of the cluster is paid
- * per batch, not per buyer. Volatile: orders are idempotent through their unique keys.
+ * Buy one seat, or hold several, for each order, answered in order. A process sends the orders
+ * of all its buyers waiting on one concert as one message: the per-message cost of the cluster
+ * is paid per batch, not per buyer. Volatile: orders are idempotent through their unique keys.
  */
 export const Purchases = Rpc.make("Purchases", {
-  payload: { orders: Schema.NonEmptyArray(PurchaseOrder) },
+  payload: { orders: Schema.NonEmptyArray(Order) },
   success: Schema.Array(PurchaseOutcome),
   error: ConcertNotFound
 })
@@ -52,4 +87,23 @@ export const Update = Rpc.make("Update", {
   error: Schema.Union(ConcertNotFound, JournalUnavailable)
 })
 
-export const ConcertEntity = Entity.make("Concert", [Purchases, Update])
+/** What a buyer does with a reservation (ONSALE.md §2). */
+export const Transition = Rpc.make("Transition", {
+  payload: { reservationId: ReservationId, action: Schema.Literal("checkout", "payment", "cancel") },
+  success: ReservationRecord,
+  error: Schema.Union(ReservationNotFound, WrongState, JournalUnavailable)
+})
+
+/** Release the holds whose time has passed; sent by the concert's own wake-up timer. */
+export const Expire = Rpc.make("Expire", {
+  error: Schema.Union(ConcertNotFound, JournalUnavailable)
+})
+
+/** Change the sale settings; serialised with the decisions they govern. */
+export const ChangeSale = Rpc.make("ChangeSale", {
+  payload: UpdateSale,
+  success: SaleSettings,
+  error: Schema.Union(ConcertNotFound, JournalUnavailable)
+})
+
+export const ConcertEntity = Entity.make("Concert", [Purchases, Update, Transition, Expire, ChangeSale])

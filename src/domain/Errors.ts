@@ -28,6 +28,13 @@ export class UnknownUser extends Schema.TaggedError<UnknownUser>()("UnknownUser"
   }
 }
 
+/** More seats asked of one reservation than this concert allows. */
+export class QuantityOverLimit extends Schema.TaggedError<QuantityOverLimit>()("QuantityOverLimit", Message, status(400)) {
+  static of(max: number) {
+    return new QuantityOverLimit({ message: `quantity must be at most ${max} for this concert (max_per_reservation)` })
+  }
+}
+
 // 404: the URL names something that does not exist. A value that cannot be one of our ids is
 // just another id that does not exist.
 
@@ -49,10 +56,50 @@ export class UserNotFound extends Schema.TaggedError<UserNotFound>()("UserNotFou
   }
 }
 
+export class ReservationNotFound extends Schema.TaggedError<ReservationNotFound>()(
+  "ReservationNotFound",
+  Message,
+  status(404)
+) {
+  static of(id: string) {
+    return new ReservationNotFound({ message: `reservation ${id} does not exist` })
+  }
+}
+
 /** The ticket exists but has no printed form (yet, or its render failed). */
 export class TicketNotPrinted extends Schema.TaggedError<TicketNotPrinted>()("TicketNotPrinted", Message, status(404)) {
   static of(id: string, printStatus: string) {
     return new TicketNotPrinted({ message: `ticket ${id} is not printed (${printStatus})` })
+  }
+}
+
+// 409: not in this state, or not yet.
+
+/** The reservation's status does not allow this. */
+export class WrongState extends Schema.TaggedError<WrongState>()("WrongState", Message, status(409)) {}
+
+/** The sale has not opened yet; try again when it has. */
+export class SaleNotOpen extends Schema.TaggedError<SaleNotOpen>()("SaleNotOpen", {
+  message: Schema.String,
+  retryAfterSeconds: Schema.optionalWith(Schema.Int, { default: () => 1 })
+}, status(409)) {
+  static of(opensAt: number, now: number) {
+    return new SaleNotOpen({
+      message: `the sale opens at ${new Date(opensAt).toISOString()}; retry then`,
+      retryAfterSeconds: Math.max(1, Math.ceil((opensAt - now) / 1000))
+    })
+  }
+}
+
+// 412: fewer seats than asked can be held now.
+
+export class NotEnoughSeats extends Schema.TaggedError<NotEnoughSeats>()("NotEnoughSeats", Message, status(412)) {
+  static of(left: number, asked: number) {
+    return new NotEnoughSeats({
+      message: left === 0
+        ? `no seats are left (asked for ${asked})`
+        : `only ${left} seat${left === 1 ? " is" : "s are"} left (asked for ${asked}); ask for ${left} or fewer`
+    })
   }
 }
 

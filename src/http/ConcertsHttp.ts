@@ -4,6 +4,8 @@ import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
 import { ConcertNotFound, NotSaved, PlanNotReady } from "../domain/Errors.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
+import { ReservationsRepo } from "../sql/ReservationsRepo.js"
+import { saleSettings } from "../domain/Sale.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
 import { SeatingPlans } from "../workers/SeatingPlans.js"
 import { ClosedSales } from "./ClosedSales.js"
@@ -25,6 +27,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     const printQueue = yield* PrintQueue
     const seating = yield* SeatingPlans
     const knownConcerts = yield* KnownConcerts
+    const reservations = yield* ReservationsRepo
     const listPages = yield* ListPages
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
 
@@ -49,6 +52,20 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
             )
           )
         ))
+      .handle("sale", ({ path }) =>
+        Effect.flatMap(knownConcerts.require(path.id), (id) =>
+          Effect.flatMap(reservations.sale(id), Option.match({
+            onNone: () => Effect.fail(ConcertNotFound.of(id)),
+            onSome: (sale) => Effect.succeed(saleSettings(id, sale))
+          }))))
+      .handle("changeSale", ({ path, payload }) =>
+        Effect.flatMap(knownConcerts.require(path.id), (id) =>
+          concert(id).ChangeSale(payload).pipe(
+            Effect.catchTags({
+              JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the sale settings could not be saved; retry" })),
+              ...clusterUnavailable
+            })
+          )))
       .handle("seats", ({ path, request }) =>
         Effect.gen(function*() {
           // A concert seen once is known without a query: a plan reader polling costs one look-up.
@@ -75,6 +92,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
   })).pipe(
   Layer.provide([
     ConcertsRepo.Default,
+    ReservationsRepo.Default,
     DatabaseHealth.Default,
     ClosedSales.Default,
     KnownConcerts.Default,

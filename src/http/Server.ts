@@ -9,11 +9,12 @@ import { Config, Effect, Layer, LogLevel } from "effect"
 import { Api } from "../domain/Api.js"
 import { ConcertsHttpLive } from "./ConcertsHttp.js"
 import { ErrorResponsesLive } from "./ErrorResponses.js"
+import { ReservationsHttpLive } from "./ReservationsHttp.js"
 import { TicketsHttpLive } from "./TicketsHttp.js"
 import { UsersHttpLive } from "./UsersHttp.js"
 
 const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([UsersHttpLive, ConcertsHttpLive, TicketsHttpLive])
+  Layer.provide([UsersHttpLive, ConcertsHttpLive, TicketsHttpLive, ReservationsHttpLive])
 )
 
 /** At `LOG_LEVEL=debug` (or finer), one line per request; otherwise nothing on the hot path. */

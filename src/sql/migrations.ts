@@ -65,10 +65,116 @@ const renders = Effect.gen(function*() {
   yield* sql`CREATE INDEX tickets_pending ON tickets (concert_id) WHERE print_status = 'PENDING'`
 })
 
+/**
+ * Reservations (ONSALE.md §1-§3): each concert's sale settings, reservations and the seats they
+ * hold, and per organiser one gap-free invoice sequence with its pool of recycled numbers.
+ */
+const reservations = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    ALTER TABLE concerts
+      ADD COLUMN organiser_id text NOT NULL DEFAULT 'default',
+      ADD COLUMN max_per_reservation integer NOT NULL DEFAULT 10 CHECK (max_per_reservation BETWEEN 1 AND 100),
+      ADD COLUMN hold_seconds integer NOT NULL DEFAULT 600 CHECK (hold_seconds BETWEEN 1 AND 86400),
+      ADD COLUMN payment_seconds integer NOT NULL DEFAULT 172800 CHECK (payment_seconds BETWEEN 1 AND 2592000),
+      ADD COLUMN sale_mode text NOT NULL DEFAULT 'FIRST_COME' CHECK (sale_mode IN ('FIRST_COME', 'DRAW')),
+      ADD COLUMN opens_at timestamptz,
+      -- Bumped by every write that changes which seats are taken: the seating sweep's signal.
+      ADD COLUMN seat_changes bigint NOT NULL DEFAULT 0`
+  yield* sql`ALTER TABLE seating_plans ADD COLUMN seat_changes bigint NOT NULL DEFAULT -1`
+  yield* sql`
+    CREATE TABLE reservations (
+      id uuid PRIMARY KEY,
+      seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+      organiser_id text NOT NULL DEFAULT 'default',
+      concert_id uuid NOT NULL REFERENCES concerts (id),
+      user_id text NOT NULL,
+      quantity integer NOT NULL CHECK (quantity BETWEEN 1 AND 100),
+      seats integer[] NOT NULL,
+      status text NOT NULL CHECK (status IN ('HELD', 'AWAITING_PAYMENT', 'CONFIRMED', 'EXPIRED', 'CANCELLED')),
+      expires_at timestamptz,
+      invoice_number integer,
+      idempotency_key text UNIQUE,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      updated_at timestamptz NOT NULL DEFAULT now(),
+      CHECK ((status IN ('HELD', 'AWAITING_PAYMENT')) = (expires_at IS NOT NULL)),
+      CHECK ((status IN ('AWAITING_PAYMENT', 'CONFIRMED')) = (invoice_number IS NOT NULL)),
+      CHECK (cardinality(seats) = quantity)
+    )`
+  yield* sql`ALTER TABLE tickets ADD COLUMN reservation_id uuid REFERENCES reservations (id)`
+  yield* sql`CREATE UNIQUE INDEX reservations_invoice ON reservations (organiser_id, invoice_number) WHERE invoice_number IS NOT NULL`
+  yield* sql`CREATE INDEX reservations_live ON reservations (concert_id) WHERE status IN ('HELD', 'AWAITING_PAYMENT')`
+  yield* sql`CREATE INDEX reservations_concert ON reservations (concert_id, seq)`
+  yield* sql`CREATE INDEX reservations_user ON reservations (user_id, seq)`
+  // The seats live reservations hold, with the same capacity check as tickets. A seat is
+  // either held or sold, never both: each table refuses a seat the other has.
+  yield* sql`
+    CREATE TABLE held_seats (
+      concert_id uuid NOT NULL,
+      capacity integer NOT NULL,
+      seat_no integer NOT NULL,
+      reservation_id uuid NOT NULL REFERENCES reservations (id),
+      FOREIGN KEY (concert_id, capacity) REFERENCES concerts (id, capacity),
+      CHECK (seat_no BETWEEN 1 AND capacity),
+      PRIMARY KEY (concert_id, seat_no)
+    )`
+  yield* sql`
+    CREATE FUNCTION seat_is_free() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF TG_TABLE_NAME = 'tickets' AND EXISTS (
+        SELECT 1 FROM held_seats WHERE concert_id = NEW.concert_id AND seat_no = NEW.seat_no
+      ) OR TG_TABLE_NAME = 'held_seats' AND EXISTS (
+        SELECT 1 FROM tickets WHERE concert_id = NEW.concert_id AND seat_no = NEW.seat_no
+      ) THEN
+        RAISE EXCEPTION 'seat % of concert % is taken', NEW.seat_no, NEW.concert_id USING ERRCODE = 'unique_violation';
+      END IF;
+      RETURN NEW;
+    END $$`
+  yield* sql`CREATE TRIGGER tickets_seat_free BEFORE INSERT ON tickets FOR EACH ROW EXECUTE FUNCTION seat_is_free()`
+  yield* sql`CREATE TRIGGER held_seats_seat_free BEFORE INSERT ON held_seats FOR EACH ROW EXECUTE FUNCTION seat_is_free()`
+  // Invoice numbers: every change to an organiser's sequence or pool happens under the lock of
+  // its sequence row, and each statement below reads what was committed before that lock was
+  // granted, so numbers are handed out and returned one at a time: never twice, never lost.
+  yield* sql`
+    CREATE TABLE invoice_sequences (
+      organiser_id text PRIMARY KEY,
+      last_number integer NOT NULL DEFAULT 0
+    )`
+  yield* sql`
+    CREATE TABLE invoice_pool (
+      organiser_id text NOT NULL REFERENCES invoice_sequences (organiser_id),
+      number integer NOT NULL,
+      PRIMARY KEY (organiser_id, number)
+    )`
+  yield* sql`
+    CREATE FUNCTION take_invoice_number(organiser text) RETURNS integer LANGUAGE plpgsql AS $$
+    DECLARE taken integer;
+    BEGIN
+      INSERT INTO invoice_sequences (organiser_id) VALUES (organiser) ON CONFLICT DO NOTHING;
+      PERFORM 1 FROM invoice_sequences WHERE organiser_id = organiser FOR UPDATE;
+      DELETE FROM invoice_pool
+      WHERE organiser_id = organiser
+        AND number = (SELECT min(number) FROM invoice_pool WHERE organiser_id = organiser)
+      RETURNING number INTO taken;
+      IF taken IS NULL THEN
+        UPDATE invoice_sequences SET last_number = last_number + 1
+        WHERE organiser_id = organiser RETURNING last_number INTO taken;
+      END IF;
+      RETURN taken;
+    END $$`
+  yield* sql`
+    CREATE FUNCTION return_invoice_number(organiser text, returned integer) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+      PERFORM 1 FROM invoice_sequences WHERE organiser_id = organiser FOR UPDATE;
+      INSERT INTO invoice_pool (organiser_id, number) VALUES (organiser, returned);
+    END $$`
+})
+
 export const runMigrations = Migrator.make({})({
   loader: Migrator.fromRecord({
     "0001_initial_schema": initialSchema,
-    "0002_renders": renders
+    "0002_renders": renders,
+    "0003_reservations": reservations
   }),
   table: "ticketoverflow_migrations"
 })

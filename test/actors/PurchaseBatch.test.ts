@@ -4,6 +4,7 @@ import { journalRows, outcomesOf } from "../../src/actors/PurchaseBatch.js"
 import * as SeatLedger from "../../src/actors/SeatLedger.js"
 import { Concert } from "../../src/domain/Concert.js"
 import type { PurchaseOrder } from "../../src/domain/ConcertEntity.js"
+import { defaultSale } from "../../src/domain/Sale.js"
 import { ConcertCancelled, IdempotencyKeyReused, SoldOut } from "../../src/domain/Errors.js"
 import { ConcertId, TicketId, UserId } from "../../src/domain/Ids.js"
 import { TicketRecord } from "../../src/domain/Ticket.js"
@@ -30,7 +31,9 @@ it.prop(
     const ledger: SeatLedger.Ledger = {
       concert: new Concert({ id: concertId, name: "n", venue: "v", date: "2027-01-01", capacity, status }),
       version: 1,
-      sold
+      sale: defaultSale,
+      next: sold,
+      free: []
     }
     const orders: Array<PurchaseOrder> = raw.map(({ key, user }, i) => ({
       ticketId: ticketId(i + 1),

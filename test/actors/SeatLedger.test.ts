@@ -3,13 +3,16 @@ import { FastCheck as fc } from "effect"
 import * as SeatLedger from "../../src/actors/SeatLedger.js"
 import { Concert, type ConcertStatus } from "../../src/domain/Concert.js"
 import { ConcertId } from "../../src/domain/Ids.js"
+import { defaultSale } from "../../src/domain/Sale.js"
 
 const concertId = ConcertId.make("00000000-0000-4000-8000-000000000001")
 
 const ledgerOf = (capacity: number, sold: number, status: ConcertStatus = "ACTIVE"): SeatLedger.Ledger => ({
   concert: new Concert({ id: concertId, name: "n", venue: "v", date: "2027-01-01", capacity, status }),
   version: 1,
-  sold
+  sale: defaultSale,
+  next: sold,
+  free: []
 })
 
 const request = (i: number, key?: string, user = "u"): SeatLedger.PurchaseRequest =>
@@ -34,7 +37,7 @@ describe("SeatLedger", () => {
       }
       expect(seats.length).toBe(Math.min(capacity, attempts))
       expect(seats).toEqual(Array.from({ length: seats.length }, (_, i) => i + 1))
-      expect(ledger.sold).toBe(seats.length)
+      expect(SeatLedger.taken(ledger)).toBe(seats.length)
       expect(ledger.concert.status).toBe(seats.length === capacity ? "SOLD_OUT" : "ACTIVE")
     }
   )

@@ -1,0 +1,62 @@
+/**
+ * The wake-up of each concert whose reservations hold seats: at its earliest `expires_at` the
+ * concert entity is sent `Expire` and releases what has lapsed. The entity sets its own
+ * wake-up after every change (`wake`); an idle entity may be passivated meanwhile, and the
+ * message brings it back. On start, every concert with live reservations gets a wake-up at
+ * its earliest expiry, so holds that lapsed while the service was down are released at once.
+ */
+import type { Sharding } from "@effect/cluster"
+import { SqlClient } from "@effect/sql"
+import { Clock, Duration, Effect, FiberMap, Schedule } from "effect"
+import { ConcertEntity } from "../domain/ConcertEntity.js"
+
+export class HoldTimers extends Effect.Service<HoldTimers>()("HoldTimers", {
+  scoped: Effect.gen(function*() {
+    // Made when first needed: a process that never holds seats never builds it.
+    const sharding = yield* Effect.context<Sharding.Sharding>()
+    const client = yield* Effect.cached(Effect.provide(ConcertEntity.client, sharding))
+    const sql = yield* SqlClient.SqlClient
+    const timers = yield* FiberMap.make<string>()
+    const due = new Map<string, number>()
+
+    const fire = (concertId: string) =>
+      Effect.flatMap(client, (client) => client(concertId).Expire()).pipe(
+        Effect.retry({ schedule: Schedule.exponential("200 millis").pipe(Schedule.upTo("30 seconds")) }),
+        Effect.catchAllCause((cause) =>
+          Effect.logWarning("a concert's hold expiry could not be delivered").pipe(
+            Effect.annotateLogs({ concertId, cause: String(cause) })
+          )
+        )
+      )
+
+    /** Wake `concertId` at `at` (epoch milliseconds), or sooner if it already has an earlier wake-up. */
+    const wake = (concertId: string, at: number | undefined): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        if (at === undefined) return
+        const current = due.get(concertId)
+        if (current !== undefined && current <= at) return
+        due.set(concertId, at)
+        const now = yield* Clock.currentTimeMillis
+        yield* FiberMap.run(
+          timers,
+          concertId,
+          Effect.sleep(Duration.millis(Math.max(0, at - now))).pipe(
+            Effect.zipRight(Effect.sync(() => due.delete(concertId))),
+            Effect.zipRight(fire(concertId))
+          )
+        )
+      })
+
+    // Catch up: every concert with live holds, at its earliest expiry (now, if it has passed).
+    yield* sql<{ readonly concertId: string; readonly at: number }>`
+      SELECT concert_id AS "concertId", (extract(epoch FROM min(expires_at)) * 1000)::float8 AS at
+      FROM reservations WHERE status IN ('HELD', 'AWAITING_PAYMENT') GROUP BY concert_id`.pipe(
+      Effect.flatMap((rows) => Effect.forEach(rows, (row) => wake(row.concertId, row.at), { discard: true })),
+      Effect.retry(Schedule.spaced("1 second").pipe(Schedule.upTo("1 minute"))),
+      Effect.catchAllCause((cause) => Effect.logWarning("hold expiries not caught up", cause)),
+      Effect.forkScoped
+    )
+
+    return { wake } as const
+  })
+}) {}

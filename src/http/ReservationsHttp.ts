@@ -1,0 +1,123 @@
+/** Reservations of several seats and invoices (ONSALE.md §2-§3). */
+import { HttpApiBuilder, type HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Clock, Config, Duration, Effect, Either, Layer } from "effect"
+import * as crypto from "node:crypto"
+import { ConcertSales } from "../actors/ConcertSales.js"
+import { Api } from "../domain/Api.js"
+import { ConcertEntity } from "../domain/ConcertEntity.js"
+import { NotSaved, ReservationNotFound, UnknownConcert, UnknownUser, UserNotFound } from "../domain/Errors.js"
+import { type ConcertId, type Named, sent, type UserId } from "../domain/Ids.js"
+import { ReservationId, type ReservationRecord } from "../domain/Reservation.js"
+import { ReservationsRepo } from "../sql/ReservationsRepo.js"
+import { UserDirectory } from "../sql/UserDirectory.js"
+import { positiveInteger } from "../Settings.js"
+import { BaseUrl } from "./BaseUrl.js"
+import { ClosedSales } from "./ClosedSales.js"
+import { clusterUnavailable } from "./clusterErrors.js"
+import { jsonArrayResponse } from "./jsonArray.js"
+import { KnownConcerts } from "./KnownConcerts.js"
+import { ListPages } from "./ListPages.js"
+import { findOrNotFound } from "./lookup.js"
+
+/** The organiser whose invoices this process shows (one until organisers arrive). */
+const defaultOrganiser = "default"
+
+export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (handlers) =>
+  Effect.gen(function*() {
+    const repo = yield* ReservationsRepo
+    const users = yield* UserDirectory
+    const baseUrl = yield* BaseUrl
+    const sales = yield* ConcertSales
+    const concert = yield* ConcertEntity.client
+    const knownConcerts = yield* KnownConcerts
+    const closedSales = yield* ClosedSales
+    const listPages = yield* ListPages
+    const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
+    const purchaseTimeout = Duration.toMillis(
+      yield* Config.duration("PURCHASE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+    )
+
+    const answer = (request: HttpServerRequest.HttpServerRequest) => (record: ReservationRecord) =>
+      HttpServerResponse.unsafeJson(record.toReservation(baseUrl.of(request)))
+
+    const find = (id: Named<ReservationId>) => findOrNotFound(id, repo.findById, ReservationNotFound.of)
+
+    /** A step of a reservation, decided by its concert's entity. */
+    const step = (id: Named<ReservationId>, action: "checkout" | "payment" | "cancel") =>
+      Effect.flatMap(find(id), (reservation) =>
+        concert(reservation.concertId).Transition({ reservationId: reservation.id, action }).pipe(
+          // Seats that come back through this process are sellable here at once.
+          Effect.tap(() => action === "cancel" ? Effect.sync(() => closedSales.forget(reservation.concertId)) : Effect.void),
+          Effect.catchTags({
+            JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the reservation could not be saved; retry" })),
+            ...clusterUnavailable
+          }),
+          Effect.withSpan(`ReservationsHttp.${action}`, { captureStackTrace: false, attributes: { reservationId: reservation.id } })
+        ))
+
+    const reserve = (concertNamed: Named<ConcertId>, user: Named<UserId>, quantity: number, key: string | undefined) =>
+      Effect.gen(function*() {
+        if (Either.isLeft(user) || !users.has(user.right)) return yield* UnknownUser.of(sent(user))
+        if (Either.isLeft(concertNamed)) return yield* UnknownConcert.of(concertNamed.left)
+        const concertId = concertNamed.right
+        if (!(yield* knownConcerts.exists(concertId))) return yield* UnknownConcert.of(concertId)
+        const now = yield* Clock.currentTimeMillis
+        return yield* sales.hold(concertId, {
+          _tag: "Hold",
+          reservationId: ReservationId.make(crypto.randomUUID()),
+          userId: user.right,
+          quantity,
+          deadline: now + purchaseTimeout,
+          ...(key === undefined ? {} : { idempotencyKey: key })
+        }).pipe(
+          Effect.catchTags({
+            ConcertNotFound: () => Effect.fail(UnknownConcert.of(concertId)),
+            JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the reservation could not be saved; retry" })),
+            ...clusterUnavailable
+          })
+        )
+      }).pipe(Effect.withSpan("ReservationsHttp.reserve", { captureStackTrace: false }))
+
+    return handlers
+      .handle("reserve", ({ headers, payload, request }) =>
+        Effect.map(
+          reserve(payload.concert_id, payload.user_id, payload.quantity, headers["idempotency-key"]),
+          (record) => HttpServerResponse.unsafeJson(record.toReservation(baseUrl.of(request)), { status: 201 })
+        ))
+      .handle("get", ({ path, request }) => Effect.map(find(path.id), answer(request)))
+      .handle("checkout", ({ path, request }) => Effect.map(step(path.id, "checkout"), answer(request)))
+      .handle("payment", ({ path, request }) => Effect.map(step(path.id, "payment"), answer(request)))
+      .handle("cancel", ({ path, request }) => Effect.map(step(path.id, "cancel"), answer(request)))
+      .handle("list", ({ request, urlParams }) =>
+        Effect.gen(function*() {
+          const { concert_id, user_id } = urlParams
+          if (user_id !== undefined && !users.has(user_id)) return yield* UserNotFound.of(user_id)
+          const concertId = concert_id === undefined ? undefined : yield* knownConcerts.require(concert_id)
+          const pages = yield* repo.list({
+            ...(user_id === undefined ? {} : { userId: user_id as UserId }),
+            ...(concertId === undefined ? {} : { concertId })
+          }, listPageSize, listPages.one)
+          const base = baseUrl.of(request)
+          return jsonArrayResponse(pages, ({ record }) => JSON.stringify(record.toReservation(base)))
+        }))
+      .handle("invoices", ({ urlParams }) =>
+        Effect.map(
+          repo.invoices(defaultOrganiser, urlParams.from ?? 1, urlParams.to ?? 2_147_483_647),
+          (rows) =>
+            HttpServerResponse.unsafeJson(rows.map((row) => ({
+              number: row.number,
+              reservation_id: row.reservationId,
+              status: row.status
+            })))
+        ))
+  })).pipe(
+  Layer.provide([
+    ReservationsRepo.Default,
+    UserDirectory.Default,
+    BaseUrl.Default,
+    ConcertSales.Default,
+    ClosedSales.Default,
+    KnownConcerts.Default,
+    ListPages.Default
+  ])
+)

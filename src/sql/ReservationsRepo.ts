@@ -1,0 +1,135 @@
+/**
+ * Reservations, sale settings and invoices as the API reads them. Every change to them is the
+ * concert entity's (`ConcertJournal`); this only reads.
+ */
+import { SqlClient, SqlSchema } from "@effect/sql"
+import { Effect, identity, Option, Schema } from "effect"
+import { ConcertId, UserId } from "../domain/Ids.js"
+import { Invoice, ReservationId, ReservationRecord } from "../domain/Reservation.js"
+import { type Sale, SaleMode } from "../domain/Sale.js"
+import { TicketRecord } from "../domain/Ticket.js"
+import { reservationColumns, ReservationRow } from "./ConcertJournal.js"
+import { keysetPages, type PageGate } from "./pages.js"
+import { ticketColumns } from "./TicketsRepo.js"
+
+const SaleRow = Schema.Struct({
+  maxPerReservation: Schema.Int,
+  holdSeconds: Schema.Int,
+  paymentSeconds: Schema.Int,
+  mode: SaleMode,
+  opensAt: Schema.NullOr(Schema.Number)
+})
+
+const PagedRow = Schema.Struct({ ...ReservationRow.fields, seq: Schema.String })
+
+const InvoiceRow = Schema.Struct({
+  number: Schema.Int,
+  reservationId: Schema.NullOr(ReservationId),
+  status: Invoice.fields.status
+})
+
+export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("ReservationsRepo", {
+  effect: Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+
+    const findRow = SqlSchema.findOne({
+      Request: ReservationId,
+      Result: ReservationRow,
+      execute: (id) => sql`SELECT ${sql.literal(reservationColumns)} FROM reservations r WHERE r.id = ${id}`
+    })
+
+    const ticketsOf = SqlSchema.findAll({
+      Request: Schema.Array(ReservationId),
+      Result: Schema.Struct({ ...TicketRecord.fields, reservationId: ReservationId }),
+      execute: (ids) =>
+        sql`SELECT ${sql.literal(ticketColumns)}, reservation_id AS "reservationId" FROM tickets
+            WHERE reservation_id = ANY(${ids}::uuid[]) ORDER BY seat_no`
+    })
+
+    const sale = SqlSchema.findOne({
+      Request: ConcertId,
+      Result: SaleRow,
+      execute: (id) =>
+        sql`SELECT max_per_reservation AS "maxPerReservation", hold_seconds AS "holdSeconds",
+                   payment_seconds AS "paymentSeconds", sale_mode AS mode,
+                   (extract(epoch FROM opens_at) * 1000)::float8 AS "opensAt"
+            FROM concerts WHERE id = ${id}`
+    })
+
+    const page = SqlSchema.findAll({
+      Request: Schema.Struct({
+        after: Schema.String,
+        size: Schema.Int,
+        concertId: Schema.optional(ConcertId),
+        userId: Schema.optional(Schema.String)
+      }),
+      Result: PagedRow,
+      execute: ({ after, concertId, size, userId }) =>
+        sql`SELECT r.seq::text AS seq, ${sql.literal(reservationColumns)} FROM reservations r
+            WHERE ${
+          sql.and([
+            sql`r.seq > ${after}::bigint`,
+            ...(concertId === undefined ? [] : [sql`r.concert_id = ${concertId}`]),
+            ...(userId === undefined ? [] : [sql`r.user_id = ${userId}`])
+          ])
+        } ORDER BY r.seq LIMIT ${size}`
+    })
+
+    /** The records of some rows, with the tickets of the CONFIRMED ones. */
+    const withTickets = (rows: ReadonlyArray<typeof ReservationRow.Type>) =>
+      Effect.gen(function*() {
+        const confirmed = rows.filter((row) => row.status === "CONFIRMED").map((row) => row.id)
+        const tickets = confirmed.length === 0 ? [] : yield* ticketsOf(confirmed)
+        return rows.map((row) =>
+          new ReservationRecord({
+            ...row,
+            tickets: tickets.filter((t) => t.reservationId === row.id).map(({ reservationId: _, ...t }) => new TicketRecord(t))
+          })
+        )
+      })
+
+    const invoices = SqlSchema.findAll({
+      Request: Schema.Struct({ organiserId: Schema.String, from: Schema.Int, to: Schema.Int }),
+      Result: InvoiceRow,
+      execute: ({ from, organiserId, to }) =>
+        sql`SELECT invoice_number AS number, id AS "reservationId", status FROM reservations
+            WHERE organiser_id = ${organiserId} AND invoice_number BETWEEN ${from} AND ${to}
+            UNION ALL
+            SELECT number, NULL, 'RECYCLED' FROM invoice_pool
+            WHERE organiser_id = ${organiserId} AND number BETWEEN ${from} AND ${to}
+            ORDER BY number`
+    })
+
+    const span = (name: string) => Effect.withSpan(`ReservationsRepo.${name}`, { captureStackTrace: false })
+    return {
+      findById: (id: ReservationId): Effect.Effect<Option.Option<ReservationRecord>> =>
+        findRow(id).pipe(
+          Effect.flatMap(Option.match({
+            onNone: () => Effect.succeed(Option.none()),
+            onSome: (row) => Effect.map(withTickets([row]), (records) => Option.some(records[0]!))
+          })),
+          Effect.orDie,
+          span("findById")
+        ),
+      sale: (id: ConcertId): Effect.Effect<Option.Option<Sale>> => sale(id).pipe(Effect.orDie, span("sale")),
+      /** Every reservation matching the filter, in creation order, page by page. */
+      list: (filter: { readonly concertId?: ConcertId; readonly userId?: UserId }, size: number, each: PageGate = identity) =>
+        keysetPages(
+          "0",
+          (after: string) =>
+            page({ after, size, ...filter }).pipe(
+              Effect.flatMap((rows) =>
+                Effect.map(withTickets(rows), (records) => records.map((record, i) => ({ record, seq: rows[i]!.seq })))
+              ),
+              Effect.orDie,
+              each,
+              span("page")
+            ),
+          size,
+          (last) => last.seq
+        ),
+      invoices: (organiserId: string, from: number, to: number) =>
+        invoices({ organiserId, from, to }).pipe(Effect.orDie, span("invoices"))
+    } as const
+  })
+}) {}
