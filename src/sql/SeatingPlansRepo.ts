@@ -8,7 +8,9 @@ export const StalePlan = Schema.Struct({
   venue: Schema.String,
   capacity: Schema.Int,
   version: Schema.Int,
-  purchased: Schema.Int
+  purchased: Schema.Int,
+  /** The concert's count of seat changes (sales, holds, releases) the plan will show. */
+  seatChanges: Schema.Number
 })
 export type StalePlan = typeof StalePlan.Type
 
@@ -34,21 +36,33 @@ export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("Seatin
       Request: Schema.Int,
       Result: StalePlan,
       execute: (limit) =>
-        sql`SELECT c.id AS "concertId", c.name, c.venue, c.capacity, c.version, s.purchased
+        sql`SELECT c.id AS "concertId", c.name, c.venue, c.capacity, c.version, s.purchased,
+                   c.seat_changes::float8 AS "seatChanges"
             FROM concerts c
-            CROSS JOIN LATERAL (SELECT coalesce(max(seat_no), 0)::int AS purchased FROM tickets t WHERE t.concert_id = c.id) s
+            CROSS JOIN LATERAL (SELECT count(*)::int AS purchased FROM tickets t WHERE t.concert_id = c.id) s
             LEFT JOIN seating_plans p ON p.concert_id = c.id
             WHERE p.concert_id IS NULL OR p.concert_version <> c.version OR p.purchased <> s.purchased
+               OR p.seat_changes <> c.seat_changes
             ORDER BY p.concert_id IS NOT NULL, CASE WHEN p.concert_id IS NULL THEN c.capacity END, p.rendered_at
             LIMIT ${limit}`
     })
 
     const store = (plan: StalePlan, etag: string, gzip: Uint8Array) =>
-      sql`INSERT INTO seating_plans (concert_id, concert_version, purchased, etag, svg_gzip)
-          VALUES (${plan.concertId}, ${plan.version}, ${plan.purchased}, ${etag}, ${gzip})
+      sql`INSERT INTO seating_plans (concert_id, concert_version, purchased, seat_changes, etag, svg_gzip)
+          VALUES (${plan.concertId}, ${plan.version}, ${plan.purchased}, ${plan.seatChanges}, ${etag}, ${gzip})
           ON CONFLICT (concert_id) DO UPDATE
           SET concert_version = EXCLUDED.concert_version, purchased = EXCLUDED.purchased,
+              seat_changes = EXCLUDED.seat_changes,
               etag = EXCLUDED.etag, svg_gzip = EXCLUDED.svg_gzip, rendered_at = now()`
+
+    /** Which seats are sold and which held, for a render. */
+    const seats = SqlSchema.single({
+      Request: Schema.String,
+      Result: Schema.Struct({ sold: Schema.Array(Schema.Int), held: Schema.Array(Schema.Int) }),
+      execute: (concertId) =>
+        sql`SELECT coalesce((SELECT array_agg(seat_no) FROM tickets WHERE concert_id = ${concertId}), '{}')::int[] AS sold,
+                   coalesce((SELECT array_agg(seat_no) FROM held_seats WHERE concert_id = ${concertId}), '{}')::int[] AS held`
+    })
 
     /** The ETag of a concert's stored plan: which plan is current, without its bytes. */
     const etag = SqlSchema.findOne({
@@ -67,6 +81,7 @@ export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("Seatin
     return {
       stale: (limit: number) => stale(limit).pipe(Effect.orDie, span("stale")),
       store: (plan: StalePlan, etag: string, gzip: Uint8Array) => store(plan, etag, gzip).pipe(Effect.asVoid, Effect.orDie, span("store")),
+      seats: (concertId: string) => seats(concertId).pipe(Effect.orDie, span("seats")),
       etag: (concertId: string) => etag(concertId).pipe(Effect.map(Option.map((row) => row.etag)), Effect.orDie, span("etag")),
       find: (concertId: string) => find(concertId).pipe(Effect.orDie, span("find"))
     } as const

@@ -22,7 +22,11 @@ export const SeatingDetails = Schema.Struct({
   name: Schema.String,
   venue: Schema.String,
   capacity: Schema.Int,
-  purchased: Schema.Int
+  purchased: Schema.Int,
+  /** The sold seats' numbers; without them, seats `1..purchased` are the sold ones. */
+  sold: Schema.optionalWith(Schema.Array(Schema.Int), { exact: true }),
+  /** The seats live reservations hold, drawn apart from sold ones. */
+  held: Schema.optionalWith(Schema.Array(Schema.Int), { exact: true })
 })
 export type SeatingDetails = typeof SeatingDetails.Type
 

@@ -139,8 +139,9 @@ export const SeatingSweep = Layer.scopedDiscard(
     const interval = yield* Config.duration("SEATING_REFRESH").pipe(Config.withDefault("1 second"))
 
     const render = (plan: StalePlan) =>
-      renderer.seating(plan).pipe(
-        Effect.flatMap((gzip) => repo.store(plan, `"${plan.version}-${plan.purchased}"`, gzip)),
+      repo.seats(plan.concertId).pipe(
+        Effect.flatMap(({ held, sold }) => renderer.seating({ ...plan, purchased: sold.length, sold, held })),
+        Effect.flatMap((gzip) => repo.store(plan, `"${plan.version}-${plan.seatChanges}"`, gzip)),
         Effect.catchAll((error) =>
           Effect.logError("seating plan render failed").pipe(
             Effect.annotateLogs({ concertId: plan.concertId, error: String(error) })

@@ -181,6 +181,30 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("reservatio
       expect(pool).toEqual([{ number: out.invoice_number, reservation_id: null, status: "RECYCLED" }])
     }))
 
+  it.effect("the seating plan shows held seats apart from sold ones", () =>
+    Effect.gen(function*() {
+      const id = yield* createConcert(5)
+      yield* raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: id, user_id: alice }))
+      const held = json(yield* reserve(id, 2)) as Reservation
+      const count = (svg: string, cls: string) => svg.split(`class="${cls}"`).length - 1
+      const plan = yield* eventually(
+        Effect.map(raw("GET", `/api/v1/concerts/${id}/seats`), (r) => r.body),
+        (svg) => count(svg, "h") === 2,
+        { within: "10 seconds" }
+      )
+      expect(count(plan, "p")).toBe(1)
+      expect(count(plan, "s")).toBe(2)
+      expect(plan).toContain(`<desc>${id}|5|1</desc>`)
+      yield* step(held.id, "payment")
+      const paid = yield* eventually(
+        Effect.map(raw("GET", `/api/v1/concerts/${id}/seats`), (r) => r.body),
+        (svg) => count(svg, "p") === 3,
+        { within: "10 seconds" }
+      )
+      expect(count(paid, "h")).toBe(0)
+      expect(paid).toContain(`<desc>${id}|5|3</desc>`)
+    }))
+
   it.effect("bad input on every reservation path is a 4xx with a JSON error", () =>
     Effect.gen(function*() {
       const id = yield* createConcert(5)
