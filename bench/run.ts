@@ -13,7 +13,8 @@
  *   re-rendering; time to PRINTED for tonight's ticket behind 2,000 next-year prints; how soon
  *   a new concert's plan appears and how soon it shows new purchases.
  * ab --base REV: purchases per second of commit REV and of this checkout, side by side
- *   (`bench/ab.ts`). hostile: one client's attacks beside buyers (`bench/hostile.ts`).
+ *   (`bench/ab.ts`). reservations: bursts of reservations beside purchases, checkouts with
+ *   recycling (`bench/reservations.ts`). hostile: one client's attacks beside buyers (`bench/hostile.ts`).
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as crypto from "node:crypto"
@@ -23,6 +24,7 @@ import { freePort } from "../src/sql/EmbeddedPostgres.js"
 import { runScenario } from "./scenarios.js"
 import { hostile } from "./hostile.js"
 import { ab } from "./ab.js"
+import { reservations } from "./reservations.js"
 import { buy, createConcert, databaseWork, fmt, load, option, printAll, request, root, startTarget } from "./shared.js"
 
 const args = process.argv.slice(2)
@@ -50,6 +52,7 @@ const waitHealthy = async (port: number, pathname: string) => {
 const main = async () => {
   if (scenario === "hostile") return hostile(args)
   if (scenario === "ab") return ab(args)
+  if (scenario === "reservations") return reservations(args)
   if (scenario !== "purchases" && scenario !== "renders") return runScenario(scenario, args)
   const cleanup: Array<() => Promise<void>> = []
   try {
