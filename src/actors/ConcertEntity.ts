@@ -129,14 +129,18 @@ const make = Effect.gen(function*() {
           }
           if (orders.some(isHold)) {
             for (const { idempotencyKey, ...reservation } of yield* journal.reservationsByKeys(keys)) {
-              existing.set(idempotencyKey, new ReservationRecord({ ...reservation, tickets: [] }))
+              // A retry after payment answers with the tickets, as GET does.
+              const full = reservation.status === "CONFIRMED"
+                ? Option.getOrUndefined(yield* journal.findReservation(reservation.id))
+                : undefined
+              existing.set(idempotencyKey, full ?? new ReservationRecord({ ...reservation, tickets: [] }))
             }
           }
         }
 
         const now = yield* Clock.currentTimeMillis
         const plan = SeatLedger.plan(ledger, orders, existing, now)
-        const outcomes = outcomesOf(concertId, orders, plan, now)
+        const outcomes = outcomesOf(concertId, orders, plan, now, state.earliestExpiry())
         if (plan.allocated > 0) {
           yield* journal.append(plan.ledger, journalRows(orders, plan), holdRows(orders, plan, now))
           state.adopt(plan.ledger)

@@ -30,14 +30,19 @@ const holdExpiry = (plan: SeatLedger.Plan<TicketRecord | ReservationRecord>, now
 
 /**
  * The answer to each order of a journaled plan made at `now`, in order (a repeat answers as
- * its first).
+ * its first). `heldUntil` is the earliest expiry of the holds the concert had before the plan:
+ * a refusal says when seats may come back (the plan's own holds expire later still).
  */
 export const outcomesOf = (
   concertId: ConcertId,
   orders: ReadonlyArray<Order>,
   plan: SeatLedger.Plan<TicketRecord | ReservationRecord>,
-  now = Date.now()
+  now = Date.now(),
+  heldUntil?: number
 ): ReadonlyArray<PurchaseOutcome> => {
+  const newHolds = plan.outcomes.some((outcome) => outcome._tag === "Held")
+  const reopensAt = newHolds ? Math.min(heldUntil ?? Infinity, holdExpiry(plan, now)) : heldUntil
+  const refusedSoldOut = reopensAt === undefined ? soldOut : SoldOut.of(reopensAt)
   const outcomes: Array<PurchaseOutcome> = []
   plan.outcomes.forEach((outcome, i) => {
     const order = orders[i]!
@@ -69,7 +74,7 @@ export const outcomesOf = (
         break
       }
       case "NotEnough":
-        outcomes.push(NotEnoughSeats.of(outcome.left, (order as HoldOrder).quantity))
+        outcomes.push(NotEnoughSeats.of(outcome.left, (order as HoldOrder).quantity, reopensAt))
         break
       case "OverLimit":
         outcomes.push(QuantityOverLimit.of(outcome.max))
@@ -84,7 +89,7 @@ export const outcomesOf = (
         outcomes.push(keyReused)
         break
       case "Refused":
-        outcomes.push(outcome.reason === "Cancelled" ? cancelled : soldOut)
+        outcomes.push(outcome.reason === "Cancelled" ? cancelled : refusedSoldOut)
         break
       case "SameAs":
         outcomes.push(outcomes[outcome.index]!)

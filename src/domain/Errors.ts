@@ -93,20 +93,33 @@ export class SaleNotOpen extends Schema.TaggedError<SaleNotOpen>()("SaleNotOpen"
 
 // 412: fewer seats than asked can be held now.
 
-export class NotEnoughSeats extends Schema.TaggedError<NotEnoughSeats>()("NotEnoughSeats", Message, status(412)) {
-  static of(left: number, asked: number) {
+export class NotEnoughSeats extends Schema.TaggedError<NotEnoughSeats>()("NotEnoughSeats", {
+  message: Schema.String,
+  /** How many seats could be held (not on the wire: the message says it). */
+  left: Schema.optional(Schema.Int),
+  /** When held seats may come back (epoch milliseconds), if any are held; not on the wire. */
+  reopensAt: Schema.optional(Schema.Number)
+}, status(412)) {
+  static of(left: number, asked: number, reopensAt?: number) {
     return new NotEnoughSeats({
       message: left === 0
         ? `no seats are left (asked for ${asked})`
-        : `only ${left} seat${left === 1 ? " is" : "s are"} left (asked for ${asked}); ask for ${left} or fewer`
+        : `only ${left} seat${left === 1 ? " is" : "s are"} left (asked for ${asked}); ask for ${left} or fewer`,
+      left,
+      ...(reopensAt === undefined ? {} : { reopensAt })
     })
   }
 }
 
 // 422: the purchase cannot be made.
 
-export class SoldOut extends Schema.TaggedError<SoldOut>()("SoldOut", Message, status(422)) {
-  static readonly of = () => new SoldOut({ message: "the concert is sold out" })
+export class SoldOut extends Schema.TaggedError<SoldOut>()("SoldOut", {
+  message: Schema.String,
+  /** When held seats may come back (epoch milliseconds), if any are held; not on the wire. */
+  reopensAt: Schema.optional(Schema.Number)
+}, status(422)) {
+  static readonly of = (reopensAt?: number) =>
+    new SoldOut({ message: "the concert is sold out", ...(reopensAt === undefined ? {} : { reopensAt }) })
 }
 
 export class ConcertCancelled extends Schema.TaggedError<ConcertCancelled>()("ConcertCancelled", Message, status(422)) {

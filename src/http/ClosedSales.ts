@@ -24,9 +24,10 @@ export class ClosedSales extends Effect.Service<ClosedSales>()("ClosedSales", {
             return undefined
           })
         }),
-      remember: (concertId: string, reason: Closed): Effect.Effect<void> =>
+      /** `reopensAt`: when held seats may come back; the entry lasts no longer than that. */
+      remember: (concertId: string, reason: Closed, reopensAt?: number): Effect.Effect<void> =>
         Effect.map(Clock.currentTimeMillis, (now) => {
-          closed.set(concertId, { reason, until: now + ttlMillis })
+          closed.set(concertId, { reason, until: Math.min(now + ttlMillis, reopensAt ?? Infinity) })
         }),
       forget: (concertId: string): void => {
         closed.delete(concertId)

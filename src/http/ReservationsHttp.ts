@@ -5,7 +5,15 @@ import * as crypto from "node:crypto"
 import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
-import { NotSaved, ReservationNotFound, UnknownConcert, UnknownUser, UserNotFound } from "../domain/Errors.js"
+import {
+  ConcertCancelled,
+  NotEnoughSeats,
+  NotSaved,
+  ReservationNotFound,
+  UnknownConcert,
+  UnknownUser,
+  UserNotFound
+} from "../domain/Errors.js"
 import { type ConcertId, type Named, sent, type UserId } from "../domain/Ids.js"
 import { ReservationId, type ReservationRecord } from "../domain/Reservation.js"
 import { ReservationsRepo } from "../sql/ReservationsRepo.js"
@@ -60,6 +68,10 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
         if (Either.isLeft(user) || !users.has(user.right)) return yield* UnknownUser.of(sent(user))
         if (Either.isLeft(concertNamed)) return yield* UnknownConcert.of(concertNamed.left)
         const concertId = concertNamed.right
+        // As for purchases: a concert this process just heard is full (or cancelled) is answered
+        // here, without a round trip, unless a key asks what it got before.
+        const closed = key === undefined ? yield* closedSales.get(concertId) : undefined
+        if (closed !== undefined) return yield* (closed === "SoldOut" ? NotEnoughSeats.of(0, quantity) : ConcertCancelled.of())
         if (!(yield* knownConcerts.exists(concertId))) return yield* UnknownConcert.of(concertId)
         const now = yield* Clock.currentTimeMillis
         return yield* sales.hold(concertId, {
@@ -72,6 +84,11 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
         }).pipe(
           Effect.catchTags({
             ConcertNotFound: () => Effect.fail(UnknownConcert.of(concertId)),
+            NotEnoughSeats: (refused) =>
+              refused.left === 0
+                ? Effect.zipRight(closedSales.remember(concertId, "SoldOut", refused.reopensAt), Effect.fail(refused))
+                : Effect.fail(refused),
+            ConcertCancelled: (refused) => Effect.zipRight(closedSales.remember(concertId, "Cancelled"), Effect.fail(refused)),
             JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the reservation could not be saved; retry" })),
             ...clusterUnavailable
           })

@@ -79,7 +79,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
         }).pipe(
           Effect.catchTags({
             ConcertNotFound: () => Effect.fail(UnknownConcert.of(concertId)),
-            SoldOut: (refused) => Effect.zipRight(closedSales.remember(concertId, "SoldOut"), Effect.fail(refused)),
+            SoldOut: (refused) => Effect.zipRight(closedSales.remember(concertId, "SoldOut", refused.reopensAt), Effect.fail(refused)),
             ConcertCancelled: (refused) => Effect.zipRight(closedSales.remember(concertId, "Cancelled"), Effect.fail(refused)),
             JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the purchase could not be saved; retry" })),
             ...clusterUnavailable

@@ -20,3 +20,14 @@ it.effect("a closed sale is remembered for its TTL, then asked about again; a PU
     yield* TestClock.adjust("1 millis")
     expect(yield* closed.get("c1")).toBeUndefined()
   }).pipe(Effect.provide(WithTtl)))
+
+it.effect("a sell-out made of holds is remembered no longer than until the earliest hold expires", () =>
+  Effect.gen(function*() {
+    const closed = yield* ClosedSales
+    yield* TestClock.adjust("10 seconds")
+    yield* closed.remember("c1", "SoldOut", 10_500)
+    yield* TestClock.adjust("499 millis")
+    expect(yield* closed.get("c1")).toBe("SoldOut")
+    yield* TestClock.adjust("1 millis")
+    expect(yield* closed.get("c1")).toBeUndefined()
+  }).pipe(Effect.provide(WithTtl)))
