@@ -127,14 +127,13 @@ const make = Effect.gen(function*() {
           for (const { idempotencyKey, ...ticket } of yield* journal.findByKeys(keys)) {
             existing.set(idempotencyKey, new TicketRecord(ticket))
           }
-          if (orders.some(isHold)) {
-            for (const { idempotencyKey, ...reservation } of yield* journal.reservationsByKeys(keys)) {
-              // A retry after payment answers with the tickets, as GET does.
-              const full = reservation.status === "CONFIRMED"
-                ? Option.getOrUndefined(yield* journal.findReservation(reservation.id))
-                : undefined
-              existing.set(idempotencyKey, full ?? new ReservationRecord({ ...reservation, tickets: [] }))
-            }
+          // A key is one request, whichever kind: a purchase with a reservation's key is a reuse.
+          for (const { idempotencyKey, ...reservation } of yield* journal.reservationsByKeys(keys)) {
+            // A retry after payment answers with the tickets, as GET does.
+            const full = reservation.status === "CONFIRMED"
+              ? Option.getOrUndefined(yield* journal.findReservation(reservation.id))
+              : undefined
+            existing.set(idempotencyKey, full ?? new ReservationRecord({ ...reservation, tickets: [] }))
           }
         }
 

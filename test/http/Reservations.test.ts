@@ -181,6 +181,44 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("reservatio
       expect(pool).toEqual([{ number: out.invoice_number, reservation_id: null, status: "RECYCLED" }])
     }))
 
+  it.effect("before opens_at buying and reserving are 409 with Retry-After; at null they sell", () =>
+    Effect.gen(function*() {
+      const id = yield* createConcert(5)
+      const opensAt = new Date(Date.now() + 60_000).toISOString()
+      const changed = yield* raw("PUT", `/api/v1/concerts/${id}/sale`, JSON.stringify({ opens_at: opensAt }))
+      expect(json(changed)).toMatchObject({ opens_at: opensAt })
+      for (
+        const response of [
+          yield* raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: id, user_id: alice })),
+          yield* reserve(id, 2)
+        ]
+      ) {
+        expect(response.status).toBe(409)
+        expect(Number(response.headers["retry-after"])).toBeGreaterThan(55)
+        expect(Number(response.headers["retry-after"])).toBeLessThanOrEqual(60)
+        expect((json(response) as { error: string }).error).toBe(`the sale opens at ${opensAt}; retry then`)
+      }
+      yield* raw("PUT", `/api/v1/concerts/${id}/sale`, JSON.stringify({ opens_at: null }))
+      expect((yield* reserve(id, 2)).status).toBe(201)
+      expect((yield* raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: id, user_id: alice }))).status).toBe(201)
+    }))
+
+  it.effect("an Idempotency-Key repeat returns the same reservation (with its tickets once paid); another body is 422", () =>
+    Effect.gen(function*() {
+      const id = yield* createConcert(5)
+      const key = { "idempotency-key": `hold-${id}` }
+      const first = json(yield* reserve(id, 2, alice, key)) as Reservation
+      const again = yield* reserve(id, 2, alice, key)
+      expect(again.status).toBe(201)
+      expect(json(again)).toEqual(first)
+      expect((yield* reserve(id, 3, alice, key)).status).toBe(422)
+      expect((yield* raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: id, user_id: alice }), key)).status).toBe(422)
+      const paid = json(yield* step(first.id, "payment")) as Reservation
+      expect(json(yield* reserve(id, 2, alice, key))).toEqual(paid)
+      expect(((json(yield* raw("GET", `/api/v1/concerts/${id}`))) as { capacity: number }).capacity).toBe(5)
+      expect((json(yield* reserve(id, 3)) as Reservation).seats).toEqual([3, 4, 5])
+    }))
+
   it.effect("the seating plan shows held seats apart from sold ones", () =>
     Effect.gen(function*() {
       const id = yield* createConcert(5)
