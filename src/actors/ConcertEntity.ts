@@ -18,28 +18,41 @@ import {
   JournalUnavailable,
   type Order,
   type PurchaseOutcome,
+  type RegisterOrder,
+  type Withdraw,
   type Purchases,
   type Transition,
   type Update
 } from "../domain/ConcertEntity.js"
-import { ConcertNotFound, ReservationNotFound, WrongState } from "../domain/Errors.js"
+import {
+  BadSaleSettings,
+  ConcertNotFound,
+  RegistrationNotFound,
+  ReservationNotFound,
+  SaleLocked,
+  WrongState
+} from "../domain/Errors.js"
 import { ConcertId, TicketId } from "../domain/Ids.js"
-import { ReservationRecord } from "../domain/Reservation.js"
-import { saleSettings } from "../domain/Sale.js"
+import { RegistrationRecord } from "../domain/Registration.js"
+import { ReservationId, ReservationRecord } from "../domain/Reservation.js"
+import { drawDue, saleSettings } from "../domain/Sale.js"
 import { TicketRecord } from "../domain/Ticket.js"
-import { ConcertJournal, type JournalError } from "../sql/ConcertJournal.js"
+import { ConcertJournal, type JournalError, type Offer } from "../sql/ConcertJournal.js"
 import { type Loaded, ConcertState } from "./ConcertState.js"
 import { HoldTimers } from "./HoldTimers.js"
-import { holdRows, isHold, journalRows, outcomesOf } from "./PurchaseBatch.js"
+import * as Draw from "./Draw.js"
+import { holdRows, isHold, isRegistration, journalRows, outcomesOf } from "./PurchaseBatch.js"
+import { planRegistrations } from "./Registrations.js"
 import * as SeatLedger from "./SeatLedger.js"
 import { positiveInteger } from "../Settings.js"
 
-type Rpcs = typeof Purchases | typeof Update | typeof Transition | typeof Expire | typeof ChangeSale
+type Rpcs = typeof Purchases | typeof Update | typeof Transition | typeof Expire | typeof ChangeSale | typeof Withdraw
 type PurchasesRequest = Envelope.Request<typeof Purchases>
 type UpdateRequest = Envelope.Request<typeof Update>
 type TransitionRequest = Envelope.Request<typeof Transition>
 type ExpireRequest = Envelope.Request<typeof Expire>
 type ChangeSaleRequest = Envelope.Request<typeof ChangeSale>
+type WithdrawRequest = Envelope.Request<typeof Withdraw>
 
 /** How often a batch that hit a constraint is retried, one order at a time, after a reload. */
 const maxConflictAttempts = 3
@@ -85,28 +98,130 @@ const make = Effect.gen(function*() {
     const unavailable = (error: JournalError) =>
       new JournalUnavailable({ reason: error.kind === "Conflict" ? "conflicting write" : "database unavailable" })
 
-    /** Sets the wake-up at the earliest hold expiry, if any hold remains. */
-    const rewake = Effect.suspend(() => timers.wake(concertId, state.earliestExpiry()))
+    /** Sets the wake-up at the earliest hold expiry or the pending draw, whichever comes first. */
+    const rewake = Effect.suspend(() => {
+      const expiry = state.earliestExpiry()
+      const loaded = state.snapshot()
+      const sale = loaded?.ledger.sale
+      const draw = sale !== undefined && sale.mode === "DRAW" && sale.drawnAt === null && sale.opensAt !== null
+        ? sale.opensAt
+        : undefined
+      const at = expiry === undefined ? draw : draw === undefined ? expiry : Math.min(expiry, draw)
+      return timers.wake(concertId, at)
+    })
+
+    /** Whether a draw's line is being served: nobody buys outside it then. */
+    const byDraw = (ledger: SeatLedger.Ledger) =>
+      ledger.sale.mode === "DRAW" && ledger.sale.drawnAt !== null && (state.line().length > 0 || state.offerCount() > 0)
+
+    /** New held reservations for `registrations`, in order (the caller checked they fit). */
+    const offersFor = (ledger: SeatLedger.Ledger, registrations: ReadonlyArray<RegistrationRecord>, now: number) => {
+      const held = SeatLedger.holdFor(ledger, registrations.map((r) => r.quantity))
+      const expiresAt = now + ledger.sale.holdSeconds * 1000
+      const offers: Array<Offer> = registrations.map((registration, i) => ({
+        id: ReservationId.make(crypto.randomUUID()),
+        userId: registration.userId,
+        seats: held.seats[i]!,
+        expiresAt,
+        idempotencyKey: undefined,
+        registrationId: registration.id
+      }))
+      return { ledger: held.ledger, offers }
+    }
+
+    /** The offers are journaled: the reservations hold seats, the registrations are OFFERED. */
+    const adoptOffers = (ledger: SeatLedger.Ledger, offers: ReadonlyArray<Offer>) => {
+      state.adopt(ledger)
+      const registrations = state.registrations()
+      for (const offer of offers) {
+        const registration = registrations.get(offer.registrationId)!
+        state.hold(
+          new ReservationRecord({
+            id: ReservationId.make(offer.id),
+            concertId,
+            userId: registration.userId,
+            quantity: registration.quantity,
+            seats: offer.seats,
+            status: "HELD",
+            expiresAt: offer.expiresAt,
+            invoiceNumber: null,
+            tickets: []
+          }, { disableValidation: true })
+        )
+        state.register(new RegistrationRecord({ ...registration, status: "OFFERED", reservationId: ReservationId.make(offer.id) }))
+      }
+    }
 
     /**
-     * The concert as loaded, with every hold past its expiry released first (one transaction):
-     * whatever is decided next sees those seats free, whether or not the wake-up came yet.
+     * The draw, exactly once: the registrations in the order the seed gives, an offer to each
+     * whose quantity fits, the rest WAITING in that order; journaled in one transaction that also
+     * marks the concert drawn. Run by the first decision after `opens_at` (the wake-up, or a
+     * request), also after a restart across it.
+     */
+    const runDraw = (ledger: SeatLedger.Ledger, now: number) =>
+      Effect.gen(function*() {
+        const seed = yield* journal.drawSeed(concertId)
+        const registered = [...state.registrations().values()].filter((r) => r.status === "REGISTERED")
+        const order = Draw.drawOrder(seed, registered)
+        const { offered } = Draw.allocate(order, SeatLedger.offersSeats(ledger) ? SeatLedger.remaining(ledger) : 0)
+        const chosen = new Set(offered.map((r) => r.id))
+        const { ledger: held, offers } = offersFor(ledger, offered, now)
+        const drawn = SeatLedger.withSale(held, { ...held.sale, drawnAt: now })
+        yield* journal.draw(drawn, offers, order.map((r) => ({ id: r.id, waiting: !chosen.has(r.id) })), now)
+        order.forEach((registration, i) => {
+          if (!chosen.has(registration.id)) state.register(new RegistrationRecord({ ...registration, status: "WAITING", lineNo: i + 1 }))
+          else state.register(new RegistrationRecord({ ...registration, lineNo: i + 1 }))
+        })
+        adoptOffers(drawn, offers)
+        yield* Effect.logInfo("draw run").pipe(
+          Effect.annotateLogs({ concertId, registrations: order.length, offered: offers.length, waiting: order.length - offers.length })
+        )
+        yield* statusChange(ledger, drawn)
+      })
+
+    /** Seats free while people wait: offered at once to each in line whose quantity fits. */
+    const offerToLine = (ledger: SeatLedger.Ledger, now: number) =>
+      Effect.gen(function*() {
+        const line = state.line()
+        if (line.length === 0 || !SeatLedger.offersSeats(ledger)) return
+        const { offered } = Draw.allocate(line, SeatLedger.remaining(ledger))
+        if (offered.length === 0) return
+        const { ledger: next, offers } = offersFor(ledger, offered, now)
+        yield* journal.offer(next, offers)
+        adoptOffers(next, offers)
+        yield* statusChange(ledger, next)
+      })
+
+    /**
+     * The concert as loaded and settled: every hold past its expiry released (one transaction),
+     * the draw run if its time has come, and seats that are free while people wait offered to
+     * them. Whatever is decided next sees that state, whether or not a wake-up came yet.
      */
     const current: Effect.Effect<Option.Option<Loaded>, JournalError> = Effect.gen(function*() {
       const loaded = yield* state.current
       if (Option.isNone(loaded)) return loaded
       const now = yield* Clock.currentTimeMillis
       const lapsed = [...loaded.value.live.values()].filter((r) => r.expiresAt !== null && r.expiresAt <= now)
-      if (lapsed.length === 0) return loaded
-      const before = loaded.value.ledger
-      const after = SeatLedger.release(before, lapsed.flatMap((r) => r.seats))
-      yield* journal.release(after, lapsed.map((r) => r.id), "EXPIRED")
-      state.adopt(after)
-      for (const r of lapsed) state.drop(r.id)
-      yield* Effect.logInfo("holds expired").pipe(
-        Effect.annotateLogs({ concertId, reservations: lapsed.length, seats: lapsed.reduce((n, r) => n + r.quantity, 0) })
-      )
-      yield* statusChange(before, after)
+      const due = drawDue(loaded.value.ledger.sale, now)
+      if (lapsed.length === 0 && !due) return loaded
+      if (lapsed.length > 0) {
+        const before = loaded.value.ledger
+        const after = SeatLedger.release(before, lapsed.flatMap((r) => r.seats))
+        yield* journal.release(after, lapsed.map((r) => r.id), "EXPIRED")
+        state.adopt(after)
+        for (const r of lapsed) {
+          state.drop(r.id)
+          const offered = state.offeredFor(r.id)
+          if (offered !== undefined) state.dropRegistration(offered)
+        }
+        yield* Effect.logInfo("holds expired").pipe(
+          Effect.annotateLogs({ concertId, reservations: lapsed.length, seats: lapsed.reduce((n, r) => n + r.quantity, 0) })
+        )
+        yield* statusChange(before, after)
+      }
+      const settled = state.snapshot()!.ledger
+      if (due) yield* runDraw(settled, now)
+      else yield* offerToLine(settled, now)
       yield* rewake
       return yield* state.current
     })
@@ -137,14 +252,22 @@ const make = Effect.gen(function*() {
           }
         }
 
+        // Registrations are decided after the batch's purchases and holds, against the ledger
+        // those leave (a sell-out in this batch opens the line to this batch's registrations).
+        const seatOrders: Array<Order> = []
+        const registerOrders: Array<RegisterOrder> = []
+        for (const order of orders) {
+          if (isRegistration(order)) registerOrders.push(order)
+          else seatOrders.push(order)
+        }
         const now = yield* Clock.currentTimeMillis
-        const plan = SeatLedger.plan(ledger, orders, existing, now)
-        const outcomes = outcomesOf(concertId, orders, plan, now, state.earliestExpiry())
+        const plan = SeatLedger.plan(ledger, seatOrders as Array<SeatLedger.Request>, existing, now, byDraw(ledger))
+        const seatOutcomes = outcomesOf(concertId, seatOrders, plan, now, state.earliestExpiry())
         if (plan.allocated > 0) {
-          yield* journal.append(plan.ledger, journalRows(orders, plan), holdRows(orders, plan, now))
+          yield* journal.append(plan.ledger, journalRows(seatOrders, plan), holdRows(seatOrders, plan, now))
           state.adopt(plan.ledger)
           let held = false
-          for (const outcome of outcomes) {
+          for (const outcome of seatOutcomes) {
             if (outcome instanceof ReservationRecord && outcome.status === "HELD" && !loaded.value.live.has(outcome.id)) {
               state.hold(outcome)
               held = true
@@ -153,7 +276,23 @@ const make = Effect.gen(function*() {
           if (held) yield* rewake
           yield* statusChange(ledger, plan.ledger)
         }
-        return outcomes
+        if (registerOrders.length === 0) return seatOutcomes
+        const after = plan.allocated > 0 ? plan.ledger : ledger
+        const registered = planRegistrations(concertId, after, state.liveByUser(), state.nextLineNo(), registerOrders)
+        yield* journal.register(concertId, registered.added)
+        for (const registration of registered.added) state.register(registration)
+        if (registered.added.some((r) => r.status === "WAITING")) {
+          yield* offerToLine(after, now)
+          yield* rewake
+        }
+        // In arrival order; a registration offered seats at once answers as OFFERED.
+        let seat = 0
+        let registration = 0
+        return orders.map((order): PurchaseOutcome => {
+          if (!isRegistration(order)) return seatOutcomes[seat++]!
+          const outcome = registered.outcomes[registration++]!
+          return outcome instanceof RegistrationRecord ? state.registrations().get(outcome.id) ?? outcome : outcome
+        })
       }).pipe(
         Effect.catchTag("JournalError", (error) => {
           state.forget()
@@ -174,7 +313,9 @@ const make = Effect.gen(function*() {
 
     /** A retried order whose ticket (or reservation) is already journaled gets it back. */
     const decideAlone = (order: Order, attempt: number): Effect.Effect<PurchaseOutcome, ConcertNotFound> =>
-      (isHold(order)
+      (isRegistration(order)
+        ? journal.findRegistration(order.registrationId) as Effect.Effect<Option.Option<PurchaseOutcome>, JournalError>
+        : isHold(order)
         ? journal.findReservation(order.reservationId)
         : journal.findTicket(order.ticketId) as Effect.Effect<Option.Option<TicketRecord | ReservationRecord>, JournalError>).pipe(
         Effect.flatMap(Option.match({
@@ -277,20 +418,78 @@ const make = Effect.gen(function*() {
           yield* replier.succeed(request, next.concert)
         }))
 
+    /**
+     * New sale settings. A switch to DRAW needs `opens_at` in the future and commits to a new
+     * secret seed (its SHA-256 is published at once); once the draw has run, `mode` and
+     * `opens_at` are fixed, and a draw people registered for stays a draw.
+     */
     const changeSale = (request: ChangeSaleRequest) =>
       alone(request, "changeSale", ({ ledger }) =>
         Effect.gen(function*() {
           const { hold_seconds, max_per_reservation, mode, opens_at, payment_seconds } = request.payload
+          const sale = ledger.sale
+          const nextMode = mode ?? sale.mode
+          const nextOpensAt = opens_at === undefined ? sale.opensAt : opens_at === null ? null : Date.parse(opens_at)
+          const now = yield* Clock.currentTimeMillis
+          const timingChanged = nextMode !== sale.mode || nextOpensAt !== sale.opensAt
+          if (sale.drawnAt !== null && timingChanged) {
+            return yield* replier.fail(request, new SaleLocked({ message: "the draw has run: mode and opens_at can no longer change" }))
+          }
+          if (sale.mode === "DRAW" && nextMode !== "DRAW" && state.registrations().size > 0) {
+            return yield* replier.fail(request, new SaleLocked({ message: "people have registered for this draw: the sale stays a draw" }))
+          }
+          if (nextMode === "DRAW" && timingChanged && (nextOpensAt === null || nextOpensAt <= now)) {
+            return yield* replier.fail(request, new BadSaleSettings({ message: "a DRAW sale needs opens_at in the future" }))
+          }
+          const seed = nextMode === "DRAW" && sale.commitment === null ? Draw.newSeed() : undefined
           const next = SeatLedger.withSale(ledger, {
-            maxPerReservation: max_per_reservation ?? ledger.sale.maxPerReservation,
-            holdSeconds: hold_seconds ?? ledger.sale.holdSeconds,
-            paymentSeconds: payment_seconds ?? ledger.sale.paymentSeconds,
-            mode: mode ?? ledger.sale.mode,
-            opensAt: opens_at === undefined ? ledger.sale.opensAt : opens_at === null ? null : Date.parse(opens_at)
+            maxPerReservation: max_per_reservation ?? sale.maxPerReservation,
+            holdSeconds: hold_seconds ?? sale.holdSeconds,
+            paymentSeconds: payment_seconds ?? sale.paymentSeconds,
+            mode: nextMode,
+            opensAt: nextOpensAt,
+            commitment: seed !== undefined ? Draw.commitment(seed) : nextMode === "DRAW" ? sale.commitment : null,
+            drawnAt: sale.drawnAt
           })
-          yield* journal.updateSale(next)
+          yield* journal.updateSale(next, seed)
           state.adopt(next)
+          yield* rewake
           yield* replier.succeed(request, saleSettings(concertId, next.sale))
+        }))
+
+    /** A registration withdrawn: an offer's reservation is released and its seats go down the line. */
+    const withdraw = (request: WithdrawRequest) =>
+      alone(request, "withdraw", ({ ledger }) =>
+        Effect.gen(function*() {
+          const { registrationId } = request.payload
+          const registration = state.registrations().get(registrationId)
+          if (registration === undefined) {
+            const found = yield* journal.findRegistration(registrationId)
+            if (Option.isNone(found) || found.value.concertId !== concertId) {
+              return yield* replier.fail(request, RegistrationNotFound.of(registrationId))
+            }
+            if (found.value.status === "WITHDRAWN") return yield* replier.succeed(request, found.value)
+            return yield* replier.fail(
+              request,
+              new WrongState({ message: `registration ${registrationId} is ${found.value.status}: it can no longer be withdrawn` })
+            )
+          }
+          const reservation = registration.reservationId === null ? undefined : state.snapshot()?.live.get(registration.reservationId)
+          let after = ledger
+          if (reservation !== undefined) {
+            after = SeatLedger.release(ledger, reservation.seats)
+            yield* journal.release(after, [reservation.id], "CANCELLED")
+            state.adopt(after)
+            state.drop(reservation.id)
+          } else {
+            yield* journal.withdraw(registrationId)
+          }
+          state.dropRegistration(registrationId)
+          yield* statusChange(ledger, after)
+          const now = yield* Clock.currentTimeMillis
+          yield* offerToLine(after, now)
+          yield* rewake
+          yield* replier.succeed(request, new RegistrationRecord({ ...registration, status: "WITHDRAWN" }))
         }))
 
     /** `Expire`: `current` has released whatever lapsed; set the next wake-up. */
@@ -340,6 +539,8 @@ const make = Effect.gen(function*() {
             const rows = tickets.map((t) => ({ id: t.id, seat: t.seat, userId: t.userId, idempotencyKey: undefined }))
             const invoiceNumber = yield* journal.confirm(ledger, reservationId, reservation.userId, rows)
             state.drop(reservationId)
+            const offered = state.offeredFor(reservationId)
+            if (offered !== undefined) state.dropRegistration(offered)
             yield* rewake
             return yield* replier.succeed(
               request,
@@ -350,7 +551,10 @@ const make = Effect.gen(function*() {
           yield* journal.release(next, [reservationId], "CANCELLED")
           state.adopt(next)
           state.drop(reservationId)
+          const offered = state.offeredFor(reservationId)
+          if (offered !== undefined) state.dropRegistration(offered)
           yield* statusChange(ledger, next)
+          yield* offerToLine(next, now)
           yield* rewake
           return yield* replier.succeed(
             request,
@@ -370,6 +574,8 @@ const make = Effect.gen(function*() {
             ? transition(request as TransitionRequest)
             : request.tag === "Expire"
             ? expire(request as ExpireRequest)
+            : request.tag === "Withdraw"
+            ? withdraw(request as WithdrawRequest)
             : changeSale(request as ChangeSaleRequest)
           start += 1
           continue

@@ -12,9 +12,20 @@ import {
   JournalUnavailable,
   type Order,
   type PurchaseOrder,
-  type PurchaseOutcome
+  type PurchaseOutcome,
+  type RegisterOrder
 } from "../domain/ConcertEntity.js"
-import type { NotEnoughSeats, QuantityOverLimit, SoldOut } from "../domain/Errors.js"
+import type {
+  AlreadyRegistered,
+  ByDraw,
+  IdempotencyKeyReused,
+  NotEnoughSeats,
+  NotInLine,
+  QuantityOverLimit,
+  SaleNotOpen,
+  SoldOut
+} from "../domain/Errors.js"
+import { RegistrationRecord } from "../domain/Registration.js"
 import { ReservationRecord } from "../domain/Reservation.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { positiveInteger } from "../Settings.js"
@@ -22,7 +33,7 @@ import { positiveInteger } from "../Settings.js"
 type Client = Effect.Effect.Success<typeof ConcertEntity.client>
 type PurchasesError = Effect.Effect.Error<ReturnType<ReturnType<Client>["Purchases"]>>
 /** What an order can get: a ticket, or a reservation holding its seats. */
-type Granted = TicketRecord | ReservationRecord
+type Granted = TicketRecord | ReservationRecord | RegistrationRecord
 /** Why an order got nothing, as the entity answers it. */
 type NoTicket = Exclude<PurchaseOutcome, Granted>
 
@@ -79,7 +90,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         const outcome = exit.value[i]
         Deferred.unsafeDone(
           deferred,
-          outcome instanceof TicketRecord || outcome instanceof ReservationRecord
+          outcome instanceof TicketRecord || outcome instanceof ReservationRecord || outcome instanceof RegistrationRecord
             ? Exit.succeed(outcome)
             : outcome === undefined
             ? Exit.die(new Error("the concert answered fewer orders than it was sent"))
@@ -150,11 +161,20 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       buy: (concertId: string, order: PurchaseOrder) =>
         submit(concertId, order) as Effect.Effect<
           TicketRecord,
-          Exclude<NoTicket, NotEnoughSeats | QuantityOverLimit> | PurchasesError
+          Exclude<NoTicket, NotEnoughSeats | QuantityOverLimit | AlreadyRegistered | NotInLine> | PurchasesError
         >,
       /** `quantity` seats held as a new reservation, all or nothing. */
       hold: (concertId: string, order: HoldOrder) =>
-        submit(concertId, order) as Effect.Effect<ReservationRecord, Exclude<NoTicket, SoldOut> | PurchasesError>
+        submit(concertId, order) as Effect.Effect<
+          ReservationRecord,
+          Exclude<NoTicket, SoldOut | AlreadyRegistered | NotInLine> | PurchasesError
+        >,
+      /** A registration for the draw, or a place in the waiting line. */
+      register: (concertId: string, order: RegisterOrder) =>
+        submit(concertId, order) as Effect.Effect<
+          RegistrationRecord,
+          Exclude<NoTicket, SoldOut | NotEnoughSeats | SaleNotOpen | ByDraw | IdempotencyKeyReused> | PurchasesError
+        >
     } as const
   })
 }) {}

@@ -7,6 +7,7 @@
 import { Effect, Option } from "effect"
 import type { ConcertId } from "../domain/Ids.js"
 import type { Ledger } from "../domain/Ledger.js"
+import type { RegistrationRecord } from "../domain/Registration.js"
 import { ReservationRecord } from "../domain/Reservation.js"
 import type { ConcertJournal, JournalError } from "../sql/ConcertJournal.js"
 
@@ -14,11 +15,25 @@ export interface Loaded {
   readonly ledger: Ledger
   /** The reservations that hold seats now (HELD or AWAITING_PAYMENT), by id. */
   readonly live: ReadonlyMap<string, ReservationRecord>
+  /** The registrations that stand (REGISTERED, OFFERED, WAITING), by id. */
+  readonly registrations: ReadonlyMap<string, RegistrationRecord>
+}
+
+interface Held {
+  ledger: Ledger
+  live: Map<string, ReservationRecord>
+  registrations: Map<string, RegistrationRecord>
+  /** Live registrations by user: one each. */
+  byUser: Map<string, string>
+  /** OFFERED registrations by the reservation they were offered. */
+  offers: Map<string, string>
+  /** WAITING registrations in line order; rebuilt when the line changes. */
+  line: Array<RegistrationRecord> | undefined
 }
 
 export class ConcertState {
   /** `undefined`: not loaded (or forgotten); `None`: the concert does not exist (asked again next time). */
-  private loaded: Option.Option<{ ledger: Ledger; live: Map<string, ReservationRecord> }> | undefined = undefined
+  private loaded: Option.Option<Held> | undefined = undefined
 
   constructor(
     private readonly concertId: ConcertId,
@@ -30,12 +45,24 @@ export class ConcertState {
     this.loaded !== undefined && Option.isSome(this.loaded)
       ? Effect.succeed(this.loaded)
       : Effect.map(
-        Effect.all([this.journal.load(this.concertId), this.journal.liveReservations(this.concertId)]),
-        ([ledger, rows]) => {
-          this.loaded = Option.map(ledger, (ledger) => ({
-            ledger,
-            live: new Map(rows.map((row) => [row.id, new ReservationRecord({ ...row, tickets: [] })]))
-          }))
+        Effect.all([
+          this.journal.load(this.concertId),
+          this.journal.liveReservations(this.concertId),
+          this.journal.liveRegistrations(this.concertId)
+        ]),
+        ([ledger, rows, registrations]) => {
+          this.loaded = Option.map(ledger, (ledger): Held => {
+            const held: Held = {
+              ledger,
+              live: new Map(rows.map((row) => [row.id, new ReservationRecord({ ...row, tickets: [] })])),
+              registrations: new Map(),
+              byUser: new Map(),
+              offers: new Map(),
+              line: undefined
+            }
+            for (const registration of registrations) ConcertState.put(held, registration)
+            return held
+          })
           return this.loaded
         }
       )
@@ -51,9 +78,85 @@ export class ConcertState {
     if (this.loaded !== undefined && Option.isSome(this.loaded)) this.loaded.value.live.set(reservation.id, reservation)
   }
 
+  private static put(held: Held, registration: RegistrationRecord): void {
+    const before = held.registrations.get(registration.id)
+    if (before?.reservationId != null) held.offers.delete(before.reservationId)
+    if (before?.status === "WAITING" || registration.status === "WAITING") held.line = undefined
+    held.registrations.set(registration.id, registration)
+    held.byUser.set(registration.userId, registration.id)
+    if (registration.status === "OFFERED" && registration.reservationId !== null) {
+      held.offers.set(registration.reservationId, registration.id)
+    }
+  }
+
+  private get held(): Held | undefined {
+    return this.loaded !== undefined && Option.isSome(this.loaded) ? this.loaded.value : undefined
+  }
+
+  /** A registration that stands, new or in a new state. */
+  register(registration: RegistrationRecord): void {
+    const held = this.held
+    if (held !== undefined) ConcertState.put(held, registration)
+  }
+
+  /** A registration that no longer stands (purchased, expired, withdrawn). */
+  dropRegistration(registrationId: string): void {
+    const held = this.held
+    const registration = held?.registrations.get(registrationId)
+    if (held === undefined || registration === undefined) return
+    held.registrations.delete(registrationId)
+    if (held.byUser.get(registration.userId) === registrationId) held.byUser.delete(registration.userId)
+    if (registration.reservationId !== null) held.offers.delete(registration.reservationId)
+    if (registration.status === "WAITING") held.line = undefined
+  }
+
+  /** The registration offered this reservation, if one was. */
+  offeredFor(reservationId: string): string | undefined {
+    return this.held?.offers.get(reservationId)
+  }
+
+  /** Live registrations by user. */
+  liveByUser(): ReadonlyMap<string, string> {
+    return this.held?.byUser ?? new Map()
+  }
+
+  /** The WAITING registrations in line order. */
+  line(): ReadonlyArray<RegistrationRecord> {
+    const held = this.held
+    if (held === undefined) return []
+    if (held.line === undefined) {
+      held.line = [...held.registrations.values()]
+        .filter((r) => r.status === "WAITING")
+        .sort((a, b) => (a.lineNo ?? 0) - (b.lineNo ?? 0))
+    }
+    return held.line
+  }
+
+  /** The line number the next to join the back of the line gets. */
+  nextLineNo(): number {
+    let last = 0
+    for (const r of this.held?.registrations.values() ?? []) if (r.lineNo !== null && r.lineNo > last) last = r.lineNo
+    return last + 1
+  }
+
+  /** How many OFFERED registrations hold reservations. */
+  offerCount(): number {
+    return this.held?.offers.size ?? 0
+  }
+
   /** A reservation no longer holds seats. */
   drop(reservationId: string): void {
     if (this.loaded !== undefined && Option.isSome(this.loaded)) this.loaded.value.live.delete(reservationId)
+  }
+
+  /** What is held now, if loaded. */
+  snapshot(): Loaded | undefined {
+    return this.held
+  }
+
+  /** The registrations that stand. */
+  registrations(): ReadonlyMap<string, RegistrationRecord> {
+    return this.held?.registrations ?? new Map()
   }
 
   /** The earliest moment a live reservation expires, if any does. */

@@ -1,6 +1,7 @@
 /**
- * The wake-up of each concert whose reservations hold seats: at its earliest `expires_at` the
- * concert entity is sent `Expire` and releases what has lapsed. The entity sets its own
+ * The wake-up of each concert with something due: at its earliest hold expiry or its draw's
+ * `opens_at`, the concert entity is sent `Expire` and releases what has lapsed (and runs the
+ * draw, exactly once: the journal marks it drawn in the draw's own transaction). The entity sets its own
  * wake-up after every change (`wake`); an idle entity may be passivated meanwhile, and the
  * message brings it back. On start, every concert with live reservations gets a wake-up at
  * its earliest expiry, so holds that lapsed while the service was down are released at once.
@@ -47,10 +48,14 @@ export class HoldTimers extends Effect.Service<HoldTimers>()("HoldTimers", {
         )
       })
 
-    // Catch up: every concert with live holds, at its earliest expiry (now, if it has passed).
+    // Catch up: every concert with live holds or a draw to run, at the earliest (now, if it
+    // has passed): what came due while the service was down happens as soon as it is up.
     yield* sql<{ readonly concertId: string; readonly at: number }>`
-      SELECT concert_id AS "concertId", (extract(epoch FROM min(expires_at)) * 1000)::float8 AS at
-      FROM reservations WHERE status IN ('HELD', 'AWAITING_PAYMENT') GROUP BY concert_id`.pipe(
+      SELECT concert_id AS "concertId", (extract(epoch FROM min(at)) * 1000)::float8 AS at FROM (
+        SELECT concert_id, expires_at AS at FROM reservations WHERE status IN ('HELD', 'AWAITING_PAYMENT')
+        UNION ALL
+        SELECT id, opens_at FROM concerts WHERE sale_mode = 'DRAW' AND drawn_at IS NULL AND opens_at IS NOT NULL
+      ) due GROUP BY concert_id`.pipe(
       Effect.flatMap((rows) => Effect.forEach(rows, (row) => wake(row.concertId, row.at), { discard: true })),
       Effect.retry(Schedule.spaced("1 second").pipe(Schedule.upTo("1 minute"))),
       Effect.catchAllCause((cause) => Effect.logWarning("hold expiries not caught up", cause)),

@@ -2,8 +2,9 @@
  * What a planned batch of purchases means, as pure functions beside `SeatLedger`: the answer to
  * each order, and the rows the journal must write before any answer is sent.
  */
-import type { HoldOrder, Order, PurchaseOrder, PurchaseOutcome } from "../domain/ConcertEntity.js"
+import type { HoldOrder, Order, PurchaseOrder, PurchaseOutcome, RegisterOrder } from "../domain/ConcertEntity.js"
 import {
+  ByDraw,
   ConcertCancelled,
   IdempotencyKeyReused,
   NotEnoughSeats,
@@ -21,8 +22,11 @@ import type * as SeatLedger from "./SeatLedger.js"
 const soldOut = SoldOut.of()
 const cancelled = ConcertCancelled.of()
 const keyReused = IdempotencyKeyReused.of()
+const byDraw = ByDraw.of()
 
-export const isHold = (order: Order): order is HoldOrder => "_tag" in order
+export const isHold = (order: Order): order is HoldOrder => "_tag" in order && order._tag === "Hold"
+
+export const isRegistration = (order: Order): order is RegisterOrder => "_tag" in order && order._tag === "Register"
 
 /** When a hold made at `now` expires. */
 const holdExpiry = (plan: SeatLedger.Plan<TicketRecord | ReservationRecord>, now: number) =>
@@ -81,6 +85,9 @@ export const outcomesOf = (
         break
       case "NotOpen":
         outcomes.push(SaleNotOpen.of(outcome.opensAt, now))
+        break
+      case "ByDraw":
+        outcomes.push(byDraw)
         break
       case "Existing":
         outcomes.push(outcome.ticket)

@@ -56,6 +56,8 @@ export type Outcome<T extends KeyedTicket = KeyedTicket> =
   | { readonly _tag: "OverLimit"; readonly max: number }
   /** The sale opens at `opensAt` (epoch milliseconds). */
   | { readonly _tag: "NotOpen"; readonly opensAt: number }
+  /** A draw's line is being served: no sale outside it. */
+  | { readonly _tag: "ByDraw" }
   /** A repeat, in the same batch, of the request at `index`: answer as that one is answered. */
   | { readonly _tag: "SameAs"; readonly index: number }
 
@@ -110,7 +112,8 @@ export const plan = <T extends KeyedTicket>(
   ledger: Ledger,
   requests: ReadonlyArray<Request>,
   existing: ReadonlyMap<string, T>,
-  now = Date.now()
+  now = Date.now(),
+  byDraw = false
 ): Plan<T> => {
   const seats = new Seats(ledger.free, ledger.next, ledger.concert.capacity)
   let allocated = 0
@@ -140,6 +143,7 @@ export const plan = <T extends KeyedTicket>(
     }
     if (closed === "Cancelled") return { _tag: "Refused", reason: closed }
     if (opensAt !== null && now < opensAt) return { _tag: "NotOpen", opensAt }
+    if (byDraw) return { _tag: "ByDraw" }
     if (isHold(request)) {
       if (request.quantity > maxPerReservation) return { _tag: "OverLimit", max: maxPerReservation }
       const left = closed === undefined ? seats.remaining : 0
@@ -174,6 +178,27 @@ export const release = (ledger: Ledger, seats: ReadonlyArray<number>): Ledger =>
     : ledger.concert.status
   return { ...next, concert: withStatus(ledger.concert, status) }
 }
+
+/**
+ * Seats for each of `quantities`, lowest free first (the caller has checked they fit): for
+ * offers to registrations, which take seats outside a batch of requests.
+ */
+export const holdFor = (
+  ledger: Ledger,
+  quantities: ReadonlyArray<number>
+): { readonly ledger: Ledger; readonly seats: ReadonlyArray<ReadonlyArray<number>> } => {
+  const seats = new Seats(ledger.free, ledger.next, ledger.concert.capacity)
+  const held = quantities.map((quantity) => seats.take(quantity))
+  const next = { ...ledger, next: seats.next, free: seats.stillFree }
+  const status = effectiveStatus(ledger.concert.status, taken(next), ledger.concert.capacity)
+  return { ledger: { ...next, concert: withStatus(ledger.concert, status) }, seats: held }
+}
+
+/** Whether seats that come back may go to the line: not when cancelled or closed by the organiser. */
+export const offersSeats = (ledger: Ledger): boolean =>
+  ledger.concert.status !== "CANCELLED" &&
+  (ledger.concert.status !== "SOLD_OUT" || taken(ledger) >= ledger.concert.capacity) &&
+  remaining(ledger) > 0
 
 /** The ledger with new sale settings. */
 export const withSale = (ledger: Ledger, sale: Sale): Ledger => ({ ...ledger, sale })

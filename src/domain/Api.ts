@@ -12,6 +12,13 @@ import {
   NotSaved,
   PayloadTooLarge,
   NotEnoughSeats,
+  AlreadyRegistered,
+  BadSaleSettings,
+  ByDraw,
+  NoDraw,
+  NotInLine,
+  RegistrationNotFound,
+  SaleLocked,
   PlanNotReady,
   QuantityOverLimit,
   ReservationNotFound,
@@ -28,6 +35,7 @@ import { ConcertId, Named, TicketId } from "./Ids.js"
 import { IdempotencyKey, PurchaseTicket, Ticket } from "./Ticket.js"
 import { Invoice, Reservation, ReservationId, ReserveSeats } from "./Reservation.js"
 import { SaleSettings, UpdateSale } from "./Sale.js"
+import { DrawAudit, Register, Registration, RegistrationId } from "./Registration.js"
 import { User } from "./User.js"
 
 export class Health extends Schema.Class<Health>("Health")({
@@ -45,6 +53,7 @@ const userId = HttpApiSchema.param("id", Schema.String)
 const concertId = HttpApiSchema.param("id", Named(ConcertId))
 const ticketId = HttpApiSchema.param("id", Named(TicketId))
 const reservationId = HttpApiSchema.param("id", Named(ReservationId))
+const registrationId = HttpApiSchema.param("rid", Named(RegistrationId))
 
 const Svg = HttpApiSchema.Text({ contentType: "image/svg+xml" })
 
@@ -90,8 +99,49 @@ export class ConcertsGroup extends HttpApiGroup.make("concerts")
       .setPayload(UpdateSale)
       .addSuccess(SaleSettings)
       .addError(Json(ConcertNotFound))
+      .addError(Json(BadSaleSettings))
+      .addError(Json(SaleLocked))
       .addError(Json(NotSaved))
       .addError(Json(Busy))
+  )
+  .add(
+    HttpApiEndpoint.post("register")`/concerts/${concertId}/registrations`
+      .setPayload(Register)
+      .addSuccess(Registration, { status: 201 })
+      .addError(Json(UnknownUser))
+      .addError(Json(ConcertNotFound))
+      .addError(Json(QuantityOverLimit))
+      .addError(Json(AlreadyRegistered))
+      .addError(Json(NotInLine))
+      .addError(Json(ConcertCancelled))
+      .addError(Json(NotSaved))
+      .addError(Json(Busy))
+      .annotate(
+        OpenApi.Description,
+        "Pre-register before a draw's opens_at; after the draw, or after a sell-out in any mode, join the waiting line at the back."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("registration")`/concerts/${concertId}/registrations/${registrationId}`
+      .addSuccess(Registration)
+      .addError(Json(ConcertNotFound))
+      .addError(Json(RegistrationNotFound))
+  )
+  .add(
+    HttpApiEndpoint.del("withdraw")`/concerts/${concertId}/registrations/${registrationId}`
+      .addSuccess(Registration)
+      .addError(Json(ConcertNotFound))
+      .addError(Json(RegistrationNotFound))
+      .addError(Json(WrongState))
+      .addError(Json(NotSaved))
+      .addError(Json(Busy))
+  )
+  .add(
+    HttpApiEndpoint.get("draw")`/concerts/${concertId}/draw`
+      .addSuccess(DrawAudit)
+      .addError(Json(ConcertNotFound))
+      .addError(Json(NoDraw))
+      .annotate(OpenApi.Description, "The draw's audit: the commitment at once; the seed and the order once it has run (docs/DRAW.md).")
   )
   .annotate(OpenApi.Title, "Concert")
 {}
@@ -110,6 +160,7 @@ export class ReservationsGroup extends HttpApiGroup.make("reservations")
       .addError(Json(NotEnoughSeats))
       .addError(Json(ConcertCancelled))
       .addError(Json(SaleNotOpen))
+      .addError(Json(ByDraw))
       .addError(Json(IdempotencyKeyReused))
       .addError(Json(NotSaved))
       .addError(Json(Busy))
@@ -193,6 +244,7 @@ export class TicketsGroup extends HttpApiGroup.make("tickets")
       .addError(Json(ConcertCancelled))
       .addError(Json(IdempotencyKeyReused))
       .addError(Json(SaleNotOpen))
+      .addError(Json(ByDraw))
       .addError(Json(NotSaved))
       .addError(Json(Busy))
       .annotate(

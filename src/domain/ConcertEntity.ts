@@ -3,6 +3,12 @@ import { Rpc } from "@effect/rpc"
 import { Schema } from "effect"
 import { Concert, UpdateConcert } from "./Concert.js"
 import {
+  AlreadyRegistered,
+  BadSaleSettings,
+  ByDraw,
+  NotInLine,
+  RegistrationNotFound,
+  SaleLocked,
   ConcertCancelled,
   ConcertNotFound,
   IdempotencyKeyReused,
@@ -14,6 +20,7 @@ import {
   WrongState
 } from "./Errors.js"
 import { TicketId, UserId } from "./Ids.js"
+import { RegistrationId, RegistrationRecord } from "./Registration.js"
 import { ReservationId, ReservationRecord } from "./Reservation.js"
 import { SaleSettings, UpdateSale } from "./Sale.js"
 import { TicketRecord } from "./Ticket.js"
@@ -52,13 +59,27 @@ export const HoldOrder = Schema.TaggedStruct("Hold", {
 })
 export type HoldOrder = typeof HoldOrder.Type
 
-export const Order = Schema.Union(PurchaseOrder, HoldOrder)
+/** One person's registration: before a draw, or to join the waiting line. */
+export const RegisterOrder = Schema.TaggedStruct("Register", {
+  registrationId: RegistrationId,
+  userId: UserId,
+  quantity: Schema.Int,
+  idempotencyKey: Schema.optionalWith(Schema.String, { exact: true }),
+  deadline: Schema.optionalWith(Schema.Number, { exact: true })
+})
+export type RegisterOrder = typeof RegisterOrder.Type
+
+export const Order = Schema.Union(PurchaseOrder, HoldOrder, RegisterOrder)
 export type Order = typeof Order.Type
 
 /** What one order got: its ticket or reservation, or why not. */
 export const PurchaseOutcome = Schema.Union(
   TicketRecord,
   ReservationRecord,
+  RegistrationRecord,
+  AlreadyRegistered,
+  NotInLine,
+  ByDraw,
   SoldOut,
   ConcertCancelled,
   IdempotencyKeyReused,
@@ -103,7 +124,14 @@ export const Expire = Rpc.make("Expire", {
 export const ChangeSale = Rpc.make("ChangeSale", {
   payload: UpdateSale,
   success: SaleSettings,
-  error: Schema.Union(ConcertNotFound, JournalUnavailable)
+  error: Schema.Union(ConcertNotFound, SaleLocked, BadSaleSettings, JournalUnavailable)
 })
 
-export const ConcertEntity = Entity.make("Concert", [Purchases, Update, Transition, Expire, ChangeSale])
+/** A registration withdrawn by its holder (an offer's seats are released). */
+export const Withdraw = Rpc.make("Withdraw", {
+  payload: { registrationId: RegistrationId },
+  success: RegistrationRecord,
+  error: Schema.Union(RegistrationNotFound, WrongState, JournalUnavailable)
+})
+
+export const ConcertEntity = Entity.make("Concert", [Purchases, Update, Transition, Expire, ChangeSale, Withdraw])

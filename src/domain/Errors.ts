@@ -14,6 +14,9 @@ const status = <A>(code: number) => HttpApiSchema.annotations<A>({ status: code 
 
 // 400: the body names something that does not exist.
 
+/** Sale settings that do not make a sale. */
+export class BadSaleSettings extends Schema.TaggedError<BadSaleSettings>()("BadSaleSettings", Message, status(400)) {}
+
 /** A purchase for a concert that does not exist. */
 export class UnknownConcert extends Schema.TaggedError<UnknownConcert>()("UnknownConcert", Message, status(400)) {
   static of(id: string) {
@@ -66,6 +69,23 @@ export class ReservationNotFound extends Schema.TaggedError<ReservationNotFound>
   }
 }
 
+export class RegistrationNotFound extends Schema.TaggedError<RegistrationNotFound>()(
+  "RegistrationNotFound",
+  Message,
+  status(404)
+) {
+  static of(id: string) {
+    return new RegistrationNotFound({ message: `registration ${id} does not exist` })
+  }
+}
+
+/** A concert that does not sell by draw has no draw to audit. */
+export class NoDraw extends Schema.TaggedError<NoDraw>()("NoDraw", Message, status(404)) {
+  static of(id: string) {
+    return new NoDraw({ message: `concert ${id} does not sell by draw` })
+  }
+}
+
 /** The ticket exists but has no printed form (yet, or its render failed). */
 export class TicketNotPrinted extends Schema.TaggedError<TicketNotPrinted>()("TicketNotPrinted", Message, status(404)) {
   static of(id: string, printStatus: string) {
@@ -90,6 +110,30 @@ export class SaleNotOpen extends Schema.TaggedError<SaleNotOpen>()("SaleNotOpen"
     })
   }
 }
+
+/** A user registers twice for one concert. */
+export class AlreadyRegistered extends Schema.TaggedError<AlreadyRegistered>()("AlreadyRegistered", Message, status(409)) {
+  static of(registrationId: string) {
+    return new AlreadyRegistered({
+      message: `this user already has a live registration for this concert: ${registrationId}`
+    })
+  }
+}
+
+/** Registering for a first-come concert that still has seats. */
+export class NotInLine extends Schema.TaggedError<NotInLine>()("NotInLine", Message, status(409)) {
+  static readonly of = () =>
+    new NotInLine({ message: "seats of this concert are on sale: reserve them directly (the line opens after a sell-out)" })
+}
+
+/** Buying or reserving while a draw's line is served. */
+export class ByDraw extends Schema.TaggedError<ByDraw>()("ByDraw", Message, status(409)) {
+  static readonly of = () =>
+    new ByDraw({ message: "this sale is by draw: register to join the line, or complete the reservation you were offered" })
+}
+
+/** A sale setting that can no longer change. */
+export class SaleLocked extends Schema.TaggedError<SaleLocked>()("SaleLocked", Message, status(409)) {}
 
 // 412: fewer seats than asked can be held now.
 

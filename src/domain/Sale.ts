@@ -58,6 +58,10 @@ export interface Sale {
   readonly mode: SaleMode
   /** Epoch milliseconds, or null: open. */
   readonly opensAt: number | null
+  /** The draw's commitment (its seed's SHA-256), once the concert sells by draw. */
+  readonly commitment: string | null
+  /** When the draw ran (epoch milliseconds). */
+  readonly drawnAt: number | null
 }
 
 export const defaultSale: Sale = {
@@ -65,7 +69,9 @@ export const defaultSale: Sale = {
   holdSeconds: 600,
   paymentSeconds: 172_800,
   mode: "FIRST_COME",
-  opensAt: null
+  opensAt: null,
+  commitment: null,
+  drawnAt: null
 }
 
 export const saleSettings = (concertId: ConcertId, sale: Sale): SaleSettings =>
@@ -76,5 +82,11 @@ export const saleSettings = (concertId: ConcertId, sale: Sale): SaleSettings =>
     payment_seconds: sale.paymentSeconds,
     mode: sale.mode,
     opens_at: sale.opensAt === null ? null : new Date(sale.opensAt).toISOString(),
-    draw: null
+    draw: sale.commitment === null
+      ? null
+      : { seed_sha256: sale.commitment, drawn_at: sale.drawnAt === null ? null : new Date(sale.drawnAt).toISOString() }
   })
+
+/** Whether a draw is due now: a DRAW sale whose opening has come and whose draw has not run. */
+export const drawDue = (sale: Sale, now: number): boolean =>
+  sale.mode === "DRAW" && sale.drawnAt === null && sale.opensAt !== null && sale.opensAt <= now

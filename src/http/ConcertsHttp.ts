@@ -1,8 +1,20 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Effect, Layer, Option } from "effect"
+import { Clock, Config, Duration, Effect, Either, Layer, Option } from "effect"
+import * as crypto from "node:crypto"
 import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
-import { ConcertNotFound, NotSaved, PlanNotReady } from "../domain/Errors.js"
+import {
+  ConcertNotFound,
+  NoDraw,
+  NotSaved,
+  PlanNotReady,
+  RegistrationNotFound,
+  UnknownUser
+} from "../domain/Errors.js"
+import { sent } from "../domain/Ids.js"
+import { RegistrationId } from "../domain/Registration.js"
+import { ConcertSales } from "../actors/ConcertSales.js"
+import { UserDirectory } from "../sql/UserDirectory.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { ReservationsRepo } from "../sql/ReservationsRepo.js"
 import { saleSettings } from "../domain/Sale.js"
@@ -28,6 +40,11 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     const seating = yield* SeatingPlans
     const knownConcerts = yield* KnownConcerts
     const reservations = yield* ReservationsRepo
+    const users = yield* UserDirectory
+    const sales = yield* ConcertSales
+    const purchaseTimeout = Duration.toMillis(
+      yield* Config.duration("PURCHASE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
+    )
     const listPages = yield* ListPages
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
 
@@ -66,6 +83,55 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
               ...clusterUnavailable
             })
           )))
+      .handle("register", ({ path, payload }) =>
+        Effect.gen(function*() {
+          const user = payload.user_id
+          if (Either.isLeft(user) || !users.has(user.right)) return yield* UnknownUser.of(sent(user))
+          const id = yield* knownConcerts.require(path.id)
+          const now = yield* Clock.currentTimeMillis
+          const registered = yield* sales.register(id, {
+            _tag: "Register",
+            registrationId: RegistrationId.make(crypto.randomUUID()),
+            userId: user.right,
+            quantity: payload.quantity,
+            deadline: now + purchaseTimeout
+          }).pipe(
+            Effect.catchTags({
+              ConcertNotFound: () => Effect.fail(ConcertNotFound.of(id)),
+              JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the registration could not be saved; retry" })),
+              ...clusterUnavailable
+            })
+          )
+          // Its place in line is read back (the line moves as others are offered seats).
+          const found = yield* reservations.registration(registered.id)
+          return HttpServerResponse.unsafeJson(Option.getOrThrow(found), { status: 201 })
+        }))
+      .handle("registration", ({ path }) =>
+        Effect.gen(function*() {
+          const id = yield* knownConcerts.require(path.id)
+          const found = yield* findOrNotFound(path.rid, reservations.registration, RegistrationNotFound.of)
+          if (found.concert_id !== id) return yield* RegistrationNotFound.of(sent(path.rid))
+          return found
+        }))
+      .handle("withdraw", ({ path }) =>
+        Effect.gen(function*() {
+          const id = yield* knownConcerts.require(path.id)
+          const found = yield* findOrNotFound(path.rid, reservations.registration, RegistrationNotFound.of)
+          if (found.concert_id !== id) return yield* RegistrationNotFound.of(sent(path.rid))
+          yield* concert(id).Withdraw({ registrationId: found.id }).pipe(
+            Effect.catchTags({
+              JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the registration could not be withdrawn; retry" })),
+              ...clusterUnavailable
+            })
+          )
+          return Option.getOrThrow(yield* reservations.registration(found.id))
+        }))
+      .handle("draw", ({ path }) =>
+        Effect.flatMap(knownConcerts.require(path.id), (id) =>
+          Effect.flatMap(reservations.draw(id), Option.match({
+            onNone: () => Effect.fail(NoDraw.of(id)),
+            onSome: Effect.succeed
+          }))))
       .handle("seats", ({ path, request }) =>
         Effect.gen(function*() {
           // A concert seen once is known without a query: a plan reader polling costs one look-up.
@@ -93,6 +159,8 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
   Layer.provide([
     ConcertsRepo.Default,
     ReservationsRepo.Default,
+    UserDirectory.Default,
+    ConcertSales.Default,
     DatabaseHealth.Default,
     ClosedSales.Default,
     KnownConcerts.Default,

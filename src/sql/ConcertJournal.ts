@@ -5,6 +5,7 @@ import type { Ledger } from "../domain/Ledger.js"
 import { Concert } from "../domain/Concert.js"
 import { ConcertId, TicketId } from "../domain/Ids.js"
 import { ReservationId, ReservationRecord, ReservationStatus } from "../domain/Reservation.js"
+import { RegistrationId, RegistrationRecord, RegistrationStatus } from "../domain/Registration.js"
 import { SaleMode } from "../domain/Sale.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { ticketColumns } from "./TicketsRepo.js"
@@ -54,6 +55,8 @@ const LedgerRow = Schema.Struct({
   paymentSeconds: Schema.Int,
   mode: SaleMode,
   opensAt: Schema.NullOr(Schema.Number),
+  commitment: Schema.NullOr(Schema.String),
+  drawnAt: Schema.NullOr(Schema.Number),
   next: Schema.Int,
   free: Schema.Array(Schema.Int)
 })
@@ -71,6 +74,24 @@ export const ReservationRow = Schema.Struct({
   status: ReservationStatus,
   expiresAt: Schema.NullOr(Schema.Number),
   invoiceNumber: Schema.NullOr(Schema.Int)
+})
+
+/** A new HELD reservation offered to a registration. */
+export interface Offer extends HoldRow {
+  readonly registrationId: string
+}
+
+export const registrationColumns = `g.id, g.concert_id AS "concertId", g.user_id AS "userId", g.quantity, g.status,
+  g.line_no::float8 AS "lineNo", g.reservation_id AS "reservationId"`
+
+export const RegistrationRow = Schema.Struct({
+  id: RegistrationId,
+  concertId: ConcertId,
+  userId: TicketRecord.fields.userId,
+  quantity: Schema.Int,
+  status: RegistrationStatus,
+  lineNo: Schema.NullOr(Schema.Number),
+  reservationId: Schema.NullOr(ReservationId)
 })
 
 const KeyedReservationRow = Schema.Struct({ ...ReservationRow.fields, idempotencyKey: Schema.String })
@@ -91,6 +112,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
         sql`SELECT c.id, c.name, c.venue, c.date, c.capacity, c.status, c.version,
                    c.max_per_reservation AS "maxPerReservation", c.hold_seconds AS "holdSeconds",
                    c.payment_seconds AS "paymentSeconds", c.sale_mode AS mode,
+                   c.draw_seed_sha256 AS commitment, (extract(epoch FROM c.drawn_at) * 1000)::float8 AS "drawnAt",
                    (extract(epoch FROM c.opens_at) * 1000)::float8 AS "opensAt", n.next, f.free
             FROM concerts c
             CROSS JOIN LATERAL (SELECT greatest(
@@ -206,6 +228,8 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
           RETURNING invoice_number AS "invoiceNumber"`
         if (row === undefined) return yield* Effect.fail(new JournalError({ kind: "Conflict", cause: "not live" }))
         yield* sql`DELETE FROM held_seats WHERE reservation_id = ${reservationId}`
+        yield* sql`UPDATE registrations SET status = 'PURCHASED', updated_at = now()
+                   WHERE reservation_id = ${reservationId} AND status = 'OFFERED'`
         yield* sql`
           INSERT INTO tickets (id, concert_id, capacity, seat_no, user_id, reservation_id)
           SELECT t.id, ${id}, ${capacity}, t.seat_no, ${userId}, ${reservationId}
@@ -227,20 +251,111 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
         sql`UPDATE reservations SET status = ${to}, expires_at = NULL, invoice_number = NULL, updated_at = now()
             WHERE id = ANY(${reservationIds}::uuid[]) AND status IN ('HELD', 'AWAITING_PAYMENT')`,
         sql`DELETE FROM held_seats WHERE reservation_id = ANY(${reservationIds}::uuid[])`,
+        // An offer that lapses is EXPIRED; one its holder cancels is WITHDRAWN.
+        sql`UPDATE registrations SET status = ${to === "EXPIRED" ? "EXPIRED" : "WITHDRAWN"}, updated_at = now()
+            WHERE reservation_id = ANY(${reservationIds}::uuid[]) AND status = 'OFFERED'`,
         sql`UPDATE concerts SET status = ${status}, seat_changes = seat_changes + 1, updated_at = now() WHERE id = ${id}`
       ], { discard: true }))
     }
 
-    /** New sale settings. */
-    const updateSale = (ledger: Ledger) => {
-      const { holdSeconds, maxPerReservation, mode, opensAt, paymentSeconds } = ledger.sale
+    /** New sale settings; a new draw seed (kept secret until the draw) when one is given. */
+    const updateSale = (ledger: Ledger, seed: Uint8Array | undefined) => {
+      const { commitment, holdSeconds, maxPerReservation, mode, opensAt, paymentSeconds } = ledger.sale
       return sql`
         UPDATE concerts
         SET max_per_reservation = ${maxPerReservation}, hold_seconds = ${holdSeconds},
             payment_seconds = ${paymentSeconds}, sale_mode = ${mode},
-            opens_at = ${opensAt === null ? null : new Date(opensAt).toISOString()}::timestamptz, updated_at = now()
+            opens_at = ${opensAt === null ? null : new Date(opensAt).toISOString()}::timestamptz,
+            draw_seed = ${seed === undefined ? sql`draw_seed` : sql`${Buffer.from(seed)}::bytea`},
+            draw_seed_sha256 = ${commitment}, updated_at = now()
         WHERE id = ${ledger.concert.id}`
     }
+
+    /** The live registrations (REGISTERED, OFFERED, WAITING): the entity keeps them. */
+    const liveRegistrations = SqlSchema.findAll({
+      Request: ConcertId,
+      Result: RegistrationRow,
+      execute: (id) =>
+        sql`SELECT ${sql.literal(registrationColumns)} FROM registrations g
+            WHERE g.concert_id = ${id} AND g.status IN ('REGISTERED', 'OFFERED', 'WAITING')`
+    })
+
+    const findRegistration = SqlSchema.findOne({
+      Request: RegistrationId,
+      Result: RegistrationRow,
+      execute: (id) => sql`SELECT ${sql.literal(registrationColumns)} FROM registrations g WHERE g.id = ${id}`
+    })
+
+    /** New held reservations for registrations, and the registrations OFFERED them. */
+    const insertOffers = (ledger: Ledger, offers: ReadonlyArray<Offer>) => {
+      const { capacity, id } = ledger.concert
+      return sql`
+        WITH reserved AS (
+          INSERT INTO reservations (id, concert_id, user_id, quantity, seats, status, expires_at)
+          SELECT r.id, ${id}, r.user_id, cardinality(r.seats::int[]), r.seats::int[], 'HELD', to_timestamp(r.expires_at / 1000.0)
+          FROM unnest(${offers.map((o) => o.id)}::uuid[], ${offers.map((o) => o.userId)}::text[],
+                      ${offers.map((o) => `{${o.seats.join(",")}}`)}::text[], ${offers.map((o) => o.expiresAt)}::float8[])
+               AS r(id, user_id, seats, expires_at)
+          RETURNING 1
+        ), held AS (
+          INSERT INTO held_seats (concert_id, capacity, seat_no, reservation_id)
+          SELECT ${id}, ${capacity}, h.seat_no, h.reservation_id
+          FROM unnest(${offers.flatMap((o) => o.seats)}::int[], ${offers.flatMap((o) => o.seats.map(() => o.id))}::uuid[])
+               AS h(seat_no, reservation_id)
+          RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM reserved) AS reserved, (SELECT count(*) FROM held) AS held`
+    }
+
+    /** Registrations OFFERED the reservations just inserted (a second statement: the FK must see them). */
+    const markOffered = (offers: ReadonlyArray<Offer>) =>
+      sql`UPDATE registrations g SET status = 'OFFERED', reservation_id = o.reservation_id, updated_at = now()
+          FROM unnest(${offers.map((o) => o.registrationId)}::uuid[], ${offers.map((o) => o.id)}::uuid[])
+               AS o(registration_id, reservation_id)
+          WHERE g.id = o.registration_id`
+
+    const concertSeats = (ledger: Ledger, drawnAt?: number) =>
+      sql`UPDATE concerts SET status = ${ledger.concert.status}, seat_changes = seat_changes + 1,
+            ${drawnAt === undefined ? sql`` : sql`drawn_at = to_timestamp(${drawnAt} / 1000.0),`} updated_at = now()
+          WHERE id = ${ledger.concert.id}`
+
+    /** Seats that came back offered to the line: one transaction. */
+    const offer = (ledger: Ledger, offers: ReadonlyArray<Offer>) =>
+      sql.withTransaction(Effect.all([insertOffers(ledger, offers), markOffered(offers), concertSeats(ledger)], { discard: true }))
+
+    /**
+     * The draw, in one transaction of a few statements whatever the number of registrations:
+     * the offers' reservations and seats, every registration's rank and place (OFFERED or
+     * WAITING), and the concert marked drawn (which reveals the seed).
+     */
+    const draw = (ledger: Ledger, offers: ReadonlyArray<Offer>, order: ReadonlyArray<{ readonly id: string; readonly waiting: boolean }>, drawnAt: number) =>
+      sql.withTransaction(Effect.all([
+        insertOffers(ledger, offers),
+        sql`UPDATE registrations g
+            SET draw_rank = o.rank, line_no = o.rank, status = CASE WHEN o.waiting THEN 'WAITING' ELSE g.status END,
+                updated_at = now()
+            FROM unnest(${order.map((o) => o.id)}::uuid[], ${order.map((_, i) => i + 1)}::int[], ${order.map((o) => o.waiting)}::bool[])
+                 AS o(id, rank, waiting)
+            WHERE g.id = o.id`,
+        markOffered(offers),
+        concertSeats(ledger, drawnAt)
+      ], { discard: true }))
+
+    /** New registrations (REGISTERED, or WAITING at the back of the line). */
+    const register = (concertId: string, rows: ReadonlyArray<RegistrationRecord>) =>
+      sql`INSERT INTO registrations (id, concert_id, user_id, quantity, status, line_no)
+          SELECT r.id, ${concertId}, r.user_id, r.quantity, r.status, r.line_no
+          FROM unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.userId)}::text[], ${rows.map((r) => r.quantity)}::int[],
+                      ${rows.map((r) => r.status)}::text[], ${rows.map((r) => r.lineNo)}::float8[])
+               AS r(id, user_id, quantity, status, line_no)`
+
+    /** A registration withdrawn by its holder (an offered one's reservation is released apart). */
+    const withdraw = (registrationId: string) =>
+      sql`UPDATE registrations SET status = 'WITHDRAWN', updated_at = now()
+          WHERE id = ${registrationId} AND status IN ('REGISTERED', 'OFFERED', 'WAITING')`
+
+    const drawSeed = (concertId: string) =>
+      sql<{ readonly seed: Uint8Array }>`SELECT draw_seed AS seed FROM concerts WHERE id = ${concertId}`
 
     /**
      * The concert's new details and version, its printed tickets unprinted and their SVGs
@@ -306,13 +421,33 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
         confirm(ledger, reservationId, userId, tickets).pipe(journaled("confirm", { reservationId })),
       release: (ledger: Ledger, reservationIds: ReadonlyArray<string>, to: "CANCELLED" | "EXPIRED") =>
         release(ledger, reservationIds, to).pipe(journaled("release", { count: reservationIds.length, to })),
-      updateSale: (ledger: Ledger) => updateSale(ledger).pipe(Effect.asVoid, journaled("updateSale", {})),
+      updateSale: (ledger: Ledger, seed?: Uint8Array) => updateSale(ledger, seed).pipe(Effect.asVoid, journaled("updateSale", {})),
+      liveRegistrations: (id: ConcertId) =>
+        liveRegistrations(id).pipe(
+          Effect.map((rows) => rows.map((row) => new RegistrationRecord(row))),
+          journaled("liveRegistrations", { concertId: id })
+        ),
+      findRegistration: (id: RegistrationId) =>
+        findRegistration(id).pipe(Effect.map(Option.map((row) => new RegistrationRecord(row))), journaled("findRegistration", {})),
+      register: (concertId: string, rows: ReadonlyArray<RegistrationRecord>) =>
+        rows.length === 0 ? Effect.void : register(concertId, rows).pipe(Effect.asVoid, journaled("register", { rows: rows.length })),
+      offer: (ledger: Ledger, offers: ReadonlyArray<Offer>) => offer(ledger, offers).pipe(journaled("offer", { offers: offers.length })),
+      draw: (ledger: Ledger, offers: ReadonlyArray<Offer>, order: ReadonlyArray<{ readonly id: string; readonly waiting: boolean }>, drawnAt: number) =>
+        draw(ledger, offers, order, drawnAt).pipe(journaled("draw", { offers: offers.length, registrations: order.length })),
+      withdraw: (registrationId: string) => withdraw(registrationId).pipe(Effect.asVoid, journaled("withdraw", {})),
+      drawSeed: (concertId: string) =>
+        drawSeed(concertId).pipe(
+          Effect.flatMap((rows) =>
+            rows[0]?.seed == null ? Effect.fail(new JournalError({ kind: "Conflict", cause: "no draw seed" })) : Effect.succeed(new Uint8Array(rows[0].seed))
+          ),
+          journaled("drawSeed", {})
+        ),
       load: (id: ConcertId): Effect.Effect<Option.Option<Ledger>, JournalError> =>
         loadRow(id).pipe(
-          Effect.map(Option.map(({ free, holdSeconds, maxPerReservation, mode, next, opensAt, paymentSeconds, version, ...concert }): Ledger => ({
+          Effect.map(Option.map(({ commitment, drawnAt, free, holdSeconds, maxPerReservation, mode, next, opensAt, paymentSeconds, version, ...concert }): Ledger => ({
             concert: new Concert(concert),
             version,
-            sale: { holdSeconds, maxPerReservation, mode, opensAt, paymentSeconds },
+            sale: { holdSeconds, maxPerReservation, mode, opensAt, paymentSeconds, commitment, drawnAt },
             next,
             free
           }))),

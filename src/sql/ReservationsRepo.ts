@@ -8,7 +8,8 @@ import { ConcertId, UserId } from "../domain/Ids.js"
 import { Invoice, ReservationId, ReservationRecord } from "../domain/Reservation.js"
 import { type Sale, SaleMode } from "../domain/Sale.js"
 import { TicketRecord } from "../domain/Ticket.js"
-import { reservationColumns, ReservationRow } from "./ConcertJournal.js"
+import { registrationColumns, RegistrationRow, reservationColumns, ReservationRow } from "./ConcertJournal.js"
+import { DrawAudit, Registration, RegistrationId } from "../domain/Registration.js"
 import { keysetPages, type PageGate } from "./pages.js"
 import { ticketColumns } from "./TicketsRepo.js"
 
@@ -17,7 +18,9 @@ const SaleRow = Schema.Struct({
   holdSeconds: Schema.Int,
   paymentSeconds: Schema.Int,
   mode: SaleMode,
-  opensAt: Schema.NullOr(Schema.Number)
+  opensAt: Schema.NullOr(Schema.Number),
+  commitment: Schema.NullOr(Schema.String),
+  drawnAt: Schema.NullOr(Schema.Number)
 })
 
 const PagedRow = Schema.Struct({ ...ReservationRow.fields, seq: Schema.String })
@@ -52,7 +55,8 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
       execute: (id) =>
         sql`SELECT max_per_reservation AS "maxPerReservation", hold_seconds AS "holdSeconds",
                    payment_seconds AS "paymentSeconds", sale_mode AS mode,
-                   (extract(epoch FROM opens_at) * 1000)::float8 AS "opensAt"
+                   (extract(epoch FROM opens_at) * 1000)::float8 AS "opensAt",
+                   draw_seed_sha256 AS commitment, (extract(epoch FROM drawn_at) * 1000)::float8 AS "drawnAt"
             FROM concerts WHERE id = ${id}`
     })
 
@@ -100,6 +104,39 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
             ORDER BY number`
     })
 
+    const registration = SqlSchema.findOne({
+      Request: RegistrationId,
+      Result: Schema.Struct({ ...RegistrationRow.fields, position: Schema.NullOr(Schema.Int) }),
+      execute: (id) =>
+        sql`SELECT ${sql.literal(registrationColumns)},
+                   CASE WHEN g.status = 'WAITING' THEN (
+                     SELECT count(*)::int + 1 FROM registrations w
+                     WHERE w.concert_id = g.concert_id AND w.status = 'WAITING' AND w.line_no < g.line_no)
+                   END AS position
+            FROM registrations g WHERE g.id = ${id}`
+    })
+
+    const drawRow = SqlSchema.findOne({
+      Request: ConcertId,
+      Result: Schema.Struct({
+        commitment: Schema.NullOr(Schema.String),
+        seed: Schema.NullOr(Schema.String),
+        drawnAt: Schema.NullOr(Schema.String)
+      }),
+      execute: (id) =>
+        sql`SELECT draw_seed_sha256 AS commitment,
+                   CASE WHEN drawn_at IS NOT NULL THEN encode(draw_seed, 'hex') END AS seed,
+                   to_char(drawn_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS "drawnAt"
+            FROM concerts WHERE id = ${id}`
+    })
+
+    const drawOrder = SqlSchema.findAll({
+      Request: ConcertId,
+      Result: Schema.Struct({ id: RegistrationId }),
+      execute: (id) =>
+        sql`SELECT id FROM registrations WHERE concert_id = ${id} AND draw_rank IS NOT NULL ORDER BY draw_rank`
+    })
+
     const span = (name: string) => Effect.withSpan(`ReservationsRepo.${name}`, { captureStackTrace: false })
     return {
       findById: (id: ReservationId): Effect.Effect<Option.Option<ReservationRecord>> =>
@@ -128,6 +165,32 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
           size,
           (last) => last.seq
         ),
+      /** A registration, with its place in line while WAITING. */
+      registration: (id: RegistrationId) =>
+        registration(id).pipe(
+          Effect.map(Option.map(({ position, ...row }) =>
+            new Registration({
+              id: row.id,
+              concert_id: row.concertId,
+              user_id: row.userId,
+              quantity: row.quantity,
+              status: row.status,
+              position,
+              reservation_id: row.reservationId
+            })
+          )),
+          Effect.orDie,
+          span("registration")
+        ),
+      /** The draw's audit (none for a concert that never sold by draw). */
+      draw: (id: ConcertId): Effect.Effect<Option.Option<DrawAudit>> =>
+        Effect.gen(function*() {
+          const row = yield* drawRow(id)
+          if (Option.isNone(row) || row.value.commitment === null) return Option.none()
+          const { commitment, drawnAt, seed } = row.value
+          const order = drawnAt === null ? null : (yield* drawOrder(id)).map((r) => r.id)
+          return Option.some(new DrawAudit({ seed_sha256: commitment, seed, drawn_at: drawnAt, order }))
+        }).pipe(Effect.orDie, span("draw")),
       invoices: (organiserId: string, from: number, to: number) =>
         invoices({ organiserId, from, to }).pipe(Effect.orDie, span("invoices"))
     } as const

@@ -170,11 +170,48 @@ const reservations = Effect.gen(function*() {
     END $$`
 })
 
+/**
+ * Pre-registration, the verifiable draw and the waiting line (ONSALE.md §4). The seed is kept
+ * here from the moment a concert switches to DRAW and shown only once the draw has run.
+ */
+const draw = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    ALTER TABLE concerts
+      ADD COLUMN draw_seed bytea,
+      ADD COLUMN draw_seed_sha256 text,
+      ADD COLUMN drawn_at timestamptz`
+  yield* sql`
+    CREATE TABLE registrations (
+      id uuid PRIMARY KEY,
+      seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+      concert_id uuid NOT NULL REFERENCES concerts (id),
+      user_id text NOT NULL,
+      quantity integer NOT NULL CHECK (quantity BETWEEN 1 AND 100),
+      status text NOT NULL CHECK (status IN ('REGISTERED', 'OFFERED', 'WAITING', 'PURCHASED', 'EXPIRED', 'WITHDRAWN')),
+      -- Place in the waiting line (the draw's rank, then arrival for those who join after).
+      line_no bigint,
+      -- Place in the draw's order, for those the draw saw.
+      draw_rank integer,
+      reservation_id uuid REFERENCES reservations (id),
+      idempotency_key text UNIQUE,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      updated_at timestamptz NOT NULL DEFAULT now(),
+      CHECK ((status = 'WAITING') <= (line_no IS NOT NULL)),
+      CHECK ((status = 'OFFERED') <= (reservation_id IS NOT NULL))
+    )`
+  yield* sql`CREATE UNIQUE INDEX registrations_live_user ON registrations (concert_id, user_id) WHERE status IN ('REGISTERED', 'OFFERED', 'WAITING')`
+  yield* sql`CREATE INDEX registrations_line ON registrations (concert_id, line_no) WHERE status = 'WAITING'`
+  yield* sql`CREATE INDEX registrations_reservation ON registrations (reservation_id) WHERE reservation_id IS NOT NULL`
+  yield* sql`CREATE INDEX registrations_rank ON registrations (concert_id, draw_rank) WHERE draw_rank IS NOT NULL`
+})
+
 export const runMigrations = Migrator.make({})({
   loader: Migrator.fromRecord({
     "0001_initial_schema": initialSchema,
     "0002_renders": renders,
-    "0003_reservations": reservations
+    "0003_reservations": reservations,
+    "0004_draw": draw
   }),
   table: "ticketoverflow_migrations"
 })
