@@ -14,7 +14,8 @@
  *   a new concert's plan appears and how soon it shows new purchases.
  * ab --base REV: purchases per second of commit REV and of this checkout, side by side
  *   (`bench/ab.ts`). reservations: bursts of reservations beside purchases, checkouts with
- *   recycling (`bench/reservations.ts`). hostile: one client's attacks beside buyers (`bench/hostile.ts`).
+ *   recycling (`bench/reservations.ts`). draw: 100,000 registrations, then the draw
+ *   (`bench/draw.ts`). hostile: one client's attacks beside buyers (`bench/hostile.ts`).
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as crypto from "node:crypto"
@@ -24,6 +25,7 @@ import { freePort } from "../src/sql/EmbeddedPostgres.js"
 import { runScenario } from "./scenarios.js"
 import { hostile } from "./hostile.js"
 import { ab } from "./ab.js"
+import { draw } from "./draw.js"
 import { reservations } from "./reservations.js"
 import { buy, createConcert, databaseWork, fmt, load, option, printAll, request, root, startTarget } from "./shared.js"
 
@@ -53,6 +55,7 @@ const main = async () => {
   if (scenario === "hostile") return hostile(args)
   if (scenario === "ab") return ab(args)
   if (scenario === "reservations") return reservations(args)
+  if (scenario === "draw") return draw(args)
   if (scenario !== "purchases" && scenario !== "renders") return runScenario(scenario, args)
   const cleanup: Array<() => Promise<void>> = []
   try {

@@ -108,7 +108,7 @@ export const startTarget = async (args: ReadonlyArray<string>, checkout = root):
     // As `npm start` runs it: a 64 MB young generation (purchases allocate fast; fewer scavenges).
     service = spawn(process.execPath, [...profile, "--max-semi-space-size=64", "--import", "tsx", "src/main.ts"], {
       cwd: checkout,
-      env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: host, LOG_LEVEL: "warn" },
+      env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: host, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn" },
       stdio: ["ignore", "inherit", "inherit"]
     })
     const running = service

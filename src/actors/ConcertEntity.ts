@@ -148,7 +148,9 @@ const make = Effect.gen(function*() {
             tickets: []
           }, { disableValidation: true })
         )
-        state.register(new RegistrationRecord({ ...registration, status: "OFFERED", reservationId: ReservationId.make(offer.id) }))
+        state.register(
+          new RegistrationRecord({ ...registration, status: "OFFERED", reservationId: ReservationId.make(offer.id) }, { disableValidation: true })
+        )
       }
     }
 
@@ -160,6 +162,7 @@ const make = Effect.gen(function*() {
      */
     const runDraw = (ledger: SeatLedger.Ledger, now: number) =>
       Effect.gen(function*() {
+        const started = yield* Clock.currentTimeMillis
         const seed = yield* journal.drawSeed(concertId)
         const registered = [...state.registrations().values()].filter((r) => r.status === "REGISTERED")
         const order = Draw.drawOrder(seed, registered)
@@ -167,14 +170,28 @@ const make = Effect.gen(function*() {
         const chosen = new Set(offered.map((r) => r.id))
         const { ledger: held, offers } = offersFor(ledger, offered, now)
         const drawn = SeatLedger.withSale(held, { ...held.sale, drawnAt: now })
-        yield* journal.draw(drawn, offers, order.map((r) => ({ id: r.id, waiting: !chosen.has(r.id) })), now)
+        const decided = yield* Clock.currentTimeMillis
+        yield* journal.draw(drawn, offers, order.map((r) => r.id), now)
+        const journaled = yield* Clock.currentTimeMillis
         order.forEach((registration, i) => {
-          if (!chosen.has(registration.id)) state.register(new RegistrationRecord({ ...registration, status: "WAITING", lineNo: i + 1 }))
-          else state.register(new RegistrationRecord({ ...registration, lineNo: i + 1 }))
+          state.register(
+            new RegistrationRecord(
+              { ...registration, status: chosen.has(registration.id) ? registration.status : "WAITING", lineNo: i + 1 },
+              { disableValidation: true }
+            )
+          )
         })
         adoptOffers(drawn, offers)
         yield* Effect.logInfo("draw run").pipe(
-          Effect.annotateLogs({ concertId, registrations: order.length, offered: offers.length, waiting: order.length - offers.length })
+          Effect.annotateLogs({
+            concertId,
+            registrations: order.length,
+            offered: offers.length,
+            waiting: order.length - offers.length,
+            lateMillis: started - (ledger.sale.opensAt ?? started),
+            decideMillis: decided - started,
+            journalMillis: journaled - decided
+          })
         )
         yield* statusChange(ledger, drawn)
       })
@@ -278,7 +295,7 @@ const make = Effect.gen(function*() {
         }
         if (registerOrders.length === 0) return seatOutcomes
         const after = plan.allocated > 0 ? plan.ledger : ledger
-        const registered = planRegistrations(concertId, after, state.liveByUser(), state.nextLineNo(), registerOrders)
+        const registered = planRegistrations(concertId, after, state.liveByUser(), () => state.nextLineNo(), registerOrders)
         yield* journal.register(concertId, registered.added)
         for (const registration of registered.added) state.register(registration)
         if (registered.added.some((r) => r.status === "WAITING")) {

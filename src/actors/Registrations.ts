@@ -18,19 +18,24 @@ export const planRegistrations = (
   ledger: Ledger,
   /** The user ids with a live registration for this concert, and that registration. */
   liveByUser: ReadonlyMap<string, string>,
-  /** The line number the next to join the line gets. */
-  nextLineNo: number,
+  /** The line number the next to join the line gets (asked only if someone joins). */
+  nextLineNo: () => number,
   orders: ReadonlyArray<RegisterOrder>
 ): { readonly outcomes: ReadonlyArray<RegistrationOutcome>; readonly added: ReadonlyArray<RegistrationRecord> } => {
-  const byUser = new Map(liveByUser)
+  // This batch's registrations over the concert's: no copy of a map of 100,000 per batch.
+  const inBatch = new Map<string, string>()
   const added: Array<RegistrationRecord> = []
-  let lineNo = nextLineNo
+  let lineNo: number | undefined
+  const joinLine = () => {
+    lineNo ??= nextLineNo()
+    return lineNo++
+  }
   const { drawnAt, maxPerReservation, mode } = ledger.sale
   const soldOut = ledger.concert.status === "SOLD_OUT" || SeatLedger.remaining(ledger) <= 0
   const outcomes = orders.map((order): RegistrationOutcome => {
     if (ledger.concert.status === "CANCELLED") return ConcertCancelled.of()
     if (order.quantity > maxPerReservation) return QuantityOverLimit.of(maxPerReservation)
-    const earlier = byUser.get(order.userId)
+    const earlier = inBatch.get(order.userId) ?? liveByUser.get(order.userId)
     if (earlier !== undefined) return AlreadyRegistered.of(earlier)
     const status = mode === "DRAW" && drawnAt === null ? "REGISTERED" : mode === "DRAW" || soldOut ? "WAITING" : undefined
     if (status === undefined) return NotInLine.of()
@@ -40,10 +45,10 @@ export const planRegistrations = (
       userId: order.userId,
       quantity: order.quantity,
       status,
-      lineNo: status === "WAITING" ? lineNo++ : null,
+      lineNo: status === "WAITING" ? joinLine() : null,
       reservationId: null
     }, { disableValidation: true })
-    byUser.set(order.userId, record.id)
+    inBatch.set(order.userId, record.id)
     added.push(record)
     return record
   })

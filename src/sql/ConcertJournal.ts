@@ -81,8 +81,16 @@ export interface Offer extends HoldRow {
   readonly registrationId: string
 }
 
-export const registrationColumns = `g.id, g.concert_id AS "concertId", g.user_id AS "userId", g.quantity, g.status,
-  g.line_no::float8 AS "lineNo", g.reservation_id AS "reservationId"`
+/**
+ * The select list and tables that read a registration as a `RegistrationRecord`: a REGISTERED
+ * row of a drawn concert is WAITING, at its place in the concert's line.
+ */
+export const registrationColumns = `g.id, g.concert_id AS "concertId", g.user_id AS "userId", g.quantity,
+  CASE WHEN g.status = 'REGISTERED' AND c.drawn_at IS NOT NULL THEN 'WAITING' ELSE g.status END AS status,
+  l.line_no::float8 AS "lineNo", g.reservation_id AS "reservationId"`
+
+export const registrationTables = `registrations g JOIN concerts c ON c.id = g.concert_id
+  LEFT JOIN registration_line l ON l.registration_id = g.id`
 
 export const RegistrationRow = Schema.Struct({
   id: RegistrationId,
@@ -276,14 +284,14 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
       Request: ConcertId,
       Result: RegistrationRow,
       execute: (id) =>
-        sql`SELECT ${sql.literal(registrationColumns)} FROM registrations g
+        sql`SELECT ${sql.literal(registrationColumns)} FROM ${sql.literal(registrationTables)}
             WHERE g.concert_id = ${id} AND g.status IN ('REGISTERED', 'OFFERED', 'WAITING')`
     })
 
     const findRegistration = SqlSchema.findOne({
       Request: RegistrationId,
       Result: RegistrationRow,
-      execute: (id) => sql`SELECT ${sql.literal(registrationColumns)} FROM registrations g WHERE g.id = ${id}`
+      execute: (id) => sql`SELECT ${sql.literal(registrationColumns)} FROM ${sql.literal(registrationTables)} WHERE g.id = ${id}`
     })
 
     /** New held reservations for registrations, and the registrations OFFERED them. */
@@ -325,29 +333,37 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
 
     /**
      * The draw, in one transaction of a few statements whatever the number of registrations:
-     * the offers' reservations and seats, every registration's rank and place (OFFERED or
-     * WAITING), and the concert marked drawn (which reveals the seed).
+     * the offers' reservations and seats, the whole line in drawn order (one INSERT; a
+     * REGISTERED registration of a drawn concert is WAITING at its place), the offers, and the
+     * concert marked drawn (which reveals the seed).
      */
-    const draw = (ledger: Ledger, offers: ReadonlyArray<Offer>, order: ReadonlyArray<{ readonly id: string; readonly waiting: boolean }>, drawnAt: number) =>
+    const draw = (ledger: Ledger, offers: ReadonlyArray<Offer>, order: ReadonlyArray<string>, drawnAt: number) =>
       sql.withTransaction(Effect.all([
         insertOffers(ledger, offers),
-        sql`UPDATE registrations g
-            SET draw_rank = o.rank, line_no = o.rank, status = CASE WHEN o.waiting THEN 'WAITING' ELSE g.status END,
-                updated_at = now()
-            FROM unnest(${order.map((o) => o.id)}::uuid[], ${order.map((_, i) => i + 1)}::int[], ${order.map((o) => o.waiting)}::bool[])
-                 AS o(id, rank, waiting)
-            WHERE g.id = o.id`,
+        sql`INSERT INTO registration_line (concert_id, line_no, registration_id)
+            SELECT ${ledger.concert.id}, o.line_no, o.id
+            FROM unnest(${order}::uuid[]) WITH ORDINALITY AS o(id, line_no)`,
         markOffered(offers),
+        sql`UPDATE concerts SET draw_count = ${order.length} WHERE id = ${ledger.concert.id}`,
         concertSeats(ledger, drawnAt)
       ], { discard: true }))
 
-    /** New registrations (REGISTERED, or WAITING at the back of the line). */
-    const register = (concertId: string, rows: ReadonlyArray<RegistrationRecord>) =>
-      sql`INSERT INTO registrations (id, concert_id, user_id, quantity, status, line_no)
-          SELECT r.id, ${concertId}, r.user_id, r.quantity, r.status, r.line_no
-          FROM unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.userId)}::text[], ${rows.map((r) => r.quantity)}::int[],
-                      ${rows.map((r) => r.status)}::text[], ${rows.map((r) => r.lineNo)}::float8[])
-               AS r(id, user_id, quantity, status, line_no)`
+    /** New registrations: REGISTERED, or WAITING with their place at the back of the line. */
+    const register = (concertId: string, rows: ReadonlyArray<RegistrationRecord>) => {
+      const waiting = rows.filter((r) => r.status === "WAITING")
+      return sql`
+        WITH registered AS (
+          INSERT INTO registrations (id, concert_id, user_id, quantity, status)
+          SELECT r.id, ${concertId}, r.user_id, r.quantity, r.status
+          FROM unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.userId)}::text[],
+                      ${rows.map((r) => r.quantity)}::int[], ${rows.map((r) => r.status)}::text[])
+               AS r(id, user_id, quantity, status)
+          RETURNING 1
+        )
+        INSERT INTO registration_line (concert_id, line_no, registration_id)
+        SELECT ${concertId}, w.line_no, w.id
+        FROM unnest(${waiting.map((r) => r.lineNo)}::bigint[], ${waiting.map((r) => r.id)}::uuid[]) AS w(line_no, id)`
+    }
 
     /** A registration withdrawn by its holder (an offered one's reservation is released apart). */
     const withdraw = (registrationId: string) =>
@@ -432,7 +448,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
       register: (concertId: string, rows: ReadonlyArray<RegistrationRecord>) =>
         rows.length === 0 ? Effect.void : register(concertId, rows).pipe(Effect.asVoid, journaled("register", { rows: rows.length })),
       offer: (ledger: Ledger, offers: ReadonlyArray<Offer>) => offer(ledger, offers).pipe(journaled("offer", { offers: offers.length })),
-      draw: (ledger: Ledger, offers: ReadonlyArray<Offer>, order: ReadonlyArray<{ readonly id: string; readonly waiting: boolean }>, drawnAt: number) =>
+      draw: (ledger: Ledger, offers: ReadonlyArray<Offer>, order: ReadonlyArray<string>, drawnAt: number) =>
         draw(ledger, offers, order, drawnAt).pipe(journaled("draw", { offers: offers.length, registrations: order.length })),
       withdraw: (registrationId: string) => withdraw(registrationId).pipe(Effect.asVoid, journaled("withdraw", {})),
       drawSeed: (concertId: string) =>

@@ -8,7 +8,7 @@ import { ConcertId, UserId } from "../domain/Ids.js"
 import { Invoice, ReservationId, ReservationRecord } from "../domain/Reservation.js"
 import { type Sale, SaleMode } from "../domain/Sale.js"
 import { TicketRecord } from "../domain/Ticket.js"
-import { registrationColumns, RegistrationRow, reservationColumns, ReservationRow } from "./ConcertJournal.js"
+import { registrationColumns, RegistrationRow, registrationTables, reservationColumns, ReservationRow } from "./ConcertJournal.js"
 import { DrawAudit, Registration, RegistrationId } from "../domain/Registration.js"
 import { keysetPages, type PageGate } from "./pages.js"
 import { ticketColumns } from "./TicketsRepo.js"
@@ -109,11 +109,11 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
       Result: Schema.Struct({ ...RegistrationRow.fields, position: Schema.NullOr(Schema.Int) }),
       execute: (id) =>
         sql`SELECT ${sql.literal(registrationColumns)},
-                   CASE WHEN g.status = 'WAITING' THEN (
-                     SELECT count(*)::int + 1 FROM registrations w
-                     WHERE w.concert_id = g.concert_id AND w.status = 'WAITING' AND w.line_no < g.line_no)
+                   CASE WHEN g.status = 'WAITING' OR g.status = 'REGISTERED' AND c.drawn_at IS NOT NULL THEN (
+                     SELECT count(*)::int + 1 FROM registration_line w JOIN registrations x ON x.id = w.registration_id
+                     WHERE w.concert_id = g.concert_id AND w.line_no < l.line_no AND x.status IN ('REGISTERED', 'WAITING'))
                    END AS position
-            FROM registrations g WHERE g.id = ${id}`
+            FROM ${sql.literal(registrationTables)} WHERE g.id = ${id}`
     })
 
     const drawRow = SqlSchema.findOne({
@@ -134,7 +134,8 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
       Request: ConcertId,
       Result: Schema.Struct({ id: RegistrationId }),
       execute: (id) =>
-        sql`SELECT id FROM registrations WHERE concert_id = ${id} AND draw_rank IS NOT NULL ORDER BY draw_rank`
+        sql`SELECT registration_id AS id FROM registration_line
+            WHERE concert_id = ${id} AND line_no <= (SELECT draw_count FROM concerts WHERE id = ${id}) ORDER BY line_no`
     })
 
     const span = (name: string) => Effect.withSpan(`ReservationsRepo.${name}`, { captureStackTrace: false })

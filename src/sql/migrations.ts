@@ -184,26 +184,30 @@ const draw = Effect.gen(function*() {
   yield* sql`
     CREATE TABLE registrations (
       id uuid PRIMARY KEY,
-      seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
       concert_id uuid NOT NULL REFERENCES concerts (id),
       user_id text NOT NULL,
       quantity integer NOT NULL CHECK (quantity BETWEEN 1 AND 100),
+      -- REGISTERED before the draw; a REGISTERED row of a drawn concert is in its line (WAITING):
+      -- the draw writes the line, not 100,000 updates of this table.
       status text NOT NULL CHECK (status IN ('REGISTERED', 'OFFERED', 'WAITING', 'PURCHASED', 'EXPIRED', 'WITHDRAWN')),
-      -- Place in the waiting line (the draw's rank, then arrival for those who join after).
-      line_no bigint,
-      -- Place in the draw's order, for those the draw saw.
-      draw_rank integer,
       reservation_id uuid REFERENCES reservations (id),
-      idempotency_key text UNIQUE,
       created_at timestamptz NOT NULL DEFAULT now(),
       updated_at timestamptz NOT NULL DEFAULT now(),
-      CHECK ((status = 'WAITING') <= (line_no IS NOT NULL)),
       CHECK ((status = 'OFFERED') <= (reservation_id IS NOT NULL))
     )`
   yield* sql`CREATE UNIQUE INDEX registrations_live_user ON registrations (concert_id, user_id) WHERE status IN ('REGISTERED', 'OFFERED', 'WAITING')`
-  yield* sql`CREATE INDEX registrations_line ON registrations (concert_id, line_no) WHERE status = 'WAITING'`
   yield* sql`CREATE INDEX registrations_reservation ON registrations (reservation_id) WHERE reservation_id IS NOT NULL`
-  yield* sql`CREATE INDEX registrations_rank ON registrations (concert_id, draw_rank) WHERE draw_rank IS NOT NULL`
+  // Each concert's line: the draw's order (places 1..draw_count), then those who joined after,
+  // in arrival order. Written in one INSERT by the draw.
+  yield* sql`
+    CREATE TABLE registration_line (
+      concert_id uuid NOT NULL REFERENCES concerts (id),
+      line_no bigint NOT NULL,
+      registration_id uuid NOT NULL,
+      PRIMARY KEY (concert_id, line_no)
+    )`
+  yield* sql`CREATE UNIQUE INDEX registration_line_registration ON registration_line (registration_id)`
+  yield* sql`ALTER TABLE concerts ADD COLUMN draw_count integer`
 })
 
 export const runMigrations = Migrator.make({})({
