@@ -79,7 +79,7 @@ export const draw = async (args: ReadonlyArray<string>) => {
     }
     const drawWork = await work()
     const [offers] = (await db.query<{ offered: string; waiting: string; seats: string }>(
-      `SELECT count(*) FILTER (WHERE g.status = 'OFFERED')::text AS offered, count(*) FILTER (WHERE g.status = 'WAITING')::text AS waiting,
+      `SELECT count(*) FILTER (WHERE g.status = 'OFFERED')::text AS offered, count(*) FILTER (WHERE g.status IN ('WAITING', 'REGISTERED'))::text AS waiting,
               (SELECT count(*) FROM held_seats WHERE concert_id = $1)::text AS seats
        FROM registrations g WHERE g.concert_id = $1`,
       [concert]

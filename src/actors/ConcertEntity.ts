@@ -170,9 +170,8 @@ const make = Effect.gen(function*() {
         const chosen = new Set(offered.map((r) => r.id))
         const { ledger: held, offers } = offersFor(ledger, offered, now)
         const drawn = SeatLedger.withSale(held, { ...held.sale, drawnAt: now })
-        const decided = yield* Clock.currentTimeMillis
-        yield* journal.draw(drawn, offers, order.map((r) => r.id), now)
-        const journaled = yield* Clock.currentTimeMillis
+        // The state is updated before the write, so that nothing is left to do once it commits
+        // (buyers read the outcome at once); a failed write makes every caller forget the state.
         order.forEach((registration, i) => {
           state.register(
             new RegistrationRecord(
@@ -182,6 +181,9 @@ const make = Effect.gen(function*() {
           )
         })
         adoptOffers(drawn, offers)
+        const decided = yield* Clock.currentTimeMillis
+        yield* journal.draw(drawn, offers, order.map((r) => r.id), now)
+        const journaled = yield* Clock.currentTimeMillis
         yield* Effect.logInfo("draw run").pipe(
           Effect.annotateLogs({
             concertId,

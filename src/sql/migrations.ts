@@ -198,10 +198,12 @@ const draw = Effect.gen(function*() {
   yield* sql`CREATE UNIQUE INDEX registrations_live_user ON registrations (concert_id, user_id) WHERE status IN ('REGISTERED', 'OFFERED', 'WAITING')`
   yield* sql`CREATE INDEX registrations_reservation ON registrations (reservation_id) WHERE reservation_id IS NOT NULL`
   // Each concert's line: the draw's order (places 1..draw_count), then those who joined after,
-  // in arrival order. Written in one INSERT by the draw.
+  // in arrival order. Written in one INSERT by the draw, without foreign keys: every row's
+  // registration and concert are the draw's own, and the per-row checks slowed that INSERT
+  // (the draw's write took 1.19 s with them, 0.83 s without, one bench run each).
   yield* sql`
     CREATE TABLE registration_line (
-      concert_id uuid NOT NULL REFERENCES concerts (id),
+      concert_id uuid NOT NULL,
       line_no bigint NOT NULL,
       registration_id uuid NOT NULL,
       PRIMARY KEY (concert_id, line_no)
