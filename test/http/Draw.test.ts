@@ -97,7 +97,7 @@ layer(TestApp, { excludeTestServices: true, timeout: "90 seconds" })("draw", (it
       for (const [i, rid] of waiting.entries()) expect(after.find((r) => r.id === rid)!.position).toBe(i + 1)
       const offered = after.filter((r) => r.status === "OFFERED")
       const held = yield* Effect.forEach(offered, (r) =>
-        Effect.map(raw("GET", `/api/v1/reservations/${r.reservation_id}`), (res) => json(res) as { seats: Array<number>; status: string }))
+        Effect.map(raw("GET", `/api/v1/reservations/${r.reservation_id}`), (res) => json(res) as { seats: Array<number>; status: string; expires_at: string }))
       expect(held.every((h) => h.status === "HELD")).toBe(true)
       expect(held.flatMap((h) => h.seats).length).toBeLessThanOrEqual(6)
 
@@ -126,6 +126,17 @@ layer(TestApp, { excludeTestServices: true, timeout: "90 seconds" })("draw", (it
       const settled = yield* Effect.forEach(registered, (r) => registration(id, r.id))
       const newlyOffered = settled.filter((r) => r.status === "OFFERED" && !everOffered.has(r.id))
       expect(newlyOffered.length).toBeGreaterThan(0)
+      // Offered within a second of the lapse (server times: a new offer's hold is 600 s).
+      const lapsedAt = Math.max(...held.map((h) => Date.parse(h.expires_at)))
+      for (const r of newlyOffered) {
+        const offer = json(yield* raw("GET", `/api/v1/reservations/${r.reservation_id}`)) as { expires_at: string }
+        expect(Date.parse(offer.expires_at) - 600_000 - lapsedAt).toBeLessThan(1000)
+      }
+      // Nobody was offered twice: one reservation per registrant, ever.
+      const all = json(yield* raw("GET", `/api/v1/reservations?concert_id=${id}`)) as Array<{ user: { id: string } }>
+      const perUser = new Map<string, number>()
+      for (const r of all) perUser.set(r.user.id, (perUser.get(r.user.id) ?? 0) + 1)
+      expect([...perUser.values()].every((n) => n === 1)).toBe(true)
       expect(settled.find((r) => r.id === offered[0]!.id)!.status).toBe("PURCHASED")
       for (const r of offered.slice(1)) expect(settled.find((s) => s.id === r.id)!.status).toBe("EXPIRED")
       // The first in line that fits got it: everyone before it in line did not fit.
