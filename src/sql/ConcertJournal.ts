@@ -42,6 +42,22 @@ export interface HoldRow {
   readonly idempotencyKey: string | undefined
 }
 
+/** A concert's sale settings as a `Sale` (`c` is the concert row). */
+export const SaleRow = Schema.Struct({
+  maxPerReservation: Schema.Int,
+  holdSeconds: Schema.Int,
+  paymentSeconds: Schema.Int,
+  mode: SaleMode,
+  opensAt: Schema.NullOr(Schema.Number),
+  commitment: Schema.NullOr(Schema.String),
+  drawnAt: Schema.NullOr(Schema.Number)
+})
+
+export const saleColumns = `c.max_per_reservation AS "maxPerReservation", c.hold_seconds AS "holdSeconds",
+  c.payment_seconds AS "paymentSeconds", c.sale_mode AS mode,
+  (extract(epoch FROM c.opens_at) * 1000)::float8 AS "opensAt",
+  c.draw_seed_sha256 AS commitment, (extract(epoch FROM c.drawn_at) * 1000)::float8 AS "drawnAt"`
+
 const LedgerRow = Schema.Struct({
   id: ConcertId,
   name: Schema.String,
@@ -50,13 +66,7 @@ const LedgerRow = Schema.Struct({
   capacity: Schema.Int,
   status: Concert.fields.status,
   version: Schema.Int,
-  maxPerReservation: Schema.Int,
-  holdSeconds: Schema.Int,
-  paymentSeconds: Schema.Int,
-  mode: SaleMode,
-  opensAt: Schema.NullOr(Schema.Number),
-  commitment: Schema.NullOr(Schema.String),
-  drawnAt: Schema.NullOr(Schema.Number),
+  ...SaleRow.fields,
   next: Schema.Int,
   free: Schema.Array(Schema.Int)
 })
@@ -118,10 +128,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
       Result: LedgerRow,
       execute: (id) =>
         sql`SELECT c.id, c.name, c.venue, c.date, c.capacity, c.status, c.version,
-                   c.max_per_reservation AS "maxPerReservation", c.hold_seconds AS "holdSeconds",
-                   c.payment_seconds AS "paymentSeconds", c.sale_mode AS mode,
-                   c.draw_seed_sha256 AS commitment, (extract(epoch FROM c.drawn_at) * 1000)::float8 AS "drawnAt",
-                   (extract(epoch FROM c.opens_at) * 1000)::float8 AS "opensAt", n.next, f.free
+                   ${sql.literal(saleColumns)}, n.next, f.free
             FROM concerts c
             CROSS JOIN LATERAL (SELECT greatest(
               coalesce((SELECT max(seat_no) FROM tickets t WHERE t.concert_id = c.id), 0),

@@ -6,22 +6,21 @@ import { SqlClient, SqlSchema } from "@effect/sql"
 import { Effect, identity, Option, Schema } from "effect"
 import { ConcertId, UserId } from "../domain/Ids.js"
 import { Invoice, ReservationId, ReservationRecord } from "../domain/Reservation.js"
-import { type Sale, SaleMode } from "../domain/Sale.js"
+import type { Sale } from "../domain/Sale.js"
 import { TicketRecord } from "../domain/Ticket.js"
-import { registrationColumns, RegistrationRow, registrationTables, reservationColumns, ReservationRow } from "./ConcertJournal.js"
+import {
+  registrationColumns,
+  RegistrationRow,
+  registrationTables,
+  reservationColumns,
+  ReservationRow,
+  saleColumns,
+  SaleRow
+} from "./ConcertJournal.js"
 import { DrawAudit, Registration, RegistrationId } from "../domain/Registration.js"
 import { keysetPages, type PageGate } from "./pages.js"
 import { ticketColumns } from "./TicketsRepo.js"
 
-const SaleRow = Schema.Struct({
-  maxPerReservation: Schema.Int,
-  holdSeconds: Schema.Int,
-  paymentSeconds: Schema.Int,
-  mode: SaleMode,
-  opensAt: Schema.NullOr(Schema.Number),
-  commitment: Schema.NullOr(Schema.String),
-  drawnAt: Schema.NullOr(Schema.Number)
-})
 
 const PagedRow = Schema.Struct({ ...ReservationRow.fields, seq: Schema.String })
 
@@ -53,11 +52,7 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
       Request: ConcertId,
       Result: SaleRow,
       execute: (id) =>
-        sql`SELECT max_per_reservation AS "maxPerReservation", hold_seconds AS "holdSeconds",
-                   payment_seconds AS "paymentSeconds", sale_mode AS mode,
-                   (extract(epoch FROM opens_at) * 1000)::float8 AS "opensAt",
-                   draw_seed_sha256 AS commitment, (extract(epoch FROM drawn_at) * 1000)::float8 AS "drawnAt"
-            FROM concerts WHERE id = ${id}`
+        sql`SELECT ${sql.literal(saleColumns)} FROM concerts c WHERE c.id = ${id}`
     })
 
     const page = SqlSchema.findAll({
