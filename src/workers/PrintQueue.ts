@@ -9,6 +9,7 @@
  */
 import { Effect, Fiber, FiberMap, Layer, Option, Order, Schedule, STM, TPriorityQueue } from "effect"
 import { UserDirectory } from "../sql/UserDirectory.js"
+import { Ownership } from "../actors/Ownership.js"
 import { type PendingTicket, PrintsRepo } from "../sql/PrintsRepo.js"
 import { clusterMode } from "../Settings.js"
 import { Renderer } from "./Renderer.js"
@@ -31,15 +32,17 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
     const prints = yield* PrintsRepo
     const renderer = yield* Renderer
     const users = yield* UserDirectory
+    const ownership = yield* Ownership
     const queue = yield* TPriorityQueue.empty<Job>(byUrgency)
     const running = yield* FiberMap.make<string>()
     /** Every job queued or running here, by ticket id. */
     const known = new Map<string, Job>()
     let seq = 0
 
+    /** Queues a PENDING ticket here if this process owns its concert; its owner prints it otherwise. */
     const enqueue = (ticket: PendingTicket) =>
       Effect.suspend(() => {
-        if (known.has(ticket.ticketId)) return Effect.void
+        if (known.has(ticket.ticketId) || !ownership.owns(ticket.concertId)) return Effect.void
         const job: Job = { ticketId: ticket.ticketId, concertId: ticket.concertId, date: ticket.date, seq: seq++ }
         known.set(job.ticketId, job)
         return STM.commit(TPriorityQueue.offer(queue, job))

@@ -18,6 +18,7 @@ import { Config, Deferred, Effect, Exit, FiberId, Layer, Option, RateLimiter, Sc
 import * as zlib from "node:zlib"
 import { type StalePlan, SeatingPlansRepo, type StoredPlan } from "../sql/SeatingPlansRepo.js"
 import { positiveInteger } from "../Settings.js"
+import { Ownership } from "../actors/Ownership.js"
 import { Renderer } from "./Renderer.js"
 
 /** A map that keeps its most recently used entries up to a total size. */
@@ -136,6 +137,7 @@ export const SeatingSweep = Layer.scopedDiscard(
   Effect.gen(function*() {
     const repo = yield* SeatingPlansRepo
     const renderer = yield* Renderer
+    const ownership = yield* Ownership
     const interval = yield* Config.duration("SEATING_REFRESH").pipe(Config.withDefault("1 second"))
 
     const render = (plan: StalePlan) =>
@@ -155,7 +157,9 @@ export const SeatingSweep = Layer.scopedDiscard(
      * crowds out purchases, and a concert created meanwhile comes first in the next sweep.
      */
     const sweep: Effect.Effect<void> = Effect.gen(function*() {
-      const batch = yield* repo.stale(renderer.size * 8)
+      // This process's concerts only: each plan is drawn by the runner that owns its concert.
+      const wanted = renderer.size * 8
+      const batch = (yield* repo.stale(wanted * 4)).filter((plan) => ownership.owns(plan.concertId)).slice(0, wanted)
       const started = Date.now()
       let next = 0
       // One concert a worker at a time; a worker takes the next plan until the slice is over.

@@ -6,9 +6,10 @@ import { SeatingPlansRepo } from "../../src/sql/SeatingPlansRepo.js"
 import { Renderer } from "../../src/workers/Renderer.js"
 import { Lru, SeatingPlans, SeatingSweep } from "../../src/workers/SeatingPlans.js"
 import { TestDatabase } from "../fixtures/Database.js"
+import { Ownership } from "../../src/actors/Ownership.js"
 
 const Plans = Layer.mergeAll(SeatingPlans.Default, SeatingSweep, ConcertsRepo.Default).pipe(
-  Layer.provideMerge(Layer.mergeAll(SeatingPlansRepo.Default, Renderer.Live)),
+  Layer.provideMerge(Layer.mergeAll(SeatingPlansRepo.Default, Renderer.Live, Ownership.Everything)),
   Layer.provideMerge(TestDatabase)
 )
 
