@@ -1,0 +1,179 @@
+import { expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as http from "node:http"
+import { freshDatabaseUrl } from "../fixtures/Database.js"
+import { rawRequest } from "../fixtures/RawHttp.js"
+import { freePort, postConcert, type Service, serviceResource } from "../fixtures/Service.js"
+
+/*
+ * Several processes on one PostgreSQL: two runners (which own the concerts' shards) and a
+ * process that serves HTTP only. Buyers may come in at any of them.
+ */
+
+const user = (i: number) => `00000000-0000-0000-0000-${String((i % 5000) + 1).padStart(12, "0")}`
+
+interface Outcome {
+  readonly via: number
+  readonly status?: number
+  readonly error?: string
+  readonly body?: string
+  readonly retryAfter?: string | undefined
+  readonly ms: number
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 256 })
+
+/** One purchase, with a client's timeout: none may hang past the purchase deadline and its grace. */
+const buy = (via: number, port: number, concertId: string, i: number) =>
+  new Promise<Outcome>((resolve) => {
+    const started = Date.now()
+    const body = JSON.stringify({ concert_id: concertId, user_id: user(i) })
+    const request = http.request({
+      host: "127.0.0.1",
+      port,
+      method: "POST",
+      path: "/api/v1/tickets",
+      agent,
+      timeout: 15_000,
+      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) }
+    }, (response) => {
+      let text = ""
+      response.on("data", (chunk: Buffer) => (text += chunk.toString()))
+      response.on("end", () =>
+        resolve({ via, status: response.statusCode ?? 0, body: text, retryAfter: response.headers["retry-after"], ms: Date.now() - started }))
+    })
+    request.on("timeout", () => request.destroy(new Error("TIMEOUT")))
+    request.on("error", (error: NodeJS.ErrnoException) => resolve({ via, error: error.code ?? error.message, ms: Date.now() - started }))
+    request.end(body)
+  })
+
+const cluster = (url: string) =>
+  Effect.gen(function*() {
+    const runner = (port: number) =>
+      serviceResource({
+        DATABASE_URL: url,
+        CLUSTER_MODE: "runner",
+        RUNNER_HOST: "127.0.0.1",
+        RUNNER_PORT: String(port),
+        LOG_LEVEL: "info"
+      })
+    const runnerPorts = [yield* Effect.promise(freePort), yield* Effect.promise(freePort)]
+    const a = yield* runner(runnerPorts[0]!)
+    const b = yield* runner(runnerPorts[1]!)
+    const client = yield* serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "client" })
+    return { a, b, client, runner, runnerPorts }
+  })
+
+/** Tickets per concert in the database, read through `service`. */
+const ticketsOf = (service: Service, concertId: string) =>
+  Effect.promise(async () => {
+    const listed = await rawRequest(service.port, "GET", `/api/v1/tickets?concert_id=${concertId}`)
+    return (JSON.parse(listed.body) as Array<{ id: string }>).map((t) => t.id)
+  })
+
+const burst = (targets: () => ReadonlyArray<readonly [number, Service]>, concerts: ReadonlyArray<string>, total: number, during: (done: number) => void) =>
+  Effect.promise(async () => {
+    const outcomes: Array<Outcome> = []
+    let next = 0
+    await Promise.all(Array.from({ length: 64 }, async () => {
+      while (next < total) {
+        const i = next++
+        const live = targets()
+        const [via, service] = live[i % live.length]!
+        const outcome = await buy(via, service.port, concerts[i % concerts.length]!, i)
+        outcomes.push(outcome)
+        during(outcomes.length)
+        if (outcome.retryAfter !== undefined) await new Promise((r) => setTimeout(r, Number(outcome.retryAfter) * 1000))
+      }
+    }))
+    return outcomes
+  })
+
+it.scopedLive("kill -9 of a runner mid-burst: nothing acknowledged lost, nothing oversold, sales resume through the survivors", () =>
+  Effect.gen(function*() {
+    const url = yield* freshDatabaseUrl
+    const { a, b, client, runner, runnerPorts } = yield* cluster(url)
+    const concerts = yield* Effect.forEach(
+      Array.from({ length: 12 }, (_, i) => i),
+      (i) => Effect.promise(() => postConcert(client.port, 150, `Failover ${i}`))
+    )
+    let killed = false
+    let killedAt = 0
+    const processes: Array<readonly [number, Service]> = [[0, a], [1, b], [2, client]]
+    const outcomes = yield* burst(() => killed ? processes.filter(([via]) => via !== 0) : processes, concerts, 3000, (done) => {
+      if (!killed && done >= 600) {
+        killed = true
+        killedAt = Date.now()
+        a.process.kill("SIGKILL")
+      }
+    })
+    expect(killed).toBe(true)
+
+    // What buyers saw: tickets, sold out, or 503 with Retry-After; connections refused only by
+    // the killed process, and no request hung.
+    const failures = outcomes.filter((o) =>
+      !(o.status === 201 || o.status === 422 || (o.status === 503 && o.retryAfter !== undefined) ||
+        (o.via === 0 && o.error !== undefined && o.error !== "TIMEOUT"))
+    )
+    expect(failures).toEqual([])
+    expect(Math.max(...outcomes.map((o) => o.ms))).toBeLessThan(15_000)
+
+    // Every acknowledged ticket is in the database; no concert holds more than its capacity.
+    const acknowledged = new Set(outcomes.filter((o) => o.status === 201).map((o) => (JSON.parse(o.body!) as { id: string }).id))
+    const stored = new Set<string>()
+    for (const concertId of concerts) {
+      const tickets = yield* ticketsOf(client, concertId)
+      expect(tickets.length).toBeLessThanOrEqual(150)
+      for (const id of tickets) stored.add(id)
+    }
+    for (const id of acknowledged) expect(stored.has(id)).toBe(true)
+
+    // Every concert sells again through the survivors within 10 s of the kill.
+    const resumed = yield* Effect.forEach(concerts, (concertId, i) =>
+      Effect.promise(async () => {
+        for (;;) {
+          const outcome = await buy(2, client.port, concertId, 4000 + i)
+          if (outcome.status === 201 || outcome.status === 422) return Date.now() - killedAt
+          await new Promise((r) => setTimeout(r, 200))
+        }
+      }))
+    expect(Math.max(...resumed)).toBeLessThan(10_000)
+    const seen = new Map<string, number>()
+    for (const o of outcomes) seen.set(String(o.status ?? o.error), (seen.get(String(o.status ?? o.error)) ?? 0) + 1)
+    console.log(`failover: answers ${JSON.stringify(Object.fromEntries(seen))}; every concert selling again ${Math.max(...resumed)} ms after the kill`)
+
+    // The killed runner rejoins and takes shards back; sales go on through every process.
+    const back = yield* runner(runnerPorts[0]!)
+    const rejoined = yield* Effect.promise(async () => {
+      const deadline = Date.now() + 30_000
+      while (Date.now() < deadline) {
+        if (/shards acquired/.test(back.output())) return true
+        await new Promise((r) => setTimeout(r, 250))
+      }
+      return false
+    })
+    expect(rejoined).toBe(true)
+    const fresh = yield* Effect.promise(() => postConcert(back.port, 1000, "After rejoin"))
+    const after = yield* burst(() => [[0, back], [1, b], [2, client]], [fresh], 300, () => {})
+    expect(after.filter((o) => o.status !== 201)).toEqual([])
+  }), 240_000)
+
+it.scopedLive("SIGTERM of a runner mid-burst: no failed request at all", () =>
+  Effect.gen(function*() {
+    const url = yield* freshDatabaseUrl
+    const { a, b, client } = yield* cluster(url)
+    const concerts = yield* Effect.forEach(
+      Array.from({ length: 12 }, (_, i) => i),
+      (i) => Effect.promise(() => postConcert(client.port, 1000, `Drain ${i}`))
+    )
+    let stopped = false
+    const outcomes = yield* burst(() => [[1, b], [2, client]], concerts, 3000, (done) => {
+      if (!stopped && done >= 600) {
+        stopped = true
+        a.process.kill("SIGTERM")
+      }
+    })
+    expect(yield* Effect.promise(() => a.exited)).toBe(0)
+    const failures = outcomes.filter((o) => o.status !== 201)
+    expect(failures).toEqual([])
+  }), 240_000)
