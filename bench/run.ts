@@ -15,7 +15,8 @@
  * ab --base REV: purchases per second of commit REV and of this checkout, side by side
  *   (`bench/ab.ts`). reservations: bursts of reservations beside purchases, checkouts with
  *   recycling (`bench/reservations.ts`). draw: 100,000 registrations, then the draw
- *   (`bench/draw.ts`). hostile: one client's attacks beside buyers (`bench/hostile.ts`).
+ *   (`bench/draw.ts`). scale: 1, 2, 3 runners, each limited to the same CPU share
+ *   (`bench/scale.ts`). hostile: one client's attacks beside buyers (`bench/hostile.ts`).
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as crypto from "node:crypto"
@@ -27,6 +28,7 @@ import { hostile } from "./hostile.js"
 import { ab } from "./ab.js"
 import { draw } from "./draw.js"
 import { reservations } from "./reservations.js"
+import { scale } from "./scale.js"
 import { buy, createConcert, databaseWork, fmt, load, option, printAll, request, root, startTarget } from "./shared.js"
 
 const args = process.argv.slice(2)
@@ -56,6 +58,7 @@ const main = async () => {
   if (scenario === "ab") return ab(args)
   if (scenario === "reservations") return reservations(args)
   if (scenario === "draw") return draw(args)
+  if (scenario === "scale") return scale(args)
   if (scenario !== "purchases" && scenario !== "renders") return runScenario(scenario, args)
   const cleanup: Array<() => Promise<void>> = []
   try {

@@ -1,0 +1,143 @@
+/**
+ * `npm run bench -- scale [--share 0.4] [--seconds 15]`: purchases per second with 1, 2 and 3
+ * runners on one embedded PostgreSQL, each runner limited to the same CPU share so that a
+ * 2-core machine can show what a runner adds. The limit is a cgroup v1 `cpu` group per runner
+ * (`/sys/fs/cgroup/cpu/ticketoverflow-runner-N`, `cpu.cfs_quota_us` = share × `cpu.cfs_period_us`,
+ * the runner's pid written into `cgroup.procs`; needs root). Load: one `wrk` per runner, as a
+ * load balancer spreading buyers over the runners (a request may land on a runner that does not
+ * own its concert: one hop). Exactness: the tickets in the database equal the 201s.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import pg from "pg"
+import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
+import { createConcert, fmt, option, request, root } from "./shared.js"
+
+const cgroupRoot = "/sys/fs/cgroup/cpu"
+
+/** Puts `pid` in a cgroup of its own limited to `share` of one core; false when that is not possible. */
+const limit = async (name: string, pid: number, share: number): Promise<boolean> => {
+  const dir = path.join(cgroupRoot, name)
+  try {
+    await fs.mkdir(dir, { recursive: true })
+    const period = Number((await fs.readFile(path.join(dir, "cpu.cfs_period_us"), "utf8")).trim())
+    await fs.writeFile(path.join(dir, "cpu.cfs_quota_us"), String(Math.round(period * share)))
+    await fs.writeFile(path.join(dir, "cgroup.procs"), String(pid))
+    return true
+  } catch {
+    return false
+  }
+}
+
+const wrkScript = (concerts: ReadonlyArray<string>) => `
+local concerts = { ${concerts.map((c) => `"${c}"`).join(", ")} }
+local n = 0
+request = function()
+  n = n + 1
+  local body = string.format('{"concert_id":"%s","user_id":"00000000-0000-0000-0000-%012d"}', concerts[(n % #concerts) + 1], (n % 5000) + 1)
+  return wrk.format("POST", "/api/v1/tickets", { ["content-type"] = "application/json" }, body)
+end
+`
+
+const wrk = (port: number, script: string, seconds: number, connections: number) =>
+  new Promise<{ requests: number; non2xx: number; p99: string }>((resolve, reject) =>
+    execFile("wrk", ["-t", "1", "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", script, `http://127.0.0.1:${port}`],
+      (error, stdout) => {
+        if (error) return reject(error)
+        const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0)
+        const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0)
+        const p99 = /99%\s+(\S+)/.exec(stdout)?.[1] ?? "?"
+        resolve({ requests, non2xx, p99 })
+      }))
+
+export const scale = async (args: ReadonlyArray<string>) => {
+  const share = Number(option(args, "share") ?? 0.4)
+  const seconds = Number(option(args, "seconds") ?? 15)
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-scale-"))
+  await fs.chmod(dataDir, 0o755)
+  const database = await startEmbeddedPostgres({ dataDir })
+  const db = new pg.Client({ connectionString: database.url })
+  await db.connect()
+  const rows: Array<string> = []
+  const scriptFile = path.join(dataDir, "purchase.lua")
+  let limited = true
+  try {
+    for (const count of [1, 2, 3]) {
+      const children: Array<ChildProcess> = []
+      const ports: Array<number> = []
+      for (let i = 0; i < count; i++) {
+        const port = await freePort()
+        const runnerPort = await freePort()
+        const child = spawn(process.execPath, ["--max-semi-space-size=64", "--import", "tsx", "src/main.ts"], {
+          cwd: root,
+          env: {
+            ...process.env,
+            DATABASE_URL: database.url,
+            CLUSTER_MODE: "runner",
+            PORT: String(port),
+            HOST: "127.0.0.1",
+            RUNNER_HOST: "127.0.0.1",
+            RUNNER_PORT: String(runnerPort),
+            LOG_LEVEL: "warn",
+            // The plans of the concerts under load are re-drawn once a minute, not every second:
+            // this measures purchases, and renders would take the runners' small CPU shares.
+            SEATING_REFRESH: "60 seconds"
+          },
+          stdio: ["ignore", "inherit", "inherit"]
+        })
+        limited = (await limit(`ticketoverflow-runner-${i + 1}`, child.pid!, share)) && limited
+        children.push(child)
+        ports.push(port)
+      }
+      try {
+        for (const port of ports) {
+          for (let i = 0; ; i++) {
+            if ((await request(port, "GET", "/api/v1/tickets/health").catch(() => undefined))?.status === 200) break
+            if (i > 300) throw new Error(`runner on ${port} not healthy`)
+            await new Promise((r) => setTimeout(r, 200))
+          }
+        }
+        // Let the shards settle over the runners before measuring.
+        await new Promise((r) => setTimeout(r, 5000))
+        const concerts: Array<string> = []
+        for (let i = 0; i < 30; i++) concerts.push(await createConcert(ports[i % ports.length]!, 10_000, `Scale ${count}-${i}`))
+        await fs.writeFile(scriptFile, wrkScript(concerts))
+        // Warm-up, then the measured run.
+        await Promise.all(ports.map((port) => wrk(port, scriptFile, 3, 32)))
+        const before = Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM tickets")).rows[0]!.n)
+        const results = await Promise.all(ports.map((port) => wrk(port, scriptFile, seconds, 64)))
+        // Requests still in flight when wrk stopped may be sold after it stopped counting.
+        await new Promise((r) => setTimeout(r, 2000))
+        const after = Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM tickets")).rows[0]!.n)
+        const oversold = Number((await db.query<{ n: string }>(
+          `SELECT count(*)::text AS n FROM (SELECT t.concert_id FROM tickets t JOIN concerts c ON c.id = t.concert_id
+           GROUP BY t.concert_id, c.capacity HAVING count(*) > c.capacity) o`
+        )).rows[0]!.n)
+        const requests = results.reduce((n, r) => n + r.requests, 0)
+        const non2xx = results.reduce((n, r) => n + r.non2xx, 0)
+        const perSecond = requests / seconds
+        rows.push(
+          `| ${count} | ${fmt(perSecond)} | ${results.map((r) => r.p99).join(" / ")} | ${fmt(non2xx)} | ` +
+            `${fmt(after - before)} tickets for ${fmt(requests - non2xx)} counted 2xx (the rest in flight when wrk stopped, ≤ ${64 * count} + warm-up's ${32 * count}); ${oversold} concerts oversold |`
+        )
+        console.log(rows.at(-1))
+      } finally {
+        for (const child of children) child.kill("SIGTERM")
+        await Promise.all(children.map((child) =>
+          child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once("exit", r))
+        ))
+      }
+    }
+  } finally {
+    await db.end()
+    await database.stop()
+    await fs.rm(dataDir, { recursive: true, force: true })
+    for (let i = 1; i <= 3; i++) await fs.rmdir(path.join(cgroupRoot, `ticketoverflow-runner-${i}`)).catch(() => undefined)
+  }
+  console.log(`\nEach runner ${limited ? `limited to ${share} of a core (cgroup v1 cpu)` : "NOT limited (no writable cgroup v1 cpu controller)"}; ${seconds} s of wrk per runner, 64 connections each.`)
+  console.log("| runners | purchases/s | p99 per runner | non-2xx | exactness |")
+  console.log("|---|---|---|---|---|")
+  for (const row of rows) console.log(row)
+}
