@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- scale [--share 0.4] [--seconds 15]`: purchases per second with 1, 2 and 3
+ * `npm run bench -- scale [--share 0.4] [--seconds 15] [--only hop]`: purchases per second with 1, 2 and 3
  * runners on one embedded PostgreSQL, each runner limited to the same CPU share so that a
  * 2-core machine can show what a runner adds. The limit is a cgroup v1 `cpu` group per runner
  * (`/sys/fs/cgroup/cpu/ticketoverflow-runner-N`, `cpu.cfs_quota_us` = share × `cpu.cfs_period_us`,
@@ -42,15 +42,81 @@ end
 `
 
 const wrk = (port: number, script: string, seconds: number, connections: number) =>
-  new Promise<{ requests: number; non2xx: number; p99: string }>((resolve, reject) =>
+  new Promise<{ requests: number; non2xx: number; p99: string; p50: string }>((resolve, reject) =>
     execFile("wrk", ["-t", "1", "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", script, `http://127.0.0.1:${port}`],
       (error, stdout) => {
         if (error) return reject(error)
         const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0)
         const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0)
         const p99 = /99%\s+(\S+)/.exec(stdout)?.[1] ?? "?"
-        resolve({ requests, non2xx, p99 })
+        const p50 = /50%\s+(\S+)/.exec(stdout)?.[1] ?? "?"
+        resolve({ requests, non2xx, p99, p50 })
       }))
+
+const startProcess = async (url: string, mode: "runner" | "client") => {
+  const port = await freePort()
+  const runnerPort = await freePort()
+  const child = spawn(process.execPath, ["--max-semi-space-size=64", "--import", "tsx", "src/main.ts"], {
+    cwd: root,
+    env: {
+      ...process.env,
+      DATABASE_URL: url,
+      CLUSTER_MODE: mode,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      RUNNER_HOST: "127.0.0.1",
+      RUNNER_PORT: String(runnerPort),
+      LOG_LEVEL: "warn",
+      // The plans of the concerts under load are re-drawn once a minute, not every second:
+      // this measures purchases, and renders would take the runners' small CPU shares.
+      SEATING_REFRESH: "60 seconds"
+    },
+    stdio: ["ignore", "inherit", "inherit"]
+  })
+  return { child, port }
+}
+
+const healthy = async (port: number) => {
+  for (let i = 0; ; i++) {
+    if ((await request(port, "GET", "/api/v1/tickets/health").catch(() => undefined))?.status === 200) return
+    if (i > 300) throw new Error(`the process on ${port} is not healthy`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+const stopAll = (children: ReadonlyArray<ChildProcess>) => {
+  for (const child of children) child.kill("SIGTERM")
+  return Promise.all(children.map((child) =>
+    child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once("exit", r))
+  ))
+}
+
+/**
+ * What the hop costs: one runner and one HTTP-only process, each limited like the runners
+ * above; the same light load (8 connections) sent to the runner itself, then through the
+ * HTTP-only process, whose every concert message crosses to the runner (batched per concert).
+ */
+const hop = async (url: string, share: number, scriptFile: string, seconds: number) => {
+  const runner = await startProcess(url, "runner")
+  const client = await startProcess(url, "client")
+  await limit("ticketoverflow-runner-1", runner.child.pid!, share)
+  await limit("ticketoverflow-runner-2", client.child.pid!, share)
+  try {
+    await healthy(runner.port)
+    await healthy(client.port)
+    await new Promise((r) => setTimeout(r, 3000))
+    const concerts: Array<string> = []
+    for (let i = 0; i < 30; i++) concerts.push(await createConcert(runner.port, 10_000, `Hop ${i}`))
+    await fs.writeFile(scriptFile, wrkScript(concerts))
+    await wrk(runner.port, scriptFile, 3, 8)
+    await wrk(client.port, scriptFile, 3, 8)
+    const direct = await wrk(runner.port, scriptFile, seconds, 8)
+    const through = await wrk(client.port, scriptFile, seconds, 8)
+    return { direct, through }
+  } finally {
+    await stopAll([runner.child, client.child])
+  }
+}
 
 export const scale = async (args: ReadonlyArray<string>) => {
   const share = Number(option(args, "share") ?? 0.4)
@@ -64,41 +130,17 @@ export const scale = async (args: ReadonlyArray<string>) => {
   const scriptFile = path.join(dataDir, "purchase.lua")
   let limited = true
   try {
-    for (const count of [1, 2, 3]) {
+    for (const count of option(args, "only") === "hop" ? [] : [1, 2, 3]) {
       const children: Array<ChildProcess> = []
       const ports: Array<number> = []
       for (let i = 0; i < count; i++) {
-        const port = await freePort()
-        const runnerPort = await freePort()
-        const child = spawn(process.execPath, ["--max-semi-space-size=64", "--import", "tsx", "src/main.ts"], {
-          cwd: root,
-          env: {
-            ...process.env,
-            DATABASE_URL: database.url,
-            CLUSTER_MODE: "runner",
-            PORT: String(port),
-            HOST: "127.0.0.1",
-            RUNNER_HOST: "127.0.0.1",
-            RUNNER_PORT: String(runnerPort),
-            LOG_LEVEL: "warn",
-            // The plans of the concerts under load are re-drawn once a minute, not every second:
-            // this measures purchases, and renders would take the runners' small CPU shares.
-            SEATING_REFRESH: "60 seconds"
-          },
-          stdio: ["ignore", "inherit", "inherit"]
-        })
+        const { child, port } = await startProcess(database.url, "runner")
         limited = (await limit(`ticketoverflow-runner-${i + 1}`, child.pid!, share)) && limited
         children.push(child)
         ports.push(port)
       }
       try {
-        for (const port of ports) {
-          for (let i = 0; ; i++) {
-            if ((await request(port, "GET", "/api/v1/tickets/health").catch(() => undefined))?.status === 200) break
-            if (i > 300) throw new Error(`runner on ${port} not healthy`)
-            await new Promise((r) => setTimeout(r, 200))
-          }
-        }
+        for (const port of ports) await healthy(port)
         // Let the shards settle over the runners before measuring.
         await new Promise((r) => setTimeout(r, 5000))
         const concerts: Array<string> = []
@@ -124,12 +166,15 @@ export const scale = async (args: ReadonlyArray<string>) => {
         )
         console.log(rows.at(-1))
       } finally {
-        for (const child of children) child.kill("SIGTERM")
-        await Promise.all(children.map((child) =>
-          child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once("exit", r))
-        ))
+        await stopAll(children)
       }
     }
+    const { direct, through } = await hop(database.url, share, scriptFile, seconds)
+    rows.push("")
+    rows.push("| 1 runner, 8 connections | purchases/s | p50 | p99 |")
+    rows.push("|---|---|---|---|")
+    rows.push(`| to the runner itself | ${fmt(direct.requests / seconds)} | ${direct.p50} | ${direct.p99} |`)
+    rows.push(`| through an HTTP-only process | ${fmt(through.requests / seconds)} | ${through.p50} | ${through.p99} |`)
   } finally {
     await db.end()
     await database.stop()
