@@ -144,6 +144,11 @@ export const SeatingSweep = Layer.scopedDiscard(
       repo.seats(plan.concertId).pipe(
         Effect.flatMap(({ held, sold }) => renderer.seating({ ...plan, purchased: sold.length, sold, held })),
         Effect.flatMap((gzip) => repo.store(plan, `"${plan.version}-${plan.seatChanges}"`, gzip)),
+        Effect.zipRight(
+          Effect.logDebug("seating plan rendered").pipe(
+            Effect.annotateLogs({ concertId: plan.concertId, capacity: plan.capacity, seatChanges: plan.seatChanges })
+          )
+        ),
         Effect.catchAll((error) =>
           Effect.logError("seating plan render failed").pipe(
             Effect.annotateLogs({ concertId: plan.concertId, error: String(error) })

@@ -177,3 +177,46 @@ it.scopedLive("SIGTERM of a runner mid-burst: no failed request at all", () =>
     const failures = outcomes.filter((o) => o.status !== 201)
     expect(failures).toEqual([])
   }), 240_000)
+
+it.scopedLive("each concert's seating plan is drawn by the runner that owns it, and by no other", () =>
+  Effect.gen(function*() {
+    const url = yield* freshDatabaseUrl
+    const runner = (port: number) =>
+      serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "runner", RUNNER_HOST: "127.0.0.1", RUNNER_PORT: String(port), LOG_LEVEL: "debug" })
+    const a = yield* runner(yield* Effect.promise(freePort))
+    const b = yield* runner(yield* Effect.promise(freePort))
+    // Both hold shards before the concerts come.
+    yield* Effect.promise(async () => {
+      const deadline = Date.now() + 30_000
+      while (!(/shards released/.test(a.output()) || /shards released/.test(b.output()))) {
+        if (Date.now() > deadline) throw new Error("the runners did not share the shards")
+        await new Promise((r) => setTimeout(r, 250))
+      }
+    })
+    const concerts = yield* Effect.forEach(
+      Array.from({ length: 16 }, (_, i) => i),
+      (i) => Effect.promise(() => postConcert(i % 2 === 0 ? a.port : b.port, 50, `Owned ${i}`))
+    )
+    yield* Effect.forEach(concerts, (concertId) =>
+      Effect.promise(async () => {
+        for (;;) {
+          if ((await rawRequest(a.port, "GET", `/api/v1/concerts/${concertId}/seats`)).status === 200) return
+          await new Promise((r) => setTimeout(r, 200))
+        }
+      }))
+    // Three rounds of sales: each makes every plan stale again, for whichever runner sweeps first.
+    for (let round = 0; round < 3; round++) {
+      yield* Effect.forEach(concerts, (concertId, i) =>
+        Effect.promise(() =>
+          rawRequest(i % 2 === 0 ? b.port : a.port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: user(round) }))
+        ))
+      yield* Effect.sleep("2500 millis")
+    }
+    const drawnBy = (service: Service, concertId: string) =>
+      service.output().split("\n").some((line) => line.includes("seating plan rendered") && line.includes(concertId))
+    const owners = concerts.map((concertId) => [drawnBy(a, concertId), drawnBy(b, concertId)] as const)
+    // Every plan drawn, each by exactly one runner, and both runners drew some.
+    expect(owners.every(([byA, byB]) => byA !== byB)).toBe(true)
+    expect(owners.some(([byA]) => byA)).toBe(true)
+    expect(owners.some(([, byB]) => byB)).toBe(true)
+  }), 120_000)
