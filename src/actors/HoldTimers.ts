@@ -6,10 +6,11 @@
  * message brings it back. On start, every concert with live reservations gets a wake-up at
  * its earliest expiry, so holds that lapsed while the service was down are released at once.
  */
-import type { Sharding } from "@effect/cluster"
+import { Sharding, ShardId } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
-import { Clock, Duration, Effect, FiberMap, Schedule } from "effect"
+import { Clock, Context, Duration, Effect, FiberMap, Option, Schedule } from "effect"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
+import { positiveInteger } from "../Settings.js"
 
 export class HoldTimers extends Effect.Service<HoldTimers>()("HoldTimers", {
   scoped: Effect.gen(function*() {
@@ -50,7 +51,7 @@ export class HoldTimers extends Effect.Service<HoldTimers>()("HoldTimers", {
 
     // Catch up: every concert with live holds or a draw to run, at the earliest (now, if it
     // has passed): what came due while the service was down happens as soon as it is up.
-    yield* sql<{ readonly concertId: string; readonly at: number }>`
+    const catchUp = sql<{ readonly concertId: string; readonly at: number }>`
       SELECT concert_id AS "concertId", (extract(epoch FROM min(at)) * 1000)::float8 AS at FROM (
         SELECT concert_id, expires_at AS at FROM reservations WHERE status IN ('HELD', 'AWAITING_PAYMENT')
         UNION ALL
@@ -58,7 +59,28 @@ export class HoldTimers extends Effect.Service<HoldTimers>()("HoldTimers", {
       ) due GROUP BY concert_id`.pipe(
       Effect.flatMap((rows) => Effect.forEach(rows, (row) => wake(row.concertId, row.at), { discard: true })),
       Effect.retry(Schedule.spaced("1 second").pipe(Schedule.upTo("1 minute"))),
-      Effect.catchAllCause((cause) => Effect.logWarning("hold expiries not caught up", cause)),
+      Effect.catchAllCause((cause) => Effect.logWarning("hold expiries not caught up", cause))
+    )
+    yield* Effect.forkScoped(catchUp)
+
+    // And again whenever this process takes shards over: the wake-ups of a runner that died
+    // died with it, and its concerts are now this process's to settle.
+    const shardsPerGroup = yield* positiveInteger("SHARDS_PER_GROUP", 300)
+    const held = Effect.sync(() => {
+      const service = Context.getOption(sharding, Sharding.Sharding)
+      if (Option.isNone(service) || typeof service.value.hasShardId !== "function") return 0
+      let count = 0
+      for (let i = 1; i <= shardsPerGroup; i++) if (service.value.hasShardId(ShardId.make("default", i))) count++
+      return count
+    })
+    let last = 0
+    yield* held.pipe(
+      Effect.flatMap((count) => {
+        const gained = count > last
+        last = count
+        return gained ? catchUp : Effect.void
+      }),
+      Effect.repeat(Schedule.spaced("2 seconds")),
       Effect.forkScoped
     )
 

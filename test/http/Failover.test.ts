@@ -220,3 +220,37 @@ it.scopedLive("each concert's seating plan is drawn by the runner that owns it, 
     expect(owners.some(([byA]) => byA)).toBe(true)
     expect(owners.some(([, byB]) => byB)).toBe(true)
   }), 120_000)
+
+it.scopedLive("holds of a runner that dies expire at the runner that takes its concerts over", () =>
+  Effect.gen(function*() {
+    const url = yield* freshDatabaseUrl
+    const { a, b, client } = yield* cluster(url)
+    yield* Effect.promise(async () => {
+      const deadline = Date.now() + 30_000
+      while (!/shards released/.test(a.output() + b.output())) {
+        if (Date.now() > deadline) throw new Error("the runners did not share the shards")
+        await new Promise((r) => setTimeout(r, 250))
+      }
+    })
+    // Enough concerts that both runners own some; each with one hold of 6 s.
+    const holds = yield* Effect.forEach(Array.from({ length: 10 }, (_, i) => i), (i) =>
+      Effect.promise(async () => {
+        const concertId = await postConcert(client.port, 5, `Held ${i}`)
+        await rawRequest(client.port, "PUT", `/api/v1/concerts/${concertId}/sale`, JSON.stringify({ hold_seconds: 6 }))
+        const held = await rawRequest(client.port, "POST", "/api/v1/reservations", JSON.stringify({ concert_id: concertId, user_id: user(i), quantity: 2 }))
+        return (JSON.parse(held.body) as { id: string }).id
+      }))
+    a.process.kill("SIGKILL")
+    // Nobody touches the concerts again: only their wake-ups can expire the holds.
+    const statuses = yield* Effect.promise(async () => {
+      const deadline = Date.now() + 25_000
+      for (;;) {
+        const read = await Promise.all(holds.map(async (id) =>
+          (JSON.parse((await rawRequest(client.port, "GET", `/api/v1/reservations/${id}`)).body) as { status: string }).status
+        ))
+        if (read.every((s) => s === "EXPIRED") || Date.now() > deadline) return read
+        await new Promise((r) => setTimeout(r, 500))
+      }
+    })
+    expect(statuses).toEqual(holds.map(() => "EXPIRED"))
+  }), 120_000)
