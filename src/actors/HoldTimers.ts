@@ -1,10 +1,11 @@
 /**
  * The wake-up of each concert with something due: at its earliest hold expiry or its draw's
- * `opens_at`, the concert entity is sent `Expire` and releases what has lapsed (and runs the
- * draw, exactly once: the journal marks it drawn in the draw's own transaction). The entity sets its own
- * wake-up after every change (`wake`); an idle entity may be passivated meanwhile, and the
- * message brings it back. On start, every concert with live reservations gets a wake-up at
- * its earliest expiry, so holds that lapsed while the service was down are released at once.
+ * `opens_at`, the concert entity is sent `Expire`. It releases what has lapsed and runs the draw,
+ * exactly once: the journal marks the concert drawn in the draw's own transaction. The entity
+ * sets its own wake-up after every change (`wake`). An idle entity may be passivated meanwhile;
+ * the message brings it back. On start, and whenever this process takes shards over from a
+ * runner that died, every concert with something due gets a wake-up at its earliest time, so
+ * what came due while nobody ran it happens at once.
  */
 import { Sharding, ShardId } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
