@@ -186,7 +186,9 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
     /**
      * One statement for the whole batch: the tickets, the new reservations and the seats they
      * hold, and the concert's status (SOLD_OUT when the batch took the last seat). `unnest`
-     * keeps the statement text fixed whatever the batch size.
+     * keeps the statement text fixed whatever the batch size. A batch of purchases alone leaves
+     * the concert row alone unless its status changes (the seating sweep sees new tickets by
+     * their count); holds bump its count of seat changes.
      */
     const append = (ledger: Ledger, rows: ReadonlyArray<JournalRow>, holds: ReadonlyArray<HoldRow>) => {
       const { capacity, id, status } = ledger.concert
@@ -215,8 +217,8 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
           FROM unnest(${heldSeats}::int[], ${heldBy}::uuid[]) AS h(seat_no, reservation_id)
           RETURNING 1
         )
-        UPDATE concerts SET status = ${status}, seat_changes = seat_changes + 1, updated_at = now()
-        WHERE id = ${id}`
+        UPDATE concerts SET status = ${status}, seat_changes = seat_changes + ${holds.length > 0 ? 1 : 0}, updated_at = now()
+        WHERE id = ${id} AND (status <> ${status} OR ${holds.length > 0})`
     }
 
     /** HELD → AWAITING_PAYMENT with an invoice number (lowest recycled, else the next new one). */

@@ -143,7 +143,7 @@ export const SeatingSweep = Layer.scopedDiscard(
     const render = (plan: StalePlan) =>
       repo.seats(plan.concertId).pipe(
         Effect.flatMap(({ held, sold }) => renderer.seating({ ...plan, purchased: sold.length, sold, held })),
-        Effect.flatMap((gzip) => repo.store(plan, `"${plan.version}-${plan.seatChanges}"`, gzip)),
+        Effect.flatMap((gzip) => repo.store(plan, `"${plan.version}-${plan.purchased}-${plan.seatChanges}"`, gzip)),
         Effect.zipRight(
           Effect.logDebug("seating plan rendered").pipe(
             Effect.annotateLogs({ concertId: plan.concertId, capacity: plan.capacity, seatChanges: plan.seatChanges })
