@@ -19,7 +19,7 @@ import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { ReservationsRepo } from "../sql/ReservationsRepo.js"
 import { saleSettings } from "../domain/Sale.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
-import { SeatingPlans } from "../workers/SeatingPlans.js"
+import { Lru, SeatingPlans } from "../workers/SeatingPlans.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { DatabaseHealth } from "./DatabaseHealth.js"
 import { KnownConcerts } from "./KnownConcerts.js"
@@ -47,6 +47,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     )
     const listPages = yield* ListPages
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
+    const audits = new Lru<Uint8Array>(32 * 1024 * 1024)
 
     return handlers
       .handle("health", () => health.check)
@@ -127,11 +128,20 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
           return Option.getOrThrow(yield* reservations.registration(found.id))
         }))
       .handle("draw", ({ path }) =>
-        Effect.flatMap(knownConcerts.require(path.id), (id) =>
-          Effect.flatMap(reservations.draw(id), Option.match({
+        Effect.flatMap(knownConcerts.require(path.id), (id) => {
+          // A drawn concert's audit never changes: read and encoded once (its order can list
+          // 100,000 registrations), then served as bytes to everyone who checks it.
+          const cached = audits.get(id)
+          if (cached !== undefined) return Effect.succeed(HttpServerResponse.uint8Array(cached, { contentType: "application/json" }))
+          return Effect.flatMap(reservations.draw(id), Option.match({
             onNone: () => Effect.fail(NoDraw.of(id)),
-            onSome: Effect.succeed
-          }))))
+            onSome: (audit) => {
+              const bytes = new TextEncoder().encode(JSON.stringify(audit))
+              if (audit.drawn_at !== null) audits.set(id, bytes, bytes.length)
+              return Effect.succeed(HttpServerResponse.uint8Array(bytes, { contentType: "application/json" }))
+            }
+          }))
+        }))
       .handle("seats", ({ path, request }) =>
         Effect.gen(function*() {
           // A concert seen once is known without a query: a plan reader polling costs one look-up.
