@@ -297,21 +297,44 @@ const make = Effect.gen(function*() {
         }
         if (registerOrders.length === 0) return seatOutcomes
         const after = plan.allocated > 0 ? plan.ledger : ledger
-        const registered = planRegistrations(concertId, after, state.liveByUser(), () => state.nextLineNo(), registerOrders)
-        yield* journal.register(concertId, registered.added)
-        for (const registration of registered.added) state.register(registration)
-        if (registered.added.some((r) => r.status === "WAITING")) {
-          yield* offerToLine(after, now)
-          yield* rewake
-        }
-        // In arrival order; a registration offered seats at once answers as OFFERED.
+        // The batch's tickets and holds are saved by now: a failure from here on is the
+        // registrations' alone (503 for them, the state reloaded), never the buyers'.
+        const registrationOutcomes = yield* Effect.gen(function*() {
+          const registered = planRegistrations(
+            concertId,
+            after,
+            state.liveByUser(),
+            state.registrations(),
+            () => state.nextLineNo(),
+            registerOrders
+          )
+          yield* journal.register(concertId, registered.added)
+          for (const registration of registered.added) state.register(registration)
+          if (registered.added.some((r) => r.status === "WAITING")) {
+            yield* offerToLine(after, now)
+            yield* rewake
+          }
+          // A registration offered seats at once answers as OFFERED.
+          return registered.outcomes.map((outcome): PurchaseOutcome =>
+            outcome instanceof RegistrationRecord ? state.registrations().get(outcome.id) ?? outcome : outcome
+          )
+        }).pipe(
+          Effect.catchTag("JournalError", (error) => {
+            state.forget()
+            return Effect.as(
+              Effect.logError("registrations could not be saved").pipe(
+                Effect.annotateLogs({ concertId, registrations: registerOrders.length, cause: String(error.cause) })
+              ),
+              registerOrders.map(() => unavailable(error))
+            )
+          })
+        )
+        // In arrival order.
         let seat = 0
         let registration = 0
-        return orders.map((order): PurchaseOutcome => {
-          if (!isRegistration(order)) return seatOutcomes[seat++]!
-          const outcome = registered.outcomes[registration++]!
-          return outcome instanceof RegistrationRecord ? state.registrations().get(outcome.id) ?? outcome : outcome
-        })
+        return orders.map((order): PurchaseOutcome =>
+          isRegistration(order) ? registrationOutcomes[registration++]! : seatOutcomes[seat++]!
+        )
       }).pipe(
         Effect.catchTag("JournalError", (error) => {
           state.forget()
@@ -434,7 +457,10 @@ const make = Effect.gen(function*() {
           yield* journal.update(next)
           state.adopt(next)
           yield* statusChange(ledger, next)
-          yield* replier.succeed(request, next.concert)
+          // A concert reopened by its organiser gives its free seats to those in line first.
+          yield* offerToLine(next, yield* Clock.currentTimeMillis)
+          yield* rewake
+          yield* replier.succeed(request, state.snapshot()?.ledger.concert ?? next.concert)
         }))
 
     /**
@@ -456,6 +482,12 @@ const make = Effect.gen(function*() {
           }
           if (sale.mode === "DRAW" && nextMode !== "DRAW" && state.registrations().size > 0) {
             return yield* replier.fail(request, new SaleLocked({ message: "people have registered for this draw: the sale stays a draw" }))
+          }
+          if (sale.mode !== "DRAW" && nextMode === "DRAW" && (state.registrations().size > 0 || state.nextLineNo() > 1)) {
+            return yield* replier.fail(
+              request,
+              new SaleLocked({ message: "this concert already has a waiting line: it cannot switch to a draw" })
+            )
           }
           if (nextMode === "DRAW" && timingChanged && (nextOpensAt === null || nextOpensAt <= now)) {
             return yield* replier.fail(request, new BadSaleSettings({ message: "a DRAW sale needs opens_at in the future" }))

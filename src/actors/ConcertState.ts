@@ -29,6 +29,8 @@ interface Held {
   offers: Map<string, string>
   /** WAITING registrations in line order; rebuilt when the line changes. */
   line: Array<RegistrationRecord> | undefined
+  /** The last place ever given in the line: places of people who left are not given again. */
+  lastLineNo: number
 }
 
 export class ConcertState {
@@ -48,9 +50,10 @@ export class ConcertState {
         Effect.all([
           this.journal.load(this.concertId),
           this.journal.liveReservations(this.concertId),
-          this.journal.liveRegistrations(this.concertId)
+          this.journal.liveRegistrations(this.concertId),
+          this.journal.lastLineNo(this.concertId)
         ]),
-        ([ledger, rows, registrations]) => {
+        ([ledger, rows, registrations, lastLineNo]) => {
           this.loaded = Option.map(ledger, (ledger): Held => {
             const held: Held = {
               ledger,
@@ -58,7 +61,8 @@ export class ConcertState {
               registrations: new Map(),
               byUser: new Map(),
               offers: new Map(),
-              line: undefined
+              line: undefined,
+              lastLineNo
             }
             for (const registration of registrations) ConcertState.put(held, registration)
             return held
@@ -84,6 +88,7 @@ export class ConcertState {
     if (before?.status === "WAITING" || registration.status === "WAITING") held.line = undefined
     held.registrations.set(registration.id, registration)
     held.byUser.set(registration.userId, registration.id)
+    if (registration.lineNo !== null && registration.lineNo > held.lastLineNo) held.lastLineNo = registration.lineNo
     if (registration.status === "OFFERED" && registration.reservationId !== null) {
       held.offers.set(registration.reservationId, registration.id)
     }
@@ -134,9 +139,7 @@ export class ConcertState {
 
   /** The line number the next to join the back of the line gets. */
   nextLineNo(): number {
-    let last = 0
-    for (const r of this.held?.registrations.values() ?? []) if (r.lineNo !== null && r.lineNo > last) last = r.lineNo
-    return last + 1
+    return (this.held?.lastLineNo ?? 0) + 1
   }
 
   /** How many OFFERED registrations hold reservations. */

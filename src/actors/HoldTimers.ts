@@ -22,9 +22,14 @@ export class HoldTimers extends Effect.Service<HoldTimers>()("HoldTimers", {
     const timers = yield* FiberMap.make<string>()
     const due = new Map<string, number>()
 
+    // Delivered however long the database or the cluster is away (backing off to every 10 s):
+    // a wake-up given up would leave lapsed holds taken, or a draw not run, until some request.
     const fire = (concertId: string) =>
       Effect.flatMap(client, (client) => client(concertId).Expire()).pipe(
-        Effect.retry({ schedule: Schedule.exponential("200 millis").pipe(Schedule.upTo("30 seconds")) }),
+        Effect.retry({
+          schedule: Schedule.exponential("200 millis").pipe(Schedule.upTo("10 seconds"), Schedule.andThen(Schedule.spaced("10 seconds"))),
+          while: (error) => error._tag !== "ConcertNotFound"
+        }),
         Effect.catchAllCause((cause) =>
           Effect.logWarning("a concert's hold expiry could not be delivered").pipe(
             Effect.annotateLogs({ concertId, cause: String(cause) })

@@ -18,6 +18,8 @@ export const planRegistrations = (
   ledger: Ledger,
   /** The user ids with a live registration for this concert, and that registration. */
   liveByUser: ReadonlyMap<string, string>,
+  /** A live registration by id: a resent order finds its own registration there. */
+  live: ReadonlyMap<string, RegistrationRecord>,
   /** The line number the next to join the line gets (asked only if someone joins). */
   nextLineNo: () => number,
   orders: ReadonlyArray<RegisterOrder>
@@ -36,6 +38,9 @@ export const planRegistrations = (
     if (ledger.concert.status === "CANCELLED") return ConcertCancelled.of()
     if (order.quantity > maxPerReservation) return QuantityOverLimit.of(maxPerReservation)
     const earlier = inBatch.get(order.userId) ?? liveByUser.get(order.userId)
+    // The same order again (its message was resent after a loss): answered as it was.
+    const same = earlier === order.registrationId ? live.get(earlier) : undefined
+    if (same !== undefined) return same
     if (earlier !== undefined) return AlreadyRegistered.of(earlier)
     const status = mode === "DRAW" && drawnAt === null ? "REGISTERED" : mode === "DRAW" || soldOut ? "WAITING" : undefined
     if (status === undefined) return NotInLine.of()

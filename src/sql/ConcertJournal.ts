@@ -379,6 +379,11 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
       sql`UPDATE registrations SET status = 'WITHDRAWN', updated_at = now()
           WHERE id = ${registrationId} AND status IN ('REGISTERED', 'OFFERED', 'WAITING')`
 
+    /** The last place ever given in a concert's line (places are never reused). */
+    const lastLineNo = (concertId: string) =>
+      sql<{ readonly last: number }>`
+        SELECT coalesce(max(line_no), 0)::float8 AS last FROM registration_line WHERE concert_id = ${concertId}`
+
     const drawSeed = (concertId: string) =>
       sql<{ readonly seed: Uint8Array }>`SELECT draw_seed AS seed FROM concerts WHERE id = ${concertId}`
 
@@ -460,6 +465,8 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
       draw: (ledger: Ledger, offers: ReadonlyArray<Offer>, order: ReadonlyArray<string>, drawnAt: number) =>
         draw(ledger, offers, order, drawnAt).pipe(journaled("draw", { offers: offers.length, registrations: order.length })),
       withdraw: (registrationId: string) => withdraw(registrationId).pipe(Effect.asVoid, journaled("withdraw", {})),
+      lastLineNo: (concertId: string) =>
+        lastLineNo(concertId).pipe(Effect.map((rows) => rows[0]?.last ?? 0), journaled("lastLineNo", {})),
       drawSeed: (concertId: string) =>
         drawSeed(concertId).pipe(
           Effect.flatMap((rows) =>

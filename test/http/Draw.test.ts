@@ -166,8 +166,23 @@ layer(TestApp, { excludeTestServices: true, timeout: "90 seconds" })("draw", (it
       expect((yield* raw("GET", `/api/v1/concerts/${id}/draw`)).status).toBe(404)
       yield* raw("DELETE", `/api/v1/reservations/${hold.id}`)
       // Bob is offered 2 of the 3 seats at once; carol (3) does not fit and keeps her place.
-      expect(yield* registration(id, bob.id)).toMatchObject({ status: "OFFERED" })
+      const offered = yield* registration(id, bob.id)
+      expect(offered).toMatchObject({ status: "OFFERED" })
       expect(yield* registration(id, carol.id)).toMatchObject({ status: "WAITING", position: 1 })
+      // A concert with a line cannot become a draw (its line would not be in the draw).
+      const switched = yield* raw("PUT", `/api/v1/concerts/${id}/sale`, JSON.stringify({
+        mode: "DRAW",
+        opens_at: new Date(Date.now() + 60_000).toISOString()
+      }))
+      expect(switched.status).toBe(409)
+      // Bob buys and carol withdraws: nobody is left in line. The last seat goes, and Dave joins:
+      // places in the line are never given twice.
+      yield* raw("POST", `/api/v1/reservations/${offered.reservation_id}/payment`)
+      expect((yield* raw("DELETE", `/api/v1/concerts/${id}/registrations/${carol.id}`)).status).toBe(200)
+      expect((yield* raw("POST", "/api/v1/reservations", JSON.stringify({ concert_id: id, user_id: user(5), quantity: 1 }))).status).toBe(201)
+      const dave = yield* register(id, 4, 1)
+      expect(dave.status).toBe(201)
+      expect(json(dave)).toMatchObject({ status: "WAITING", position: 1 })
     }))
 
   it.effect("registration bad input: 4xx with a JSON error", () =>
