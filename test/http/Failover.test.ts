@@ -140,16 +140,17 @@ it.scopedLive("kill -9 of a runner mid-burst: nothing acknowledged lost, nothing
     }
     for (const id of acknowledged) expect(stored.has(id)).toBe(true)
 
-    // Every concert sells again through the survivors within 10 s of the kill.
+    // After the burst, every concert answers through the survivors at once.
     const resumed = yield* Effect.forEach(concerts, (concertId, i) =>
       Effect.promise(async () => {
+        const started = Date.now()
         for (;;) {
           const outcome = await buy(2, client.port, concertId, 4000 + i)
-          if (outcome.status === 201 || outcome.status === 422) return Date.now() - killedAt
+          if (outcome.status === 201 || outcome.status === 422) return Date.now() - started
           await new Promise((r) => setTimeout(r, 200))
         }
       }))
-    expect(Math.max(...resumed)).toBeLessThan(10_000)
+    expect(Math.max(...resumed)).toBeLessThan(2_000)
     const seen = new Map<string, number>()
     for (const o of outcomes) seen.set(String(o.status ?? o.error), (seen.get(String(o.status ?? o.error)) ?? 0) + 1)
     // When each concert sold again: its first ticket answered after the kill (the concerts of
@@ -158,11 +159,12 @@ it.scopedLive("kill -9 of a runner mid-burst: nothing acknowledged lost, nothing
       const times = outcomes.filter((o) => o.concertId === concertId && o.status === 201 && o.at > killedAt).map((o) => o.at - killedAt)
       return times.length === 0 ? [] : [Math.min(...times)]
     })
+    // Every concert sold again through the survivors within 10 s of the kill.
     expect(firstAfter).toHaveLength(concerts.length)
     expect(Math.max(...firstAfter)).toBeLessThan(10_000)
     console.log(
       `failover: answers ${JSON.stringify(Object.fromEntries(seen))}; every concert with seats left sold again ` +
-        `${Math.max(...firstAfter)} ms after the kill (${firstAfter.length} concerts); all answering after the burst at ${Math.max(...resumed)} ms`
+        `${Math.max(...firstAfter)} ms after the kill (${firstAfter.length} concerts)`
     )
 
     // The killed runner rejoins and takes shards back; sales go on through every process.
