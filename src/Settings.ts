@@ -3,7 +3,7 @@
  * something (a batch of nothing, a pool of no connections): the service refuses to start
  * instead, naming the setting.
  */
-import { Config } from "effect"
+import { Config, Duration } from "effect"
 
 /** How this process takes part in the cluster (see `src/actors/Cluster.ts`). */
 export const clusterMode = Config.literal("single", "runner", "client")("CLUSTER_MODE").pipe(Config.withDefault("single"))
@@ -14,3 +14,13 @@ export const positiveInteger = (name: string, fallback: number): Config.Config<n
     Config.validate({ message: "must be a positive integer", validation: (n) => n >= 1 }),
     Config.withDefault(fallback)
   )
+
+/**
+ * How long a buyer waits for an order (a purchase, a hold, a registration) to be saved before
+ * a 503, in milliseconds: after it, the order is never saved (`PURCHASE_TIMEOUT`, default 10 s).
+ */
+export const purchaseTimeoutMillis: Config.Config<number> = Config.duration("PURCHASE_TIMEOUT").pipe(
+  Config.validate({ message: "must be a positive duration", validation: (d) => Duration.toMillis(d) > 0 }),
+  Config.withDefault(Duration.seconds(10)),
+  Config.map(Duration.toMillis)
+)

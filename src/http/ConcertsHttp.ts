@@ -1,5 +1,5 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Clock, Config, Duration, Effect, Either, Layer, Option } from "effect"
+import { Clock, Effect, Either, Layer, Option } from "effect"
 import * as crypto from "node:crypto"
 import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
@@ -27,7 +27,7 @@ import { clusterUnavailable } from "./clusterErrors.js"
 import { jsonArrayResponse } from "./jsonArray.js"
 import { ListPages } from "./ListPages.js"
 import { findOrNotFound } from "./lookup.js"
-import { positiveInteger } from "../Settings.js"
+import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
 import { concertJson } from "../domain/Concert.js"
 
 export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers) =>
@@ -42,9 +42,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     const reservations = yield* ReservationsRepo
     const users = yield* UserDirectory
     const sales = yield* ConcertSales
-    const purchaseTimeout = Duration.toMillis(
-      yield* Config.duration("PURCHASE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
-    )
+    const purchaseTimeout = yield* purchaseTimeoutMillis
     const listPages = yield* ListPages
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
     const audits = new Lru<Uint8Array>(32 * 1024 * 1024)

@@ -1,6 +1,6 @@
 /** Reservations of several seats and invoices (ONSALE.md §2-§3). */
 import { HttpApiBuilder, type HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Clock, Config, Duration, Effect, Either, Layer } from "effect"
+import { Clock, Effect, Either, Layer } from "effect"
 import * as crypto from "node:crypto"
 import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
@@ -18,7 +18,7 @@ import { type ConcertId, type Named, sent, type UserId } from "../domain/Ids.js"
 import { ReservationId, type ReservationRecord } from "../domain/Reservation.js"
 import { ReservationsRepo } from "../sql/ReservationsRepo.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
-import { positiveInteger } from "../Settings.js"
+import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
 import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { clusterUnavailable } from "./clusterErrors.js"
@@ -41,9 +41,7 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
     const closedSales = yield* ClosedSales
     const listPages = yield* ListPages
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
-    const purchaseTimeout = Duration.toMillis(
-      yield* Config.duration("PURCHASE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10)))
-    )
+    const purchaseTimeout = yield* purchaseTimeoutMillis
 
     const answer = (request: HttpServerRequest.HttpServerRequest) => (record: ReservationRecord) =>
       HttpServerResponse.unsafeJson(record.toReservation(baseUrl.of(request)))

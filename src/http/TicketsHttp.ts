@@ -1,5 +1,5 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Clock, Config, Duration, Effect, Either, Layer, Option } from "effect"
+import { Clock, Effect, Either, Layer, Option } from "effect"
 import * as crypto from "node:crypto"
 import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
@@ -27,7 +27,7 @@ import { jsonArrayResponse } from "./jsonArray.js"
 import { ListPages } from "./ListPages.js"
 import { findOrNotFound } from "./lookup.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
-import { positiveInteger } from "../Settings.js"
+import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
 
 /**
  * A ticket built here is valid by construction and its JSON is its encoding: written as is,
@@ -46,13 +46,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const closedSales = yield* ClosedSales
     const knownConcerts = yield* KnownConcerts
     const listPages = yield* ListPages
-    // How long a buyer waits for the purchase to be saved before 503 (then it never is).
-    const purchaseTimeout = Duration.toMillis(
-      yield* Config.duration("PURCHASE_TIMEOUT").pipe(
-        Config.validate({ message: "must be a positive duration", validation: (d) => Duration.toMillis(d) > 0 }),
-        Config.withDefault(Duration.seconds(10))
-      )
-    )
+    const purchaseTimeout = yield* purchaseTimeoutMillis
     const prints = yield* PrintsRepo
     const printQueue = yield* PrintQueue
     const soldOut = SoldOut.of()
