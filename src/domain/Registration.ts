@@ -34,7 +34,20 @@ export class RegistrationRecord extends Schema.Class<RegistrationRecord>("Regist
   /** Place in the waiting line (lower is sooner), once in it. */
   lineNo: Schema.NullOr(Schema.Number),
   reservationId: Schema.NullOr(ReservationId)
-}) {}
+}) {
+  /** As the API shows it; `position` is its place among those WAITING (null unless WAITING). */
+  toRegistration(position: number | null): Registration {
+    return new Registration({
+      id: this.id,
+      concert_id: this.concertId,
+      user_id: this.userId,
+      quantity: this.quantity,
+      status: this.status,
+      position,
+      reservation_id: this.reservationId
+    }, { disableValidation: true })
+  }
+}
 
 export const Register = Schema.Struct({
   user_id: Named(UserId),

@@ -17,7 +17,7 @@ import {
   saleColumns,
   SaleRow
 } from "./ConcertJournal.js"
-import { DrawAudit, Registration, RegistrationId } from "../domain/Registration.js"
+import { DrawAudit, RegistrationId, RegistrationRecord } from "../domain/Registration.js"
 import { keysetPages, type PageGate } from "./pages.js"
 import { ticketColumns } from "./TicketsRepo.js"
 
@@ -164,17 +164,7 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
       /** A registration, with its place in line while WAITING. */
       registration: (id: RegistrationId) =>
         registration(id).pipe(
-          Effect.map(Option.map(({ position, ...row }) =>
-            new Registration({
-              id: row.id,
-              concert_id: row.concertId,
-              user_id: row.userId,
-              quantity: row.quantity,
-              status: row.status,
-              position,
-              reservation_id: row.reservationId
-            })
-          )),
+          Effect.map(Option.map(({ position, ...row }) => new RegistrationRecord(row).toRegistration(position))),
           Effect.orDie,
           span("registration")
         ),

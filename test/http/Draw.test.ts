@@ -185,6 +185,20 @@ layer(TestApp, { excludeTestServices: true, timeout: "90 seconds" })("draw", (it
       expect(json(dave)).toMatchObject({ status: "WAITING", position: 1 })
     }))
 
+  it.effect("a concert its organiser closed and reopens gives its free seats to the line first", () =>
+    Effect.gen(function*() {
+      const id = yield* createConcert(3)
+      yield* raw("PUT", `/api/v1/concerts/${id}`, JSON.stringify({ status: "SOLD_OUT" }))
+      const bob = json(yield* register(id, 2, 2)) as Registration
+      expect(bob).toMatchObject({ status: "WAITING", position: 1 })
+      const reopened = yield* raw("PUT", `/api/v1/concerts/${id}`, JSON.stringify({ status: "ACTIVE" }))
+      expect(reopened.status).toBe(200)
+      expect(yield* registration(id, bob.id)).toMatchObject({ status: "OFFERED" })
+      // Bob's offer holds 2 of the 3 seats; the last one sells first-come.
+      expect((yield* buy(id, 50)).status).toBe(201)
+      expect((yield* buy(id, 51)).status).toBe(422)
+    }))
+
   it.effect("registration bad input: 4xx with a JSON error", () =>
     Effect.gen(function*() {
       const id = yield* createConcert(3)
