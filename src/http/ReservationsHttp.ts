@@ -11,8 +11,7 @@ import {
   NotSaved,
   ReservationNotFound,
   UnknownConcert,
-  UnknownUser,
-  UserNotFound
+  UnknownUser
 } from "../domain/Errors.js"
 import { type ConcertId, type Named, sent, type UserId } from "../domain/Ids.js"
 import { ReservationId, type ReservationRecord } from "../domain/Reservation.js"
@@ -25,7 +24,7 @@ import { clusterUnavailable } from "./clusterErrors.js"
 import { jsonArrayResponse } from "./jsonArray.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { ListPages } from "./ListPages.js"
-import { findOrNotFound } from "./lookup.js"
+import { findOrNotFound, listFilter } from "./lookup.js"
 
 /** The organiser whose invoices this process shows (one until organisers arrive). */
 const defaultOrganiser = "default"
@@ -105,13 +104,8 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
       .handle("cancel", ({ path, request }) => Effect.map(step(path.id, "cancel"), answer(request)))
       .handle("list", ({ request, urlParams }) =>
         Effect.gen(function*() {
-          const { concert_id, user_id } = urlParams
-          if (user_id !== undefined && !users.has(user_id)) return yield* UserNotFound.of(user_id)
-          const concertId = concert_id === undefined ? undefined : yield* knownConcerts.require(concert_id)
-          const pages = yield* repo.list({
-            ...(user_id === undefined ? {} : { userId: user_id as UserId }),
-            ...(concertId === undefined ? {} : { concertId })
-          }, listPageSize, listPages.one)
+          const filter = yield* listFilter(users, knownConcerts, urlParams)
+          const pages = yield* repo.list(filter, listPageSize, listPages.one)
           const base = baseUrl.of(request)
           return jsonArrayResponse(pages, ({ record }) => JSON.stringify(record.toReservation(base)))
         }))

@@ -10,8 +10,7 @@ import {
   TicketNotFound,
   TicketNotPrinted,
   UnknownConcert,
-  UnknownUser,
-  UserNotFound
+  UnknownUser
 } from "../domain/Errors.js"
 import { type ConcertId, type Named, sent, TicketId, type UserId } from "../domain/Ids.js"
 import { type Ticket, ticketJson, type TicketRecord } from "../domain/Ticket.js"
@@ -25,7 +24,7 @@ import { DatabaseHealth } from "./DatabaseHealth.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { jsonArrayResponse } from "./jsonArray.js"
 import { ListPages } from "./ListPages.js"
-import { findOrNotFound } from "./lookup.js"
+import { findOrNotFound, listFilter } from "./lookup.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
 
@@ -90,13 +89,8 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
       .handle("health", () => health.check)
       .handle("list", ({ request, urlParams }) =>
         Effect.gen(function*() {
-          const { concert_id, user_id } = urlParams
-          if (user_id !== undefined && !users.has(user_id)) return yield* UserNotFound.of(user_id)
-          const concertId = concert_id === undefined ? undefined : yield* knownConcerts.require(concert_id)
-          const pages = yield* tickets.list({
-            ...(user_id === undefined ? {} : { userId: user_id as UserId }),
-            ...(concertId === undefined ? {} : { concertId })
-          }, listPageSize, listPages.one)
+          const filter = yield* listFilter(users, knownConcerts, urlParams)
+          const pages = yield* tickets.list(filter, listPageSize, listPages.one)
           const base = baseUrl.of(request)
           return jsonArrayResponse(pages, (ticket) => ticketJson(ticket, base))
         }))
