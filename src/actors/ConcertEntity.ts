@@ -258,11 +258,14 @@ const make = Effect.gen(function*() {
         const keys = orders.flatMap((order) => order.idempotencyKey ?? [])
         const existing = new Map<string, TicketRecord | ReservationRecord>()
         if (keys.length > 0) {
-          for (const { idempotencyKey, ...ticket } of yield* journal.findByKeys(keys)) {
-            existing.set(idempotencyKey, new TicketRecord(ticket))
-          }
           // A key is one request, whichever kind: a purchase with a reservation's key is a reuse.
-          for (const { idempotencyKey, ...reservation } of yield* journal.reservationsByKeys(keys)) {
+          // Both kinds are looked up at once, one round trip's time.
+          const [tickets, reservations] = yield* Effect.all(
+            [journal.findByKeys(keys), journal.reservationsByKeys(keys)],
+            { concurrency: 2 }
+          )
+          for (const { idempotencyKey, ...ticket } of tickets) existing.set(idempotencyKey, new TicketRecord(ticket))
+          for (const { idempotencyKey, ...reservation } of reservations) {
             // A retry after payment answers with the tickets, as GET does.
             const full = reservation.status === "CONFIRMED"
               ? Option.getOrUndefined(yield* journal.findReservation(reservation.id))
