@@ -44,7 +44,9 @@ import * as Draw from "./Draw.js"
 import { holdRows, isHold, isRegistration, journalRows, outcomesOf } from "./PurchaseBatch.js"
 import { planRegistrations } from "./Registrations.js"
 import * as SeatLedger from "./SeatLedger.js"
+import * as Metrics from "../Metrics.js"
 import { positiveInteger } from "../Settings.js"
+import { Ownership } from "./Ownership.js"
 
 type Rpcs = typeof Purchases | typeof Update | typeof Transition | typeof Expire | typeof ChangeSale | typeof Withdraw
 type PurchasesRequest = Envelope.Request<typeof Purchases>
@@ -70,7 +72,12 @@ const make = Effect.gen(function*() {
   const journal = yield* ConcertJournal
   const timers = yield* HoldTimers
   const address = yield* Entity.CurrentAddress
+  const ownership = yield* Ownership
   const concertId = ConcertId.make(address.entityId)
+  // Stopped because its shard went to another runner (not idle): its figures are the new owner's.
+  yield* Effect.addFinalizer(() => Effect.sync(() => {
+    if (!ownership.owns(concertId)) Metrics.leaveConcert(concertId)
+  }))
 
   return (mailbox: Mailbox.ReadonlyMailbox<Envelope.Request<Rpcs>>, replier: Entity.Replier<Rpcs>) => {
     const state = new ConcertState(concertId, journal)
@@ -94,6 +101,25 @@ const make = Effect.gen(function*() {
             was: before.concert.status
           })
         )
+
+    /** The concert's figures for `/metrics` and the dashboard, after whatever changed. */
+    const publish = () => {
+      const loaded = state.snapshot()
+      if (loaded === undefined) return
+      const { concert } = loaded.ledger
+      const taken = SeatLedger.taken(loaded.ledger)
+      const held = state.heldSeats()
+      Metrics.publishConcert(concertId, {
+        name: concert.name,
+        date: concert.date,
+        status: concert.status,
+        capacity: concert.capacity,
+        sold: taken - held,
+        held,
+        free: concert.capacity - taken,
+        waiting: state.line().length
+      })
+    }
 
     const unavailable = (error: JournalError) =>
       new JournalUnavailable({ reason: error.kind === "Conflict" ? "conflicting write" : "database unavailable" })
@@ -183,6 +209,8 @@ const make = Effect.gen(function*() {
         adoptOffers(drawn, offers)
         const decided = yield* Clock.currentTimeMillis
         yield* journal.draw(drawn, offers, order.map((r) => r.id), now)
+        Metrics.draws.unsafeUpdate(1, [])
+        Metrics.offers.unsafeUpdate(offers.length, [])
         const journaled = yield* Clock.currentTimeMillis
         yield* Effect.logInfo("draw run").pipe(
           Effect.annotateLogs({
@@ -207,6 +235,7 @@ const make = Effect.gen(function*() {
         if (offered.length === 0) return
         const { ledger: next, offers } = offersFor(ledger, offered, now)
         yield* journal.offer(next, offers)
+        Metrics.offers.unsafeUpdate(offers.length, [])
         adoptOffers(next, offers)
         yield* statusChange(ledger, next)
       })
@@ -285,8 +314,10 @@ const make = Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const plan = SeatLedger.plan(ledger, seatOrders as Array<SeatLedger.Request>, existing, now, byDraw(ledger))
         const seatOutcomes = outcomesOf(concertId, seatOrders, plan, now, state.earliestExpiry())
+        Metrics.batchOrders.unsafeUpdate(orders.length, [])
         if (plan.allocated > 0) {
           yield* journal.append(plan.ledger, journalRows(seatOrders, plan), holdRows(seatOrders, plan, now))
+          Metrics.groupCommits.unsafeUpdate(1, [])
           state.adopt(plan.ledger)
           let held = false
           for (const outcome of seatOutcomes) {
@@ -416,6 +447,7 @@ const make = Effect.gen(function*() {
     /** Every order of consecutive `Purchases` messages is decided as one batch. */
     const purchases = (requests: ReadonlyArray<PurchasesRequest>) => {
       const orders = requests.flatMap((request) => request.payload.orders)
+      for (const request of requests) Metrics.messageOrders.unsafeUpdate(request.payload.orders.length, [])
       return decideInTime(orders).pipe(
         Effect.withSpan("ConcertEntity.purchases", {
           captureStackTrace: false,
@@ -642,7 +674,11 @@ const make = Effect.gen(function*() {
     })
 
     return mailbox.takeAll.pipe(
-      Effect.flatMap(([messages]) => handle(Chunk.toReadonlyArray(messages))),
+      Effect.flatMap(([messages]) => {
+        Metrics.publishMailbox(concertId, messages.length)
+        return handle(Chunk.toReadonlyArray(messages))
+      }),
+      Effect.zipRight(Effect.sync(publish)),
       Effect.forever
     )
   }
@@ -656,4 +692,4 @@ export const ConcertEntityLive = Layer.unwrapEffect(
     const maxIdleTime = yield* Config.duration("CONCERT_MAX_IDLE").pipe(Config.withDefault("5 minutes"))
     return ConcertEntity.toLayerMailbox(make, { mailboxCapacity, maxIdleTime })
   })
-).pipe(Layer.provide([ConcertJournal.Default, HoldTimers.Default]))
+).pipe(Layer.provide([ConcertJournal.Default, HoldTimers.Default, Ownership.Default]))

@@ -162,6 +162,13 @@ export class ConcertState {
     return this.held?.registrations ?? new Map()
   }
 
+  /** How many seats the live reservations hold. */
+  heldSeats(): number {
+    let seats = 0
+    for (const r of this.held?.live.values() ?? []) seats += r.quantity
+    return seats
+  }
+
   /** The earliest moment a live reservation expires, if any does. */
   earliestExpiry(): number | undefined {
     if (this.loaded === undefined || Option.isNone(this.loaded)) return undefined

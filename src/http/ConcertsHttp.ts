@@ -26,6 +26,7 @@ import { KnownConcerts } from "./KnownConcerts.js"
 import { clusterUnavailable } from "./clusterErrors.js"
 import { jsonArrayResponse } from "./jsonArray.js"
 import { ListPages } from "./ListPages.js"
+import { measured } from "./measured.js"
 import { findOrNotFound } from "./lookup.js"
 import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
 import { concertJson } from "../domain/Concert.js"
@@ -107,7 +108,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
             ? Option.getOrThrow(yield* reservations.registration(registered.id))
             : registered.toRegistration(null)
           return HttpServerResponse.unsafeJson(shown, { status: 201 })
-        }))
+        }).pipe(measured("registration", Either.getOrUndefined(path.id))))
       .handle("registration", ({ path }) =>
         Effect.gen(function*() {
           const id = yield* knownConcerts.require(path.id)

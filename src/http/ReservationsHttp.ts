@@ -22,6 +22,7 @@ import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { clusterUnavailable } from "./clusterErrors.js"
 import { jsonArrayResponse } from "./jsonArray.js"
+import { measured } from "./measured.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { ListPages } from "./ListPages.js"
 import { findOrNotFound, listFilter } from "./lookup.js"
@@ -90,7 +91,10 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
             ...clusterUnavailable
           })
         )
-      }).pipe(Effect.withSpan("ReservationsHttp.reserve", { captureStackTrace: false }))
+      }).pipe(
+        measured("reservation", Either.getOrUndefined(concertNamed)),
+        Effect.withSpan("ReservationsHttp.reserve", { captureStackTrace: false })
+      )
 
     return handlers
       .handle("reserve", ({ headers, payload, request }) =>

@@ -23,6 +23,7 @@ import { clusterUnavailable } from "./clusterErrors.js"
 import { DatabaseHealth } from "./DatabaseHealth.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { jsonArrayResponse } from "./jsonArray.js"
+import { measured } from "./measured.js"
 import { ListPages } from "./ListPages.js"
 import { findOrNotFound, listFilter } from "./lookup.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
@@ -79,6 +80,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
           })
         )
       }).pipe(
+        measured("purchase", Either.getOrUndefined(concert)),
         Effect.withSpan("TicketsHttp.purchase", {
           captureStackTrace: false,
           attributes: { concertId: sent(concert), userId: sent(user) }

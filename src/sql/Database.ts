@@ -1,5 +1,7 @@
+import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
-import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { Context, Config, Effect, Layer, Option, Redacted } from "effect"
+import Pg from "pg"
 import { runMigrations } from "./migrations.js"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.js"
 import { positiveInteger } from "../Settings.js"
@@ -31,27 +33,56 @@ const databaseUrl = Effect.gen(function*() {
   return Redacted.make(server.url)
 }).pipe(Effect.withSpan("Database.url"))
 
+/** The connection pool's occupancy, for `/metrics`: in use, idle, waiting for one, and its size. */
+export class DatabasePool extends Context.Tag("DatabasePool")<DatabasePool, {
+  readonly stats: () => { readonly inUse: number; readonly idle: number; readonly waiting: number; readonly max: number }
+}>() {}
+
+/** The pool itself: ours, so that its occupancy can be read; closed with the scope. */
+const pool = (url: Redacted.Redacted, max: number) =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const pool = new Pg.Pool({ connectionString: Redacted.value(url), max, application_name: "ticketoverflow" })
+      // A connection that breaks while idle is replaced on next use; its error is not ours to throw.
+      pool.on("error", () => {})
+      yield* Effect.tryPromise({
+        try: () => pool.query("SELECT 1"),
+        catch: (cause) => new SqlError({ cause, message: "PgClient: Failed to connect" })
+      }).pipe(
+        Effect.timeoutFail({
+          duration: "5 seconds",
+          onTimeout: () => new SqlError({ cause: new Error("Connection timed out"), message: "PgClient: Connection timed out" })
+        }),
+        Effect.tapError(() => Effect.promise(() => pool.end().catch(() => undefined)))
+      )
+      return pool
+    }),
+    (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000))
+  )
+
 /** `PgClient` + `SqlClient` for a given URL, with the schema migrated before anything uses it. */
 export const layerFromUrl = (url: Redacted.Redacted) =>
   Layer.effectDiscard(runMigrations.pipe(Effect.orDie)).pipe(
     Layer.provideMerge(
-      Layer.unwrapEffect(
+      Layer.unwrapScoped(
         Effect.gen(function*() {
           const maxConnections = yield* positiveInteger("DATABASE_POOL_SIZE", 20)
-          return PgClient.layer({
-            url,
-            maxConnections,
-            applicationName: "ticketoverflow",
-            // bigint and numeric stay strings unless a query casts them; counts are cast to int.
-            transformJson: false
-          }).pipe(
-            Layer.catchAll((error) =>
-              Layer.fail(
-                error._tag === "SqlError"
-                  ? new StartupFailure({ message: `cannot reach the database at ${where(url)}: ${reason(error)}` })
-                  : error
-              )
+          const opened = yield* pool(url, maxConnections).pipe(
+            Effect.mapError((error) =>
+              new StartupFailure({ message: `cannot reach the database at ${where(url)}: ${reason(error)}` })
             )
+          )
+          return Layer.merge(
+            // bigint and numeric stay strings unless a query casts them; counts are cast to int.
+            PgClient.layerFromPool({ acquire: Effect.succeed(opened), transformJson: false }).pipe(Layer.orDie),
+            Layer.succeed(DatabasePool, {
+              stats: () => ({
+                inUse: opened.totalCount - opened.idleCount,
+                idle: opened.idleCount,
+                waiting: opened.waitingCount,
+                max: maxConnections
+              })
+            })
           )
         })
       )

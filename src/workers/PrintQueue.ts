@@ -7,7 +7,8 @@
  * Whatever the timing, a render is only stored if the concert is still at the version it
  * showed (PrintsRepo.store); a stale one is redone.
  */
-import { Effect, Fiber, FiberMap, Layer, Option, Order, Schedule, STM, TPriorityQueue } from "effect"
+import { Effect, Fiber, FiberMap, Layer, Metric, Option, Order, Schedule, STM, TPriorityQueue } from "effect"
+import * as Metrics from "../Metrics.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { Ownership } from "../actors/Ownership.js"
 import { type PendingTicket, PrintsRepo } from "../sql/PrintsRepo.js"
@@ -16,7 +17,25 @@ import { Renderer } from "./Renderer.js"
 
 interface Job extends PendingTicket {
   readonly seq: number
+  /** When this process queued it: time to PRINTED is measured from here. */
+  readonly queuedAt: number
 }
+
+const day = 86_400_000
+
+/** The print queue's bands by the concert's date: tonight's tickets, this week's, the rest. */
+const bandOf = (date: string, today: number): "today" | "week" | "later" => {
+  const days = (Date.parse(date) - today) / day
+  return days < 1 ? "today" : days < 7 ? "week" : "later"
+}
+
+const depthGauges = {
+  today: Metric.tagged(Metrics.printQueueDepth, "band", "today"),
+  week: Metric.tagged(Metrics.printQueueDepth, "band", "week"),
+  later: Metric.tagged(Metrics.printQueueDepth, "band", "later")
+} as const
+const printed = Metric.tagged(Metrics.prints, "outcome", "printed")
+const failed = Metric.tagged(Metrics.prints, "outcome", "error")
 
 /** Soonest concert first (dates are `YYYY-MM-DD`, so text order is date order), then arrival. */
 const byUrgency: Order.Order<Job> = Order.combine(
@@ -43,7 +62,13 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
     const enqueue = (ticket: PendingTicket) =>
       Effect.suspend(() => {
         if (known.has(ticket.ticketId) || !ownership.owns(ticket.concertId)) return Effect.void
-        const job: Job = { ticketId: ticket.ticketId, concertId: ticket.concertId, date: ticket.date, seq: seq++ }
+        const job: Job = {
+          ticketId: ticket.ticketId,
+          concertId: ticket.concertId,
+          date: ticket.date,
+          seq: seq++,
+          queuedAt: Date.now()
+        }
         known.set(job.ticketId, job)
         return STM.commit(TPriorityQueue.offer(queue, job))
       })
@@ -66,10 +91,15 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
           yield* Effect.logError("ticket render failed").pipe(
             Effect.annotateLogs({ ticketId: job.ticketId, error: String(rendered.left) })
           )
+          failed.unsafeUpdate(1, [])
           return yield* prints.markError(job.ticketId)
         }
         const stored = yield* prints.store(input.ticketId, input.concertId, input.version, rendered.right)
         if (!stored && attempt < maxAttempts) return yield* print(job, attempt + 1)
+        if (stored) {
+          printed.unsafeUpdate(1, [])
+          Metrics.printSeconds.unsafeUpdate((Date.now() - job.queuedAt) / 1000, [])
+        }
       }).pipe(
         Effect.withSpan("PrintQueue.print", {
           captureStackTrace: false,
@@ -95,6 +125,19 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
     const workers = renderer.size * 4
     yield* Effect.forkScoped(Effect.all(Array.from({ length: workers }, () => worker), { concurrency: "unbounded" }))
 
+    // The queue's depth by band, for `/metrics` and the dashboard, once a second.
+    yield* Effect.forkScoped(Effect.repeat(
+      Effect.sync(() => {
+        const today = Date.parse(new Date().toISOString().slice(0, 10))
+        const depth = { today: 0, week: 0, later: 0 }
+        for (const job of known.values()) depth[bandOf(job.date, today)] += 1
+        depthGauges.today.unsafeUpdate(depth.today, [])
+        depthGauges.week.unsafeUpdate(depth.week, [])
+        depthGauges.later.unsafeUpdate(depth.later, [])
+      }),
+      Schedule.spaced("1 second")
+    ))
+
     // The durable queue: whatever was PENDING when the last process stopped and, with several
     // processes, what the others were asked to print (a process that serves HTTP only renders
     // nothing), looked at again every two seconds.
@@ -118,7 +161,7 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
           yield* STM.commit(TPriorityQueue.removeIf(queue, (job) => job.concertId === concertId))
           for (const job of affected) known.delete(job.ticketId)
           yield* Effect.forEach(affected, (job) => FiberMap.remove(running, job.ticketId), { discard: true })
-          yield* Effect.forEach(affected, (job) => enqueue({ ...job, date }), { discard: true })
+          yield* Effect.forEach(affected, (job) => enqueue({ ticketId: job.ticketId, concertId: job.concertId, date }), { discard: true })
         }).pipe(Effect.withSpan("PrintQueue.concertChanged", { captureStackTrace: false, attributes: { concertId } }))
     } as const
   })

@@ -19,6 +19,7 @@ import * as zlib from "node:zlib"
 import { type StalePlan, SeatingPlansRepo, type StoredPlan } from "../sql/SeatingPlansRepo.js"
 import { positiveInteger } from "../Settings.js"
 import { Ownership } from "../actors/Ownership.js"
+import * as Metrics from "../Metrics.js"
 import { Renderer } from "./Renderer.js"
 
 /** A map that keeps its most recently used entries up to a total size. */
@@ -140,10 +141,19 @@ export const SeatingSweep = Layer.scopedDiscard(
     const ownership = yield* Ownership
     const interval = yield* Config.duration("SEATING_REFRESH").pipe(Config.withDefault("1 second"))
 
+    /** When each concert's plan was first seen behind the journal, until it is rendered. */
+    const behindSince = new Map<string, number>()
+
     const render = (plan: StalePlan) =>
       repo.seats(plan.concertId).pipe(
         Effect.flatMap(({ held, sold }) => renderer.seating({ ...plan, purchased: sold.length, sold, held })),
         Effect.flatMap((gzip) => repo.store(plan, `"${plan.version}-${plan.purchased}-${plan.seatChanges}"`, gzip)),
+        Effect.tap(() =>
+          Effect.sync(() => {
+            behindSince.delete(plan.concertId)
+            Metrics.seatingRenders.unsafeUpdate(1, [])
+          })
+        ),
         Effect.zipRight(
           Effect.logDebug("seating plan rendered").pipe(
             Effect.annotateLogs({ concertId: plan.concertId, capacity: plan.capacity, seatChanges: plan.seatChanges })
@@ -164,8 +174,19 @@ export const SeatingSweep = Layer.scopedDiscard(
     const sweep: Effect.Effect<void> = Effect.gen(function*() {
       // This process's concerts only: each plan is drawn by the runner that owns its concert.
       const wanted = renderer.size * 8
-      const batch = (yield* repo.stale(wanted * 4)).filter((plan) => ownership.owns(plan.concertId)).slice(0, wanted)
+      const behind = (yield* repo.stale(wanted * 4)).filter((plan) => ownership.owns(plan.concertId))
+      const batch = behind.slice(0, wanted)
       const started = Date.now()
+      const stillBehind = new Set(behind.map((plan) => plan.concertId))
+      for (const concertId of behindSince.keys()) if (!stillBehind.has(concertId)) behindSince.delete(concertId)
+      let oldest = started
+      for (const concertId of stillBehind) {
+        const since = behindSince.get(concertId) ?? started
+        behindSince.set(concertId, since)
+        if (since < oldest) oldest = since
+      }
+      Metrics.seatingBehind.unsafeUpdate(behind.length, [])
+      Metrics.seatingLag.unsafeUpdate((started - oldest) / 1000, [])
       let next = 0
       // One concert a worker at a time; a worker takes the next plan until the slice is over.
       yield* Effect.forEach(

@@ -1,0 +1,260 @@
+/**
+ * What the service measures, declared once with Effect's `Metric`. `/metrics` serves them in
+ * Prometheus' text format, OTLP exports them when configured, and `/dashboard` draws them.
+ * Names and labels are what operators query: `docs/OPERATIONS.md` says what each one tells.
+ *
+ * The hot path pays a map lookup and a counter or histogram update per answer: the tagged
+ * metric objects are made once per concert and status and kept, so no metric key is built
+ * or hashed per request.
+ */
+import { Metric, MetricBoundaries, MetricLabel } from "effect"
+
+/** Seconds, from 2.5 ms to 10 s: a buyer's answer, a print, a render. */
+const seconds = MetricBoundaries.fromIterable([0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+
+/** Orders per entity message or per journal commit. */
+const orders = MetricBoundaries.fromIterable([1, 2, 5, 10, 20, 50, 100, 200, 500, 1000])
+
+/** What buyers ask of a concert: the answers they got and how long they waited. */
+export type OrderKind = "purchase" | "reservation" | "registration"
+
+const answered = {
+  purchase: Metric.counter("ticketoverflow_purchases", {
+    description: "POST /tickets answered, by concert and HTTP status (201 sold, 422 sold out or cancelled, 503 busy or not saved)",
+    incremental: true
+  }),
+  reservation: Metric.counter("ticketoverflow_reservations", {
+    description: "POST /reservations answered, by concert and HTTP status (201 held, 412 not enough seats, 503 busy or not saved)",
+    incremental: true
+  }),
+  registration: Metric.counter("ticketoverflow_registrations", {
+    description: "POST /concerts/{id}/registrations answered, by concert and HTTP status",
+    incremental: true
+  })
+} as const
+
+const waited = {
+  purchase: Metric.histogram("ticketoverflow_purchase_seconds", seconds, "How long buyers waited for a purchase's answer, by concert"),
+  reservation: Metric.histogram("ticketoverflow_reservation_seconds", seconds, "How long buyers waited for a reservation's answer, by concert"),
+  registration: Metric.histogram("ticketoverflow_registration_seconds", seconds, "How long buyers waited for a registration's answer, by concert")
+} as const
+
+/** The label of answers that named no concert that exists (400s): one series, not one per id. */
+export const noConcert = "none"
+
+type Counter = Metric.Metric.Counter<number>
+type Histogram = Metric.Metric.Histogram<number>
+
+const counters = new Map<string, Counter>()
+const histograms = new Map<string, Histogram>()
+
+const counterFor = (kind: OrderKind, concert: string, status: number): Counter => {
+  const key = `${kind} ${concert} ${status}`
+  let counter = counters.get(key)
+  if (counter === undefined) {
+    counter = answered[kind].pipe(Metric.tagged("concert", concert), Metric.tagged("status", String(status)))
+    counters.set(key, counter)
+  }
+  return counter
+}
+
+const histogramFor = (kind: OrderKind, concert: string): Histogram => {
+  const key = `${kind} ${concert}`
+  let histogram = histograms.get(key)
+  if (histogram === undefined) {
+    histogram = Metric.tagged(waited[kind], "concert", concert)
+    histograms.set(key, histogram)
+  }
+  return histogram
+}
+
+const none: ReadonlyArray<MetricLabel.MetricLabel> = []
+
+/** One answer to a buyer: its status and how long it took, in seconds. */
+export const recordOrder = (kind: OrderKind, concert: string, status: number, tookSeconds: number): void => {
+  counterFor(kind, concert, status).unsafeUpdate(1, none)
+  histogramFor(kind, concert).unsafeUpdate(tookSeconds, none)
+}
+
+/** The answers so far for one concert, by kind and status; and its latency histogram. */
+export const orderCounts = (kind: OrderKind, concert: string, status: number): number =>
+  counterFor(kind, concert, status).unsafeValue(none).count
+
+export const orderLatency = (kind: OrderKind, concert: string) => histogramFor(kind, concert).unsafeValue(none)
+
+/** The statuses seen so far for a kind at a concert (for the dashboard's rates). */
+export const statusesSeen = (kind: OrderKind, concert: string): ReadonlyArray<number> => {
+  const prefix = `${kind} ${concert} `
+  const statuses: Array<number> = []
+  for (const key of counters.keys()) if (key.startsWith(prefix)) statuses.push(Number(key.slice(prefix.length)))
+  return statuses
+}
+
+// The concert entities: batches, mailboxes, seats.
+
+export const messageOrders = Metric.histogram(
+  "ticketoverflow_entity_message_orders",
+  orders,
+  "Orders carried by one Purchases message to a concert entity (a process sends one message per concert in flight)"
+)
+
+export const batchOrders = Metric.histogram(
+  "ticketoverflow_batch_orders",
+  orders,
+  "Orders decided together and journaled in one statement (group commit)"
+)
+
+export const groupCommits = Metric.counter("ticketoverflow_group_commits", {
+  description: "Batches of purchases and holds journaled, each in one statement",
+  incremental: true
+})
+
+export const mailboxDepth = Metric.gauge("ticketoverflow_concert_mailbox_depth", {
+  description: "Messages a concert entity found waiting when it last took its mailbox, by concert"
+})
+
+export const concertSeats = Metric.gauge("ticketoverflow_concert_seats", {
+  description: "A concert's seats by state (sold, held, free), as its entity holds them, by concert"
+})
+
+export const concertCapacity = Metric.gauge("ticketoverflow_concert_capacity", {
+  description: "A concert's capacity, by concert"
+})
+
+export const concertWaiting = Metric.gauge("ticketoverflow_concert_waiting", {
+  description: "People in a concert's waiting line (after a draw or a sell-out), by concert"
+})
+
+export const draws = Metric.counter("ticketoverflow_draws", { description: "Draws run", incremental: true })
+
+export const offers = Metric.counter("ticketoverflow_offers", {
+  description: "Offers made to people in line (a held reservation each), by the draw or as seats came back",
+  incremental: true
+})
+
+// Printing and seating plans.
+
+export const printQueueDepth = Metric.gauge("ticketoverflow_print_queue_depth", {
+  description: "Tickets queued or printing here, by band of the concert's date (today, week, later)"
+})
+
+export const printSeconds = Metric.histogram(
+  "ticketoverflow_print_seconds",
+  seconds,
+  "Time from a ticket's print request (or its queueing at start) to PRINTED"
+)
+
+export const prints = Metric.counter("ticketoverflow_prints", {
+  description: "Ticket prints finished, by outcome (printed, error)",
+  incremental: true
+})
+
+export const seatingBehind = Metric.gauge("ticketoverflow_seating_plans_behind", {
+  description: "Concerts run here whose seating plan is missing or behind the journal, at the last sweep (counted up to the sweep's look-ahead, 32 per render thread)"
+})
+
+export const seatingLag = Metric.gauge("ticketoverflow_seating_plan_lag_seconds", {
+  description: "How long the most outdated seating plan has been behind the journal (0 when every plan is current)"
+})
+
+export const seatingRenders = Metric.counter("ticketoverflow_seating_renders", {
+  description: "Seating plans rendered",
+  incremental: true
+})
+
+// The database pool and the process.
+
+export const poolConnections = Metric.gauge("ticketoverflow_db_pool_connections", {
+  description: "Database connections by state (in_use, idle)"
+})
+
+export const poolWaiting = Metric.gauge("ticketoverflow_db_pool_waiting", {
+  description: "Queries waiting for a database connection"
+})
+
+export const poolMax = Metric.gauge("ticketoverflow_db_pool_max", { description: "The pool's size (DATABASE_POOL_SIZE)" })
+
+export const memory = Metric.gauge("ticketoverflow_process_memory_bytes", {
+  description: "The process's memory by kind (rss, heap_used, external)"
+})
+
+export const eventLoopDelay = Metric.gauge("ticketoverflow_event_loop_delay_seconds", {
+  description: "Event-loop delay over the last sampling period, by quantile (0.5, 0.99, 1 = max)"
+})
+
+/** What a concert entity last published of its concert: the dashboard's cards. */
+export interface ConcertFigures {
+  readonly name: string
+  readonly date: string
+  readonly status: string
+  readonly capacity: number
+  readonly sold: number
+  readonly held: number
+  readonly free: number
+  readonly waiting: number
+}
+
+interface ConcertSeries {
+  readonly sold: Metric.Metric.Gauge<number>
+  readonly held: Metric.Metric.Gauge<number>
+  readonly free: Metric.Metric.Gauge<number>
+  readonly capacity: Metric.Metric.Gauge<number>
+  readonly waiting: Metric.Metric.Gauge<number>
+  readonly mailbox: Metric.Metric.Gauge<number>
+}
+
+const concertSeries = new Map<string, ConcertSeries>()
+const board = new Map<string, ConcertFigures>()
+
+const seriesOf = (concertId: string): ConcertSeries => {
+  let series = concertSeries.get(concertId)
+  if (series === undefined) {
+    const seats = Metric.tagged(concertSeats, "concert", concertId)
+    series = {
+      sold: Metric.tagged(seats, "state", "sold"),
+      held: Metric.tagged(seats, "state", "held"),
+      free: Metric.tagged(seats, "state", "free"),
+      capacity: Metric.tagged(concertCapacity, "concert", concertId),
+      waiting: Metric.tagged(concertWaiting, "concert", concertId),
+      mailbox: Metric.tagged(mailboxDepth, "concert", concertId)
+    }
+    concertSeries.set(concertId, series)
+  }
+  return series
+}
+
+/** A concert entity's figures after a change (a no-op when nothing changed). */
+export const publishConcert = (concertId: string, figures: ConcertFigures): void => {
+  const last = board.get(concertId)
+  board.set(concertId, figures)
+  if (
+    last !== undefined && last.sold === figures.sold && last.held === figures.held && last.free === figures.free &&
+    last.capacity === figures.capacity && last.waiting === figures.waiting
+  ) return
+  const series = seriesOf(concertId)
+  series.sold.unsafeUpdate(figures.sold, none)
+  series.held.unsafeUpdate(figures.held, none)
+  series.free.unsafeUpdate(figures.free, none)
+  series.capacity.unsafeUpdate(figures.capacity, none)
+  series.waiting.unsafeUpdate(figures.waiting, none)
+}
+
+/** How many messages a concert entity took from its mailbox at once. */
+export const publishMailbox = (concertId: string, depth: number): void => {
+  seriesOf(concertId).mailbox.unsafeUpdate(depth, none)
+}
+
+/**
+ * A concert this process no longer runs (its shard went to another runner): its series read 0
+ * here, so that summing a concert's series over the runners counts each seat once.
+ */
+export const leaveConcert = (concertId: string): void => {
+  if (!board.delete(concertId)) return
+  const series = seriesOf(concertId)
+  for (const gauge of [series.sold, series.held, series.free, series.capacity, series.waiting, series.mailbox]) {
+    gauge.unsafeUpdate(0, none)
+  }
+}
+
+/** The concerts this process runs, as their entities last published them. */
+export const concertBoard = (): ReadonlyMap<string, ConcertFigures> => board

@@ -1,0 +1,82 @@
+/**
+ * `GET /metrics`: every metric of the process (ours in `src/Metrics.ts`, the cluster's own) in
+ * Prometheus' text format, written by the OpenTelemetry SDK's Prometheus serializer from
+ * `@effect/opentelemetry`'s view of Effect's metric registry. Outside the API document, as
+ * `/docs` is. Also samples, once a second, what no request updates: the database pool, memory
+ * and the event loop's delay.
+ */
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Metrics as OtelMetrics, Resource } from "@effect/opentelemetry"
+import { PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
+import { Config, Effect, Layer, Metric, Schedule } from "effect"
+import { monitorEventLoopDelay } from "node:perf_hooks"
+import * as Metrics from "../Metrics.js"
+import { DatabasePool } from "../sql/Database.js"
+
+/** The exposition format's content type, as Prometheus asks for it. */
+export const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+const inUse = Metric.tagged(Metrics.poolConnections, "state", "in_use")
+const idle = Metric.tagged(Metrics.poolConnections, "state", "idle")
+const rss = Metric.tagged(Metrics.memory, "kind", "rss")
+const heapUsed = Metric.tagged(Metrics.memory, "kind", "heap_used")
+const external = Metric.tagged(Metrics.memory, "kind", "external")
+const delayP50 = Metric.tagged(Metrics.eventLoopDelay, "quantile", "0.5")
+const delayP99 = Metric.tagged(Metrics.eventLoopDelay, "quantile", "0.99")
+const delayMax = Metric.tagged(Metrics.eventLoopDelay, "quantile", "1")
+
+const SamplerLive = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const pool = yield* DatabasePool
+    const resolution = 10
+    const delay = monitorEventLoopDelay({ resolution })
+    delay.enable()
+    yield* Effect.addFinalizer(() => Effect.sync(() => delay.disable()))
+    const sample = Effect.sync(() => {
+      const stats = pool.stats()
+      inUse.unsafeUpdate(stats.inUse, [])
+      idle.unsafeUpdate(stats.idle, [])
+      Metrics.poolWaiting.unsafeUpdate(stats.waiting, [])
+      Metrics.poolMax.unsafeUpdate(stats.max, [])
+      const memory = process.memoryUsage()
+      rss.unsafeUpdate(memory.rss, [])
+      heapUsed.unsafeUpdate(memory.heapUsed, [])
+      external.unsafeUpdate(memory.external, [])
+      // Over the last second; the monitor starts again for the next one. It times a timer of
+      // `resolution` ms: what it took beyond that is the delay.
+      const beyond = (nanos: number) => Math.max(0, nanos / 1e9 - resolution / 1000)
+      if (delay.count > 0) {
+        delayP50.unsafeUpdate(beyond(delay.percentile(50)), [])
+        delayP99.unsafeUpdate(beyond(delay.percentile(99)), [])
+        delayMax.unsafeUpdate(beyond(delay.max), [])
+      }
+      delay.reset()
+    })
+    yield* Effect.forkScoped(Effect.repeat(sample, Schedule.spaced("1 second")))
+  })
+)
+
+const RouteLive = HttpApiBuilder.Router.use((router) =>
+  Effect.gen(function*() {
+    const producer = yield* OtelMetrics.makeProducer
+    // Without the OpenTelemetry scope on every series: all of them are from the one registry.
+    const serializer = new PrometheusSerializer(undefined, false, undefined, false, true)
+    yield* router.get(
+      "/metrics",
+      Effect.map(
+        Effect.promise(() => producer.collect()),
+        ({ resourceMetrics }) =>
+          HttpServerResponse.text(serializer.serialize(resourceMetrics), { contentType: prometheusContentType })
+      )
+    )
+  })
+).pipe(
+  Layer.provide(Layer.unwrapEffect(
+    Effect.map(
+      Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("ticketoverflow")),
+      (serviceName) => Resource.layer({ serviceName })
+    )
+  ))
+)
+
+export const MetricsHttpLive = Layer.merge(RouteLive, SamplerLive)

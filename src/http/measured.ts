@@ -1,0 +1,39 @@
+/**
+ * Counts a buyer's answer and times it, for `/metrics` and the dashboard. An answer that named
+ * no concert that exists (400, 404) is counted under one label, so made-up ids add no series.
+ */
+import { HttpApiSchema } from "@effect/platform"
+import { Cause, Effect, Exit, Option, Schema } from "effect"
+import { noConcert, type OrderKind, recordOrder } from "../Metrics.js"
+
+const statuses = new WeakMap<object, number>()
+
+/** The HTTP status an error is answered with: the one its schema class declares, else 500. */
+export const statusOf = (error: unknown): number => {
+  if (typeof error !== "object" || error === null) return 500
+  const constructor = error.constructor
+  let status = statuses.get(constructor)
+  if (status === undefined) {
+    status = Schema.isSchema(constructor) ? HttpApiSchema.getStatusErrorAST(constructor.ast) : 500
+    statuses.set(constructor, status)
+  }
+  return status
+}
+
+export const measured = (kind: OrderKind, concert: string | undefined) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => {
+    const started = performance.now()
+    return Effect.onExit(effect, (exit) =>
+      Effect.sync(() => {
+        let status = 201
+        if (Exit.isFailure(exit)) {
+          const failure = Cause.failureOption(exit.cause)
+          // A buyer who went away was answered nothing.
+          if (Option.isNone(failure) && Cause.isInterruptedOnly(exit.cause)) return
+          status = Option.isSome(failure) ? statusOf(failure.value) : 500
+        }
+        const label = concert === undefined || status === 400 || status === 404 ? noConcert : concert
+        recordOrder(kind, label, status, (performance.now() - started) / 1000)
+      }))
+  })
