@@ -45,49 +45,60 @@ export const noConcert = "none"
 type Counter = Metric.Metric.Counter<number>
 type Histogram = Metric.Metric.Histogram<number>
 
-const counters = new Map<string, Counter>()
-const histograms = new Map<string, Histogram>()
-
-const counterFor = (kind: OrderKind, concert: string, status: number): Counter => {
-  const key = `${kind} ${concert} ${status}`
-  let counter = counters.get(key)
-  if (counter === undefined) {
-    counter = answered[kind].pipe(Metric.tagged("concert", concert), Metric.tagged("status", String(status)))
-    counters.set(key, counter)
-  }
-  return counter
+/** One concert's answer series, made once each: an answer costs a map lookup and two updates. */
+interface ConcertOrders {
+  readonly counters: Map<string, Counter>
+  readonly histograms: Map<OrderKind, Histogram>
 }
 
-const histogramFor = (kind: OrderKind, concert: string): Histogram => {
-  const key = `${kind} ${concert}`
-  let histogram = histograms.get(key)
-  if (histogram === undefined) {
-    histogram = Metric.tagged(waited[kind], "concert", concert)
-    histograms.set(key, histogram)
+const byConcert = new Map<string, ConcertOrders>()
+
+const ordersOf = (concert: string): ConcertOrders => {
+  let orders = byConcert.get(concert)
+  if (orders === undefined) {
+    orders = { counters: new Map(), histograms: new Map() }
+    byConcert.set(concert, orders)
   }
-  return histogram
+  return orders
 }
 
 const none: ReadonlyArray<MetricLabel.MetricLabel> = []
 
 /** One answer to a buyer: its status and how long it took, in seconds. */
 export const recordOrder = (kind: OrderKind, concert: string, status: number, tookSeconds: number): void => {
-  counterFor(kind, concert, status).unsafeUpdate(1, none)
-  histogramFor(kind, concert).unsafeUpdate(tookSeconds, none)
+  const orders = ordersOf(concert)
+  const key = `${kind} ${status}`
+  let counter = orders.counters.get(key)
+  if (counter === undefined) {
+    counter = answered[kind].pipe(Metric.tagged("concert", concert), Metric.tagged("status", String(status)))
+    orders.counters.set(key, counter)
+  }
+  let histogram = orders.histograms.get(kind)
+  if (histogram === undefined) {
+    histogram = Metric.tagged(waited[kind], "concert", concert)
+    orders.histograms.set(kind, histogram)
+  }
+  counter.unsafeUpdate(1, none)
+  histogram.unsafeUpdate(tookSeconds, none)
 }
 
-/** The answers so far for one concert, by kind and status; and its latency histogram. */
-export const orderCounts = (kind: OrderKind, concert: string, status: number): number =>
-  counterFor(kind, concert, status).unsafeValue(none).count
+/** A concert's answers so far: counts by kind and status, and cumulative latency buckets by kind. */
+export interface OrderTotals {
+  readonly counts: ReadonlyMap<string, number>
+  readonly latency: ReadonlyMap<OrderKind, ReadonlyArray<readonly [number, number]>>
+}
 
-export const orderLatency = (kind: OrderKind, concert: string) => histogramFor(kind, concert).unsafeValue(none)
-
-/** The statuses seen so far for a kind at a concert (for the dashboard's rates). */
-export const statusesSeen = (kind: OrderKind, concert: string): ReadonlyArray<number> => {
-  const prefix = `${kind} ${concert} `
-  const statuses: Array<number> = []
-  for (const key of counters.keys()) if (key.startsWith(prefix)) statuses.push(Number(key.slice(prefix.length)))
-  return statuses
+/** The concerts buyers have been answered for, with what they were answered. */
+export const orderTotals = (): ReadonlyMap<string, OrderTotals> => {
+  const totals = new Map<string, OrderTotals>()
+  for (const [concert, orders] of byConcert) {
+    const counts = new Map<string, number>()
+    for (const [key, counter] of orders.counters) counts.set(key, counter.unsafeValue(none).count)
+    const latency = new Map<OrderKind, ReadonlyArray<readonly [number, number]>>()
+    for (const [kind, histogram] of orders.histograms) latency.set(kind, histogram.unsafeValue(none).buckets)
+    totals.set(concert, { counts, latency })
+  }
+  return totals
 }
 
 // The concert entities: batches, mailboxes, seats.
@@ -179,7 +190,7 @@ export const memory = Metric.gauge("ticketoverflow_process_memory_bytes", {
 })
 
 export const eventLoopDelay = Metric.gauge("ticketoverflow_event_loop_delay_seconds", {
-  description: "Event-loop delay over the last sampling period, by quantile (0.5, 0.99, 1 = max)"
+  description: "Event-loop delay over the last second, by statistic (p50, p99, max)"
 })
 
 /** What a concert entity last published of its concert: the dashboard's cards. */

@@ -21,9 +21,9 @@ const idle = Metric.tagged(Metrics.poolConnections, "state", "idle")
 const rss = Metric.tagged(Metrics.memory, "kind", "rss")
 const heapUsed = Metric.tagged(Metrics.memory, "kind", "heap_used")
 const external = Metric.tagged(Metrics.memory, "kind", "external")
-const delayP50 = Metric.tagged(Metrics.eventLoopDelay, "quantile", "0.5")
-const delayP99 = Metric.tagged(Metrics.eventLoopDelay, "quantile", "0.99")
-const delayMax = Metric.tagged(Metrics.eventLoopDelay, "quantile", "1")
+const delayP50 = Metric.tagged(Metrics.eventLoopDelay, "stat", "p50")
+const delayP99 = Metric.tagged(Metrics.eventLoopDelay, "stat", "p99")
+const delayMax = Metric.tagged(Metrics.eventLoopDelay, "stat", "max")
 
 const SamplerLive = Layer.scopedDiscard(
   Effect.gen(function*() {

@@ -9,6 +9,7 @@ import { Config, Effect, Layer, LogLevel } from "effect"
 import { Api } from "../domain/Api.js"
 import { ConcertsHttpLive } from "./ConcertsHttp.js"
 import { ErrorResponsesLive } from "./ErrorResponses.js"
+import { DashboardHttpLive } from "./DashboardHttp.js"
 import { MetricsHttpLive } from "./MetricsHttp.js"
 import { ReservationsHttpLive } from "./ReservationsHttp.js"
 import { TicketsHttpLive } from "./TicketsHttp.js"
@@ -43,6 +44,7 @@ const ServeLive = Layer.unwrapEffect(
 export const HttpLive = ServeLive.pipe(
   Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
   Layer.provide(MetricsHttpLive),
+  Layer.provide(DashboardHttpLive),
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
   Layer.provide(ErrorResponsesLive),
   Layer.provide(ApiLive)

@@ -1,0 +1,45 @@
+/**
+ * `/dashboard`: the live on-sale page, served by the service itself. The page, its script and
+ * the chart library (uPlot, from `node_modules`) are read once at start; `/dashboard/state` is
+ * the latest snapshot (`Dashboard`), which the page polls once a second. Outside the API
+ * document, as `/docs` is.
+ */
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { Effect, Layer } from "effect"
+import { readFile } from "node:fs/promises"
+import { createRequire } from "node:module"
+import { Dashboard } from "./Dashboard.js"
+
+const here = (file: string) => new URL(`./dashboard/${file}`, import.meta.url)
+const uplot = (file: string) => createRequire(import.meta.url).resolve(`uplot/dist/${file}`)
+
+const assets = [
+  { path: "/dashboard", file: here("index.html"), contentType: "text/html; charset=utf-8" },
+  { path: "/dashboard/dashboard.js", file: here("dashboard.js"), contentType: "text/javascript; charset=utf-8" },
+  { path: "/dashboard/dashboard.css", file: here("dashboard.css"), contentType: "text/css; charset=utf-8" },
+  { path: "/dashboard/uPlot.iife.min.js", file: uplot("uPlot.iife.min.js"), contentType: "text/javascript; charset=utf-8" },
+  { path: "/dashboard/uPlot.min.css", file: uplot("uPlot.min.css"), contentType: "text/css; charset=utf-8" }
+] as const
+
+export const DashboardHttpLive = HttpApiBuilder.Router.use((router) =>
+  Effect.gen(function*() {
+    const dashboard = yield* Dashboard
+    for (const asset of assets) {
+      const body = yield* Effect.promise(() => readFile(asset.file))
+      const response = HttpServerResponse.uint8Array(body, {
+        contentType: asset.contentType,
+        headers: { "cache-control": "no-cache" }
+      })
+      yield* router.get(asset.path as `/${string}`, Effect.succeed(response))
+    }
+    yield* router.get(
+      "/dashboard/state",
+      Effect.sync(() =>
+        HttpServerResponse.text(dashboard.json(), {
+          contentType: "application/json",
+          headers: { "cache-control": "no-store" }
+        })
+      )
+    )
+  })
+).pipe(Layer.provide(Dashboard.Default))
