@@ -16,8 +16,9 @@ import { PrintQueue } from "./workers/PrintQueue.js"
 import { WorkersLive } from "./workers/Workers.js"
 
 /**
- * Spans (and logs) exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Without
- * an exporter nobody reads a span, so none is made: that is a third of a purchase's CPU.
+ * Spans, metrics and logs exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+ * Without an exporter nobody reads a span, so none is made: that is a third of a purchase's
+ * CPU. Metrics are kept either way: `/metrics` and `/dashboard` read them.
  */
 export const TracingLive = Layer.unwrapEffect(
   Effect.gen(function*() {
@@ -25,10 +26,17 @@ export const TracingLive = Layer.unwrapEffect(
     const serviceName = yield* Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("ticketoverflow"))
     // The standard OpenTelemetry setting for how often buffered spans are sent, in milliseconds.
     const exportInterval = yield* positiveInteger("OTEL_BSP_SCHEDULE_DELAY", 5000)
+    // And how often metrics are.
+    const metricsInterval = yield* positiveInteger("OTEL_METRIC_EXPORT_INTERVAL", 60000)
     return Option.match(endpoint, {
       onNone: () => Layer.setTracerEnabled(false),
       onSome: (baseUrl) =>
-        Otlp.layerJson({ baseUrl, resource: { serviceName }, tracerExportInterval: exportInterval }).pipe(
+        Otlp.layerJson({
+          baseUrl,
+          resource: { serviceName },
+          tracerExportInterval: exportInterval,
+          metricsExportInterval: metricsInterval
+        }).pipe(
           Layer.provide(NodeHttpClient.layerUndici)
         )
     })

@@ -9,7 +9,7 @@
  * deciding anything else.
  */
 import { Entity, type Envelope } from "@effect/cluster"
-import { Chunk, Clock, Config, Duration, Effect, Layer, type Mailbox, Option } from "effect"
+import { Chunk, Clock, Config, Duration, Effect, Either, Layer, type Mailbox, Option, Tracer } from "effect"
 import * as crypto from "node:crypto"
 import {
   type ChangeSale,
@@ -45,6 +45,7 @@ import { holdRows, isHold, isRegistration, journalRows, outcomesOf } from "./Pur
 import { planRegistrations } from "./Registrations.js"
 import * as SeatLedger from "./SeatLedger.js"
 import * as Metrics from "../Metrics.js"
+import { rememberChange } from "./ChangeSpans.js"
 import { positiveInteger } from "../Settings.js"
 import { Ownership } from "./Ownership.js"
 
@@ -318,6 +319,7 @@ const make = Effect.gen(function*() {
         if (plan.allocated > 0) {
           yield* journal.append(plan.ledger, journalRows(seatOrders, plan), holdRows(seatOrders, plan, now))
           Metrics.groupCommits.unsafeUpdate(1, [])
+          yield* rememberChange(concertId)
           state.adopt(plan.ledger)
           let held = false
           for (const outcome of seatOutcomes) {
@@ -444,18 +446,24 @@ const make = Effect.gen(function*() {
         })
       })
 
-    /** Every order of consecutive `Purchases` messages is decided as one batch. */
+    /**
+     * Every order of consecutive `Purchases` messages is decided as one batch. Its span is a
+     * child of the first message's sender (the batch that process sent) and links to the
+     * others; the journal write and the replies are its children.
+     */
     const purchases = (requests: ReadonlyArray<PurchasesRequest>) => {
       const orders = requests.flatMap((request) => request.payload.orders)
-      for (const request of requests) Metrics.messageOrders.unsafeUpdate(request.payload.orders.length, [])
-      return decideInTime(orders).pipe(
-        Effect.withSpan("ConcertEntity.purchases", {
-          captureStackTrace: false,
-          attributes: { concertId, messages: requests.length, batch: orders.length }
-        }),
-        Effect.matchEffect({
-          onFailure: (error) => Effect.forEach(requests, (request) => replier.fail(request, error), { discard: true }),
-          onSuccess: (outcomes) => {
+      const senders: Array<Tracer.ExternalSpan> = []
+      for (const request of requests) {
+        Metrics.messageOrders.unsafeUpdate(request.payload.orders.length, [])
+        const { sampled, spanId, traceId } = request
+        if (spanId !== undefined && traceId !== undefined) senders.push(Tracer.externalSpan({ traceId, spanId, sampled }))
+      }
+      const [parent, ...others] = senders
+      const reply = (decided: Either.Either<ReadonlyArray<PurchaseOutcome>, ConcertNotFound>) =>
+        Either.match(decided, {
+          onLeft: (error) => Effect.forEach(requests, (request) => replier.fail(request, error), { discard: true }),
+          onRight: (outcomes) => {
             let offset = 0
             return Effect.forEach(requests, (request) => {
               const count = request.payload.orders.length
@@ -463,6 +471,15 @@ const make = Effect.gen(function*() {
               return replier.succeed(request, outcomes.slice(offset - count, offset))
             }, { discard: true })
           }
+        }).pipe(Effect.withSpan("ConcertEntity.reply", { captureStackTrace: false, attributes: { messages: requests.length } }))
+      return decideInTime(orders).pipe(
+        Effect.either,
+        Effect.flatMap(reply),
+        Effect.withSpan("ConcertEntity.purchases", {
+          captureStackTrace: false,
+          attributes: { concertId, messages: requests.length, batch: orders.length },
+          ...(parent === undefined ? { root: true } : { parent }),
+          links: others.map((span): Tracer.SpanLink => ({ _tag: "SpanLink", span, attributes: {} }))
         })
       )
     }

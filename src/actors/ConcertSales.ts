@@ -5,7 +5,7 @@
  * Under a burst that is what keeps the cluster's per-message cost (envelope, mailbox, reply,
  * fibers) off the per-buyer path; the entity then journals all of a batch in one statement.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Option, Schedule } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Option, Schedule, type Tracer } from "effect"
 import {
   ConcertEntity,
   type HoldOrder,
@@ -48,7 +48,20 @@ const lost = (cause: Cause.Cause<unknown>) => Option.isNone(Cause.failureOption(
 interface Waiting {
   readonly order: Order
   readonly deferred: Deferred.Deferred<Granted, NoTicket | PurchasesError>
+  /** The buyer's request, which the batch's span links to. */
+  readonly span: Tracer.AnySpan | undefined
 }
+
+/** The batch's span: a trace of its own, linked to each request it carries. */
+const batchSpan = (concertId: string, batch: ReadonlyArray<Waiting>, attempt: number) =>
+  Effect.withSpan("ConcertSales.batch", {
+    root: true,
+    captureStackTrace: false,
+    attributes: { concertId, orders: batch.length, attempt },
+    links: batch.flatMap((w): Array<Tracer.SpanLink> =>
+      w.span === undefined ? [] : [{ _tag: "SpanLink", span: w.span, attributes: {} }]
+    )
+  })
 
 export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales", {
   scoped: Effect.gen(function*() {
@@ -128,7 +141,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           if (batch.length === 0) break
           const [first, ...rest] = batch.map((w) => w.order)
           sending.set(concertId, batch)
-          const exit = yield* Effect.exit(client(concertId).Purchases({ orders: [first!, ...rest] }))
+          const exit = yield* Effect.exit(client(concertId).Purchases({ orders: [first!, ...rest] }).pipe(batchSpan(concertId, batch, attempt)))
           sending.delete(concertId)
           if (Exit.isSuccess(exit) || !lost(exit.cause) || !batch.some((w) => w.order.deadline !== undefined)) {
             settle(batch, exit)
@@ -143,15 +156,16 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       })
 
     const submit = (concertId: string, order: Order): Effect.Effect<Granted, NoTicket | PurchasesError> =>
-      Effect.suspend(() => {
+      Effect.flatMap(Effect.option(Effect.currentSpan), (span) => {
         const deferred = Deferred.unsafeMake<Granted, NoTicket | PurchasesError>(FiberId.none)
+        const entry: Waiting = { order, deferred, span: Option.getOrUndefined(span) }
         const queue = waiting.get(concertId)
         if (queue === undefined) {
-          const fresh = [{ order, deferred }]
+          const fresh = [entry]
           waiting.set(concertId, fresh)
           runFork(send(concertId, fresh))
         } else {
-          queue.push({ order, deferred })
+          queue.push(entry)
         }
         return Deferred.await(deferred)
       })

@@ -7,7 +7,8 @@
  * Whatever the timing, a render is only stored if the concert is still at the version it
  * showed (PrintsRepo.store); a stale one is redone.
  */
-import { Effect, Fiber, FiberMap, Layer, Metric, Option, Order, Schedule, STM, TPriorityQueue } from "effect"
+import { Effect, Fiber, FiberMap, Layer, Metric, Option, Order, Schedule, STM, TPriorityQueue, type Tracer } from "effect"
+import { identity } from "../actors/ChangeSpans.js"
 import * as Metrics from "../Metrics.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { Ownership } from "../actors/Ownership.js"
@@ -19,6 +20,8 @@ interface Job extends PendingTicket {
   readonly seq: number
   /** When this process queued it: time to PRINTED is measured from here. */
   readonly queuedAt: number
+  /** The request that asked for it, when it was asked here: the print's trace links to it. */
+  readonly cause: Tracer.ExternalSpan | undefined
 }
 
 const day = 86_400_000
@@ -60,14 +63,15 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
 
     /** Queues a PENDING ticket here if this process owns its concert; its owner prints it otherwise. */
     const enqueue = (ticket: PendingTicket) =>
-      Effect.suspend(() => {
+      Effect.flatMap(Effect.option(Effect.currentSpan), (span) => {
         if (known.has(ticket.ticketId) || !ownership.owns(ticket.concertId)) return Effect.void
         const job: Job = {
           ticketId: ticket.ticketId,
           concertId: ticket.concertId,
           date: ticket.date,
           seq: seq++,
-          queuedAt: Date.now()
+          queuedAt: Date.now(),
+          cause: Option.isSome(span) ? identity(span.value) : undefined
         }
         known.set(job.ticketId, job)
         return STM.commit(TPriorityQueue.offer(queue, job))
@@ -101,9 +105,12 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
           Metrics.printSeconds.unsafeUpdate((Date.now() - job.queuedAt) / 1000, [])
         }
       }).pipe(
+        // A trace of its own, linked to the request that asked for it.
         Effect.withSpan("PrintQueue.print", {
+          root: true,
           captureStackTrace: false,
-          attributes: { ticketId: job.ticketId, concertId: job.concertId, attempt }
+          attributes: { ticketId: job.ticketId, concertId: job.concertId, attempt },
+          links: job.cause === undefined ? [] : [{ _tag: "SpanLink", span: job.cause, attributes: {} }]
         })
       )
 

@@ -19,6 +19,7 @@ import * as zlib from "node:zlib"
 import { type StalePlan, SeatingPlansRepo, type StoredPlan } from "../sql/SeatingPlansRepo.js"
 import { positiveInteger } from "../Settings.js"
 import { Ownership } from "../actors/Ownership.js"
+import { latestChange } from "../actors/ChangeSpans.js"
 import * as Metrics from "../Metrics.js"
 import { Renderer } from "./Renderer.js"
 
@@ -163,7 +164,17 @@ export const SeatingSweep = Layer.scopedDiscard(
           Effect.logError("seating plan render failed").pipe(
             Effect.annotateLogs({ concertId: plan.concertId, error: String(error) })
           )
-        )
+        ),
+        // A trace of its own, linked to the latest seat change it shows (and so to its buyers).
+        Effect.withSpan("SeatingPlans.render", {
+          root: true,
+          captureStackTrace: false,
+          attributes: { concertId: plan.concertId, capacity: plan.capacity, seatChanges: plan.seatChanges },
+          links: Option.match(Option.fromNullable(latestChange(plan.concertId)), {
+            onNone: () => [],
+            onSome: (span) => [{ _tag: "SpanLink" as const, span, attributes: {} }]
+          })
+        })
       )
 
     /**
