@@ -5,7 +5,8 @@
  * start on an embedded PostgreSQL of their own; each gets 20 concerts of 100,000 seats and a
  * warm-up, then the same 20,000 purchases over 256 connections (`bench/load.ts`), alternating
  * before and after, `--rounds` times. Ratios from one run compare code; the machine's noise
- * falls on both sides alike.
+ * falls on both sides alike. `--watch` also scrapes `/metrics` and polls `/dashboard/state`
+ * once a second on the side being measured, as an operator's Prometheus and wall screen would.
  */
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs/promises"
@@ -45,8 +46,26 @@ export const ab = async (args: ReadonlyArray<string>) => {
       for (let i = 0; i < 20; i++) concerts.push(await createConcert(target.port, 100_000, `AB ${i}`))
       sides.push({ name, target, concerts })
     }
-    const run = (side: (typeof sides)[number]) =>
-      load({ port: side.target.port, concerts: side.concerts, requests: 20_000, connections: 256, burst: false })
+    const watch = args.includes("--watch")
+    const run = async (side: (typeof sides)[number]) => {
+      let running = true
+      const watching = watch
+        ? (async () => {
+          while (running) {
+            for (const url of ["/metrics", "/dashboard/state"]) {
+              await fetch(`http://127.0.0.1:${side.target.port}${url}`).then((r) => r.arrayBuffer()).catch(() => undefined)
+            }
+            await new Promise((resolve) => setTimeout(resolve, 1000))
+          }
+        })()
+        : Promise.resolve()
+      try {
+        return await load({ port: side.target.port, concerts: side.concerts, requests: 20_000, connections: 256, burst: false })
+      } finally {
+        running = false
+        await watching
+      }
+    }
     for (const side of sides) await run(side) // warm-up
     const rows: Array<string> = []
     for (let round = 1; round <= rounds; round++) {

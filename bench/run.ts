@@ -12,7 +12,7 @@
  * renders: the same (a) alone and then while 1,000 tickets print and a 150,000-seat plan keeps
  *   re-rendering; time to PRINTED for tonight's ticket behind 2,000 next-year prints; how soon
  *   a new concert's plan appears and how soon it shows new purchases.
- * ab --base REV: purchases per second of commit REV and of this checkout, side by side
+ * ab --base REV [--watch]: purchases per second of commit REV and of this checkout, side by side
  *   (`bench/ab.ts`). reservations: bursts of reservations beside purchases, checkouts with
  *   recycling (`bench/reservations.ts`). draw: 100,000 registrations, then the draw
  *   (`bench/draw.ts`). scale: 1, 2, 3 runners, each limited to the same CPU share
