@@ -203,6 +203,12 @@ export interface ConcertFigures {
   readonly held: number
   readonly free: number
   readonly waiting: number
+  /** FIRST_COME or DRAW, when the sale opens and when the draw ran (ms since the epoch). */
+  readonly mode: string
+  readonly opensAt: number | null
+  readonly drawnAt: number | null
+  /** Registrations that stand (registered for the draw, offered, or waiting). */
+  readonly registered: number
 }
 
 interface ConcertSeries {

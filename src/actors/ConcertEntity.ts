@@ -118,7 +118,11 @@ const make = Effect.gen(function*() {
         sold: taken - held,
         held,
         free: concert.capacity - taken,
-        waiting: state.line().length
+        waiting: state.line().length,
+        mode: loaded.ledger.sale.mode,
+        opensAt: loaded.ledger.sale.opensAt,
+        drawnAt: loaded.ledger.sale.drawnAt,
+        registered: state.registrations().size
       })
     }
 

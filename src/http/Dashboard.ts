@@ -41,6 +41,10 @@ export interface ConcertCard {
   readonly held: number | null
   readonly free: number | null
   readonly waiting: number | null
+  readonly mode: string | null
+  readonly opensAt: number | null
+  readonly drawnAt: number | null
+  readonly registered: number | null
   /** Seats sold in each of the last `historySeconds` seconds, oldest first. */
   readonly sales: ReadonlyArray<number>
   /** Buyers' latency over the last ten seconds, in milliseconds (null without answers). */
@@ -111,9 +115,34 @@ const poolIdle = gauge(Metrics.poolConnections, "state", "idle")
 const rss = gauge(Metrics.memory, "kind", "rss")
 const loopP99 = gauge(Metrics.eventLoopDelay, "stat", "p99")
 
+const quiet: ReadonlyArray<number> = Array.from({ length: historySeconds }, () => 0)
+const noRates = { "201": 0, "412": 0, "422": 0, "503": 0 } as const
+
+const idleCard = (id: string, figures: Metrics.ConcertFigures | undefined): ConcertCard => ({
+  id,
+  name: figures?.name ?? null,
+  date: figures?.date ?? null,
+  status: figures?.status ?? null,
+  capacity: figures?.capacity ?? null,
+  sold: figures?.sold ?? null,
+  held: figures?.held ?? null,
+  free: figures?.free ?? null,
+  waiting: figures?.waiting ?? null,
+  mode: figures?.mode ?? null,
+  opensAt: figures?.opensAt ?? null,
+  drawnAt: figures?.drawnAt ?? null,
+  registered: figures?.registered ?? null,
+  sales: quiet,
+  p50: null,
+  p99: null,
+  rates: noRates
+})
+
 export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
   scoped: Effect.gen(function*() {
     const tracks = new Map<string, Track>()
+    /** Each concert's sold count and answers at the last sample, to see that something changed. */
+    const lastSeen = new Map<string, { readonly key: string; readonly sold: number; readonly answered: ReadonlyArray<number> }>()
     /** Cumulative print-time buckets at each of the last 61 seconds. */
     const printHistory: Array<ReadonlyArray<readonly [number, number]>> = []
     let tick = 0
@@ -153,7 +182,22 @@ export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
           kinds.reduce((sum, kind) => sum + (orders?.counts.get(`${kind} ${status}`) ?? 0), 0)
         )
         const sold = figures?.sold ?? answered[0]!
+        // A concert gets a history (about 12 KB) once something changes at it; an idle one
+        // is a card with its figures alone.
+        const key = `${sold} ${answered.join(" ")}`
+        const seen = lastSeen.get(id)
+        lastSeen.set(id, { key, sold, answered })
+        if (!tracks.has(id) && (seen === undefined || seen.key === key)) {
+          cards.push({ ...idleCard(id, figures), recent: 0 })
+          continue
+        }
         const track = trackOf(id, now)
+        if (track.last < 0 && seen !== undefined) {
+          // Its history starts a second ago, from what was seen then: this second's sales count.
+          track.sold[slot(tick - 1)] = seen.sold
+          seen.answered.forEach((n, i) => (track.answers[i * ring + slot(tick - 1)] = n))
+          track.last = tick - 1
+        }
         const here = slot(tick)
         const previous = track.last < 0 ? undefined : track.sold[slot(track.last)]
         if (previous === undefined || previous !== sold || answered.some((n, i) => n !== track.answers[i * ring + slot(track.last)])) {
@@ -197,6 +241,10 @@ export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
           held: figures?.held ?? null,
           free: figures?.free ?? null,
           waiting: figures?.waiting ?? null,
+          mode: figures?.mode ?? null,
+          opensAt: figures?.opensAt ?? null,
+          drawnAt: figures?.drawnAt ?? null,
+          registered: figures?.registered ?? null,
           sales,
           p50: ms(0.5),
           p99: ms(0.99),
@@ -205,8 +253,9 @@ export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
         })
       }
       for (const [id, track] of tracks) {
-        if (!ids.has(id) || (now - track.lastChange > forgetAfter * 1000 && !board.has(id))) tracks.delete(id)
+        if (!ids.has(id) || now - track.lastChange > forgetAfter * 1000) tracks.delete(id)
       }
+      for (const id of lastSeen.keys()) if (!ids.has(id)) lastSeen.delete(id)
       cards.sort((a, b) => b.recent - a.recent || (a.name ?? a.id).localeCompare(b.name ?? b.id))
 
       const printed = Metrics.printSeconds.unsafeValue([]).buckets

@@ -65,6 +65,16 @@
       root.querySelector(".bar-held").style.width = `${(100 * (concert.held ?? 0)) / concert.capacity}%`
       root.querySelector(".bar").setAttribute("aria-label", `${sold} of ${concert.capacity} sold, ${concert.held ?? 0} held`)
     }
+    // A draw: when it runs, or that it ran, and how many stand in it.
+    const sale = root.querySelector(".sale")
+    const clock = (ms) => new Date(ms).toLocaleString()
+    sale.hidden = concert.mode !== "DRAW" && !concert.registered
+    const saleText = concert.mode === "DRAW"
+      ? concert.drawnAt !== null
+        ? `Drawn ${clock(concert.drawnAt)} · ${number.format(concert.registered ?? 0)} in the draw still standing`
+        : `Draw at ${concert.opensAt === null ? "–" : clock(concert.opensAt)} · ${number.format(concert.registered ?? 0)} registered`
+      : `${number.format(concert.registered ?? 0)} in the waiting line`
+    if (sale.textContent !== saleText) sale.textContent = saleText
     const recent = concert.sales.slice(-10)
     text(root, ".rate", (recent.reduce((a, b) => a + b, 0) / recent.length).toFixed(1))
     text(root, ".p50", ms(concert.p50))
