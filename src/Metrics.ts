@@ -3,11 +3,12 @@
  * Prometheus' text format, OTLP exports them when configured, and `/dashboard` draws them.
  * Names and labels are what operators query: `docs/OPERATIONS.md` says what each one tells.
  *
- * The hot path pays a map lookup and a counter or histogram update per answer: the tagged
- * metric objects are made once per concert and status and kept, so no metric key is built
- * or hashed per request.
+ * The hot path pays a map lookup and a counter or histogram update per answer. Labelled series
+ * are made once (per concert and status) from their full key (`labelled`) and kept: an update
+ * then goes straight to its registry entry. (`Metric.tagged` would build and hash a key on
+ * every update.)
  */
-import { Metric, MetricBoundaries, MetricLabel } from "effect"
+import { Metric, MetricBoundaries, MetricKey, type MetricKeyType, MetricLabel } from "effect"
 
 /** Seconds, from 2.5 ms to 10 s: a buyer's answer, a print, a render. */
 const seconds = MetricBoundaries.fromIterable([0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
@@ -19,25 +20,31 @@ const orders = MetricBoundaries.fromIterable([1, 2, 5, 10, 20, 50, 100, 200, 500
 export type OrderKind = "purchase" | "reservation" | "registration"
 
 const answered = {
-  purchase: Metric.counter("ticketoverflow_purchases", {
+  purchase: MetricKey.counter("ticketoverflow_purchases", {
     description: "POST /tickets answered, by concert and HTTP status (201 sold, 422 sold out or cancelled, 503 busy or not saved)",
     incremental: true
   }),
-  reservation: Metric.counter("ticketoverflow_reservations", {
+  reservation: MetricKey.counter("ticketoverflow_reservations", {
     description: "POST /reservations answered, by concert and HTTP status (201 held, 412 not enough seats, 503 busy or not saved)",
     incremental: true
   }),
-  registration: Metric.counter("ticketoverflow_registrations", {
+  registration: MetricKey.counter("ticketoverflow_registrations", {
     description: "POST /concerts/{id}/registrations answered, by concert and HTTP status",
     incremental: true
   })
 } as const
 
 const waited = {
-  purchase: Metric.histogram("ticketoverflow_purchase_seconds", seconds, "How long buyers waited for a purchase's answer, by concert"),
-  reservation: Metric.histogram("ticketoverflow_reservation_seconds", seconds, "How long buyers waited for a reservation's answer, by concert"),
-  registration: Metric.histogram("ticketoverflow_registration_seconds", seconds, "How long buyers waited for a registration's answer, by concert")
+  purchase: MetricKey.histogram("ticketoverflow_purchase_seconds", seconds, "How long buyers waited for a purchase's answer, by concert"),
+  reservation: MetricKey.histogram("ticketoverflow_reservation_seconds", seconds, "How long buyers waited for a reservation's answer, by concert"),
+  registration: MetricKey.histogram("ticketoverflow_registration_seconds", seconds, "How long buyers waited for a registration's answer, by concert")
 } as const
+
+/** One labelled series of a metric, made once and kept by the caller. */
+export const labelled = <Type extends MetricKeyType.MetricKeyType<any, any>>(
+  key: MetricKey.MetricKey<Type>,
+  labels: Record<string, string>
+) => Metric.fromMetricKey(MetricKey.taggedWithLabels(key, Object.entries(labels).map(([k, v]) => MetricLabel.make(k, v))))
 
 /** The label of answers that named no concert that exists (400s): one series, not one per id. */
 export const noConcert = "none"
@@ -70,12 +77,12 @@ export const recordOrder = (kind: OrderKind, concert: string, status: number, to
   const key = `${kind} ${status}`
   let counter = orders.counters.get(key)
   if (counter === undefined) {
-    counter = answered[kind].pipe(Metric.tagged("concert", concert), Metric.tagged("status", String(status)))
+    counter = labelled(answered[kind], { concert, status: String(status) })
     orders.counters.set(key, counter)
   }
   let histogram = orders.histograms.get(kind)
   if (histogram === undefined) {
-    histogram = Metric.tagged(waited[kind], "concert", concert)
+    histogram = labelled(waited[kind], { concert })
     orders.histograms.set(kind, histogram)
   }
   counter.unsafeUpdate(1, none)
@@ -120,19 +127,19 @@ export const groupCommits = Metric.counter("ticketoverflow_group_commits", {
   incremental: true
 })
 
-export const mailboxDepth = Metric.gauge("ticketoverflow_concert_mailbox_depth", {
+export const mailboxDepth = MetricKey.gauge("ticketoverflow_concert_mailbox_depth", {
   description: "Messages a concert entity found waiting when it last took its mailbox, by concert"
 })
 
-export const concertSeats = Metric.gauge("ticketoverflow_concert_seats", {
+export const concertSeats = MetricKey.gauge("ticketoverflow_concert_seats", {
   description: "A concert's seats by state (sold, held, free), as its entity holds them, by concert"
 })
 
-export const concertCapacity = Metric.gauge("ticketoverflow_concert_capacity", {
+export const concertCapacity = MetricKey.gauge("ticketoverflow_concert_capacity", {
   description: "A concert's capacity, by concert"
 })
 
-export const concertWaiting = Metric.gauge("ticketoverflow_concert_waiting", {
+export const concertWaiting = MetricKey.gauge("ticketoverflow_concert_waiting", {
   description: "People in a concert's waiting line (after a draw or a sell-out), by concert"
 })
 
@@ -145,7 +152,7 @@ export const offers = Metric.counter("ticketoverflow_offers", {
 
 // Printing and seating plans.
 
-export const printQueueDepth = Metric.gauge("ticketoverflow_print_queue_depth", {
+export const printQueueDepth = MetricKey.gauge("ticketoverflow_print_queue_depth", {
   description: "Tickets queued or printing here, by band of the concert's date (today, week, later)"
 })
 
@@ -155,7 +162,7 @@ export const printSeconds = Metric.histogram(
   "Time from a ticket's print request (or its queueing at start) to PRINTED"
 )
 
-export const prints = Metric.counter("ticketoverflow_prints", {
+export const prints = MetricKey.counter("ticketoverflow_prints", {
   description: "Ticket prints finished, by outcome (printed, error)",
   incremental: true
 })
@@ -175,7 +182,7 @@ export const seatingRenders = Metric.counter("ticketoverflow_seating_renders", {
 
 // The database pool and the process.
 
-export const poolConnections = Metric.gauge("ticketoverflow_db_pool_connections", {
+export const poolConnections = MetricKey.gauge("ticketoverflow_db_pool_connections", {
   description: "Database connections by state (in_use, idle)"
 })
 
@@ -185,11 +192,11 @@ export const poolWaiting = Metric.gauge("ticketoverflow_db_pool_waiting", {
 
 export const poolMax = Metric.gauge("ticketoverflow_db_pool_max", { description: "The pool's size (DATABASE_POOL_SIZE)" })
 
-export const memory = Metric.gauge("ticketoverflow_process_memory_bytes", {
+export const memory = MetricKey.gauge("ticketoverflow_process_memory_bytes", {
   description: "The process's memory by kind (rss, heap_used, external)"
 })
 
-export const eventLoopDelay = Metric.gauge("ticketoverflow_event_loop_delay_seconds", {
+export const eventLoopDelay = MetricKey.gauge("ticketoverflow_event_loop_delay_seconds", {
   description: "Event-loop delay over the last second, by statistic (p50, p99, max)"
 })
 
@@ -226,14 +233,13 @@ const board = new Map<string, ConcertFigures>()
 const seriesOf = (concertId: string): ConcertSeries => {
   let series = concertSeries.get(concertId)
   if (series === undefined) {
-    const seats = Metric.tagged(concertSeats, "concert", concertId)
     series = {
-      sold: Metric.tagged(seats, "state", "sold"),
-      held: Metric.tagged(seats, "state", "held"),
-      free: Metric.tagged(seats, "state", "free"),
-      capacity: Metric.tagged(concertCapacity, "concert", concertId),
-      waiting: Metric.tagged(concertWaiting, "concert", concertId),
-      mailbox: Metric.tagged(mailboxDepth, "concert", concertId)
+      sold: labelled(concertSeats, { concert: concertId, state: "sold" }),
+      held: labelled(concertSeats, { concert: concertId, state: "held" }),
+      free: labelled(concertSeats, { concert: concertId, state: "free" }),
+      capacity: labelled(concertCapacity, { concert: concertId }),
+      waiting: labelled(concertWaiting, { concert: concertId }),
+      mailbox: labelled(mailboxDepth, { concert: concertId })
     }
     concertSeries.set(concertId, series)
   }

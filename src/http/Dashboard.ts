@@ -5,7 +5,7 @@
  * database pool and the process. The page polls the latest snapshot, so any number of screens
  * cost one sampling, and history is there the moment a screen opens.
  */
-import { Effect, Metric, Schedule } from "effect"
+import { Effect, type MetricKey, Schedule } from "effect"
 import * as Metrics from "../Metrics.js"
 
 /** Seconds of sales history a card draws. */
@@ -101,9 +101,9 @@ const merge = (
 ): ReadonlyArray<readonly [number, number]> =>
   a === undefined ? b ?? [] : b === undefined ? a : a.map(([bound, count], i) => [bound, count + (b[i]?.[1] ?? 0)] as const)
 
-const gauge = (metric: Metric.Metric.Gauge<number>, key: string, value: string) => {
-  const tagged = Metric.tagged(metric, key, value)
-  return () => tagged.unsafeValue([]).value
+const gauge = (key: MetricKey.MetricKey.Gauge<number>, label: string, value: string) => {
+  const series = Metrics.labelled(key, { [label]: value })
+  return () => series.unsafeValue([]).value
 }
 const printDepth = {
   today: gauge(Metrics.printQueueDepth, "band", "today"),

@@ -8,7 +8,7 @@
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { Metrics as OtelMetrics, Resource } from "@effect/opentelemetry"
 import { PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
-import { Config, Effect, Layer, Metric, Schedule } from "effect"
+import { Config, Effect, Layer, Schedule } from "effect"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import * as Metrics from "../Metrics.js"
 import { DatabasePool } from "../sql/Database.js"
@@ -16,14 +16,14 @@ import { DatabasePool } from "../sql/Database.js"
 /** The exposition format's content type, as Prometheus asks for it. */
 export const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
 
-const inUse = Metric.tagged(Metrics.poolConnections, "state", "in_use")
-const idle = Metric.tagged(Metrics.poolConnections, "state", "idle")
-const rss = Metric.tagged(Metrics.memory, "kind", "rss")
-const heapUsed = Metric.tagged(Metrics.memory, "kind", "heap_used")
-const external = Metric.tagged(Metrics.memory, "kind", "external")
-const delayP50 = Metric.tagged(Metrics.eventLoopDelay, "stat", "p50")
-const delayP99 = Metric.tagged(Metrics.eventLoopDelay, "stat", "p99")
-const delayMax = Metric.tagged(Metrics.eventLoopDelay, "stat", "max")
+const inUse = Metrics.labelled(Metrics.poolConnections, { state: "in_use" })
+const idle = Metrics.labelled(Metrics.poolConnections, { state: "idle" })
+const rss = Metrics.labelled(Metrics.memory, { kind: "rss" })
+const heapUsed = Metrics.labelled(Metrics.memory, { kind: "heap_used" })
+const external = Metrics.labelled(Metrics.memory, { kind: "external" })
+const delayP50 = Metrics.labelled(Metrics.eventLoopDelay, { stat: "p50" })
+const delayP99 = Metrics.labelled(Metrics.eventLoopDelay, { stat: "p99" })
+const delayMax = Metrics.labelled(Metrics.eventLoopDelay, { stat: "max" })
 
 const SamplerLive = Layer.scopedDiscard(
   Effect.gen(function*() {

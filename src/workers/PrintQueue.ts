@@ -7,7 +7,7 @@
  * Whatever the timing, a render is only stored if the concert is still at the version it
  * showed (PrintsRepo.store); a stale one is redone.
  */
-import { Effect, Fiber, FiberMap, Layer, Metric, Option, Order, Schedule, STM, TPriorityQueue, type Tracer } from "effect"
+import { Effect, Fiber, FiberMap, Layer, Option, Order, Schedule, STM, TPriorityQueue, type Tracer } from "effect"
 import { identity } from "../actors/ChangeSpans.js"
 import * as Metrics from "../Metrics.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
@@ -33,12 +33,12 @@ const bandOf = (date: string, today: number): "today" | "week" | "later" => {
 }
 
 const depthGauges = {
-  today: Metric.tagged(Metrics.printQueueDepth, "band", "today"),
-  week: Metric.tagged(Metrics.printQueueDepth, "band", "week"),
-  later: Metric.tagged(Metrics.printQueueDepth, "band", "later")
+  today: Metrics.labelled(Metrics.printQueueDepth, { band: "today" }),
+  week: Metrics.labelled(Metrics.printQueueDepth, { band: "week" }),
+  later: Metrics.labelled(Metrics.printQueueDepth, { band: "later" })
 } as const
-const printed = Metric.tagged(Metrics.prints, "outcome", "printed")
-const failed = Metric.tagged(Metrics.prints, "outcome", "error")
+const printed = Metrics.labelled(Metrics.prints, { outcome: "printed" })
+const failed = Metrics.labelled(Metrics.prints, { outcome: "error" })
 
 /** Soonest concert first (dates are `YYYY-MM-DD`, so text order is date order), then arrival. */
 const byUrgency: Order.Order<Job> = Order.combine(
