@@ -8,13 +8,7 @@
  * falls on both sides alike. `--watch` also scrapes `/metrics` and polls `/dashboard/state`
  * once a second on the side being measured, as an operator's Prometheus and wall screen would.
  */
-import { execFileSync } from "node:child_process"
-import * as fs from "node:fs/promises"
-import * as os from "node:os"
-import * as path from "node:path"
-import { createConcert, fmt, load, option, root, startTarget, type Target } from "./shared.js"
-
-const git = (...args: Array<string>) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim()
+import { createConcert, fmt, git, load, option, root, startTarget, type Target, worktree } from "./shared.js"
 
 export const ab = async (args: ReadonlyArray<string>) => {
   const base = option(args, "base")
@@ -26,17 +20,8 @@ export const ab = async (args: ReadonlyArray<string>) => {
   delete process.env.DATABASE_URL
   const cleanup: Array<() => Promise<void>> = []
   try {
-    const parent = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-ab-"))
-    await fs.chmod(parent, 0o755)
-    const checkout = path.join(parent, commit)
-    git("worktree", "add", "--detach", checkout, commit)
-    cleanup.push(async () => {
-      git("worktree", "remove", "--force", checkout)
-      await fs.rm(parent, { recursive: true, force: true })
-    })
-    const sameLock = git("diff", "--stat", commit, "--", "package-lock.json") === ""
-    if (sameLock) await fs.symlink(path.join(root, "node_modules"), path.join(checkout, "node_modules"))
-    else execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: checkout, stdio: "inherit" })
+    const { checkout, remove } = await worktree(commit)
+    cleanup.push(remove)
 
     const sides: Array<{ readonly name: string; readonly target: Target; readonly concerts: Array<string> }> = []
     for (const [name, dir] of [[`before (${commit})`, checkout], [`after (${head})`, root]] as const) {

@@ -12,6 +12,8 @@
  * renders: the same (a) alone and then while 1,000 tickets print and a 150,000-seat plan keeps
  *   re-rendering; time to PRINTED for tonight's ticket behind 2,000 next-year prints; how soon
  *   a new concert's plan appears and how soon it shows new purchases.
+ * ladder [--base REV] [--rounds N] [--seconds S]: where a purchase's cost goes, from raw
+ *   node:http and the empty HttpApi endpoint up to the full service, step by step (`bench/ladder.ts`).
  * ab --base REV [--watch]: purchases per second of commit REV and of this checkout, side by side
  *   (`bench/ab.ts`). reservations: bursts of reservations beside purchases, checkouts with
  *   recycling (`bench/reservations.ts`). draw: 100,000 registrations, then the draw
@@ -26,6 +28,7 @@ import { freePort } from "../src/sql/EmbeddedPostgres.js"
 import { runScenario } from "./scenarios.js"
 import { hostile } from "./hostile.js"
 import { ab } from "./ab.js"
+import { ladder } from "./ladder.js"
 import { draw } from "./draw.js"
 import { reservations } from "./reservations.js"
 import { scale } from "./scale.js"
@@ -56,6 +59,7 @@ const waitHealthy = async (port: number, pathname: string) => {
 const main = async () => {
   if (scenario === "hostile") return hostile(args)
   if (scenario === "ab") return ab(args)
+  if (scenario === "ladder") return ladder(args)
   if (scenario === "reservations") return reservations(args)
   if (scenario === "draw") return draw(args)
   if (scenario === "scale") return scale(args)

@@ -1,5 +1,5 @@
 /** What the benchmark drivers share: the target service, number formatting, bulk purchases. */
-import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -7,6 +7,29 @@ import pg from "pg"
 import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
 
 export const root = path.resolve(import.meta.dirname, "..")
+
+export const git = (...args: Array<string>) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim()
+
+/**
+ * Commit `commit` checked out in a temporary directory others can enter (the embedded database
+ * runs as another user), sharing this checkout's `node_modules` when the lockfiles agree.
+ */
+export const worktree = async (commit: string) => {
+  const parent = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-ab-"))
+  await fs.chmod(parent, 0o755)
+  const checkout = path.join(parent, commit)
+  git("worktree", "add", "--detach", checkout, commit)
+  const sameLock = git("diff", "--stat", commit, "--", "package-lock.json") === ""
+  if (sameLock) await fs.symlink(path.join(root, "node_modules"), path.join(checkout, "node_modules"))
+  else execFileSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: checkout, stdio: "inherit" })
+  return {
+    checkout,
+    remove: async () => {
+      git("worktree", "remove", "--force", checkout)
+      await fs.rm(parent, { recursive: true, force: true })
+    }
+  }
+}
 
 /** One request to the service under test (setup and checks; the load itself is `bench/load.ts`). */
 export const request = async (port: number, method: string, pathname: string, body?: string) => {

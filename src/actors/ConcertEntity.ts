@@ -705,7 +705,8 @@ const make = Effect.gen(function*() {
   }
 })
 
-export const ConcertEntityLive = Layer.unwrapEffect(
+/** The entity's layer, needing its journal (and timers, ownership): the bench swaps the journal. */
+export const ConcertEntityLayer = Layer.unwrapEffect(
   Effect.gen(function*() {
     // Each process has one message per concert in flight, but other clients and runners may
     // queue many: they must wait, not overflow. Beyond this, callers get 503 + Retry-After.
@@ -713,4 +714,8 @@ export const ConcertEntityLive = Layer.unwrapEffect(
     const maxIdleTime = yield* Config.duration("CONCERT_MAX_IDLE").pipe(Config.withDefault("5 minutes"))
     return ConcertEntity.toLayerMailbox(make, { mailboxCapacity, maxIdleTime })
   })
-).pipe(Layer.provide([ConcertJournal.Default, HoldTimers.Default, Ownership.Default]))
+)
+
+export const ConcertEntityLive = ConcertEntityLayer.pipe(
+  Layer.provide([ConcertJournal.Default, HoldTimers.Default, Ownership.Default])
+)

@@ -1,0 +1,173 @@
+/**
+ * `npm run bench -- ladder [--base REV] [--rounds N] [--seconds S]`: where a purchase's cost
+ * goes, as a ladder of servers measured side by side in one run with `wrk` (100 connections,
+ * 20 concerts, rotating users): raw `node:http`; the empty HttpApi endpoint; then the purchase
+ * built up a step at a time (`bench/ladderServer.ts`); the full service; and, with `--base`,
+ * the full service of commit REV. Each step's cost per request is the difference of the
+ * previous step's and its own time per request at saturation (1 / throughput: the event loop
+ * is the limit). Every server has a database of its own on one embedded PostgreSQL, holding the
+ * same 20 concerts of 150,000 seats.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import pg from "pg"
+import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
+import { fmt, git, option, root, worktree } from "./shared.js"
+
+const concerts = Array.from({ length: 20 }, (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`)
+
+const script = `
+local concerts = {${concerts.map((c) => `"${c}"`).join(", ")}}
+local n = 0
+request = function()
+  n = n + 1
+  local body = string.format('{"concert_id":"%s","user_id":"00000000-0000-0000-0000-%012d"}', concerts[(n % #concerts) + 1], (n % 5000) + 1)
+  return wrk.format("POST", "/api/v1/tickets", {["content-type"] = "application/json"}, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, latency:percentile(99)))
+end
+`
+
+interface Rung {
+  readonly name: string
+  readonly port: number
+  readonly process: ChildProcess
+  readonly cwd: string
+}
+
+interface Measured {
+  readonly perSecond: number
+  readonly non2xx: number
+  readonly socketErrors: number
+  readonly p99Ms: number
+}
+
+const wrk = (port: number, seconds: number, scriptFile: string) =>
+  new Promise<Measured>((resolve, reject) =>
+    execFile("wrk", ["-t1", "-c100", `-d${seconds}s`, "-s", scriptFile, `http://127.0.0.1:${port}`], (error, stdout) => {
+      if (error) return reject(error)
+      const line = stdout.split("\n").find((l) => l.startsWith("RESULT "))
+      if (line === undefined) return reject(new Error(`wrk printed no result:\n${stdout}`))
+      const [requests, micros, non2xx, socketErrors, p99] = line.slice(7).split(" ").map(Number) as [number, number, number, number, number]
+      resolve({ perSecond: requests / (micros / 1e6), non2xx, socketErrors, p99Ms: p99 / 1000 })
+    }))
+
+/** Any HTTP answer on the port: the server is listening. */
+const listening = async (port: number, name: string) => {
+  for (let i = 0; i < 600; i++) {
+    const answered = await fetch(`http://127.0.0.1:${port}/api/v1/tickets`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } })
+      .then(() => true, () => false)
+    if (answered) return
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  throw new Error(`${name} did not start`)
+}
+
+export const ladder = async (args: ReadonlyArray<string>) => {
+  const rounds = Number(option(args, "rounds") ?? 2) || 2
+  const seconds = Number(option(args, "seconds") ?? 10) || 10
+  const base = option(args, "base")
+  const cleanup: Array<() => Promise<void>> = []
+  try {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-ladder-"))
+    await fs.chmod(dataDir, 0o755)
+    const server = await startEmbeddedPostgres({ dataDir: path.join(dataDir, "pg") })
+    cleanup.unshift(async () => {
+      await server.stop()
+      await fs.rm(dataDir, { recursive: true, force: true })
+    })
+    const scriptFile = path.join(dataDir, "purchase.lua")
+    await fs.writeFile(scriptFile, script)
+    const admin = new pg.Client({ connectionString: server.url })
+    await admin.connect()
+    cleanup.unshift(() => admin.end())
+    const databaseUrl = async (name: string) => {
+      await admin.query(`CREATE DATABASE ${name}`)
+      const url = new URL(server.url)
+      url.pathname = `/${name}`
+      return url.toString()
+    }
+
+    const rungs: Array<Rung> = []
+    const start = async (name: string, file: string, env: Record<string, string>, cwd = root, nodeArgs: Array<string> = []) => {
+      const port = await freePort()
+      const child = spawn(process.execPath, [...nodeArgs, "--max-semi-space-size=64", "--import", "tsx", file], {
+        cwd,
+        env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
+        stdio: ["ignore", "inherit", "inherit"]
+      })
+      cleanup.unshift(async () => {
+        child.kill("SIGTERM")
+        await new Promise((resolve) => child.once("exit", resolve))
+      })
+      await listening(port, name)
+      if (env.DATABASE_URL !== undefined) {
+        const db = new pg.Client({ connectionString: env.DATABASE_URL })
+        await db.connect()
+        for (const [i, id] of concerts.entries()) {
+          await db.query(
+            "INSERT INTO concerts (id, name, venue, date, capacity, status) VALUES ($1, $2, 'Ladder Arena', '2027-01-01', 150000, 'ACTIVE')",
+            [id, `Ladder ${i + 1}`]
+          )
+        }
+        await db.end()
+      }
+      rungs.push({ name, port, process: child, cwd })
+    }
+
+    await start("raw node:http", "bench/rawServer.ts", {})
+    await start("empty HttpApi endpoint", "bench/ceilingServer.ts", { CEILING: "api" })
+    for (const [step, name] of [
+      ["lookups", "+ user, closed-sales and concert checks"],
+      ["sales", "+ ConcertSales and the cluster, entity answers at once"],
+      ["entity", "+ the real entity, journal write skipped"],
+      ["journal", "+ the journal write (the whole purchase)"]
+    ] as const) {
+      await start(name, "bench/ladderServer.ts", { LADDER: step, DATABASE_URL: await databaseUrl(`ladder_${step}`) })
+    }
+    const head = git("rev-parse", "--short", "HEAD") + (git("status", "--porcelain").length > 0 ? "+changes" : "")
+    await start(`the full service (${head})`, "src/main.ts", { DATABASE_URL: await databaseUrl("service") })
+    if (base !== undefined) {
+      const commit = git("rev-parse", "--short", base)
+      const { checkout, remove } = await worktree(commit)
+      cleanup.push(remove)
+      await start(`the full service (${commit})`, "src/main.ts", { DATABASE_URL: await databaseUrl("base") }, checkout)
+    }
+
+    for (const rung of rungs) await wrk(rung.port, 3, scriptFile) // warm-up
+    const results = new Map<string, Array<Measured>>()
+    for (let round = 1; round <= rounds; round++) {
+      // Alternating the order between rounds spreads the machine's drift over every rung.
+      const order = round % 2 === 1 ? rungs : [...rungs].reverse()
+      for (const rung of order) {
+        const measured = await wrk(rung.port, seconds, scriptFile)
+        console.log(`round ${round} ${rung.name}: ${fmt(measured.perSecond)} req/s, p99 ${fmt(measured.p99Ms)} ms, non-2xx ${measured.non2xx}, socket errors ${measured.socketErrors}`)
+        results.set(rung.name, [...(results.get(rung.name) ?? []), measured])
+      }
+    }
+    const mean = (name: string) => {
+      const all = results.get(name)!
+      return all.reduce((sum, m) => sum + m.perSecond, 0) / all.length
+    }
+    const empty = mean("empty HttpApi endpoint")
+    console.log(`\n| step | req/s | µs per request | step's cost, µs | × the empty endpoint |`)
+    console.log("|---|---|---|---|---|")
+    // Each step's cost: its time per request less the step before's, from the empty endpoint
+    // to the full service of this checkout (the base commit's is there to compare with).
+    const steps = rungs.length - (base === undefined ? 0 : 1)
+    rungs.forEach((rung, i) => {
+      const perSecond = mean(rung.name)
+      const micros = 1e6 / perSecond
+      const cost = i >= 2 && i < steps ? fmt(micros - 1e6 / mean(rungs[i - 1]!.name)) : ""
+      console.log(`| ${rung.name} | ${fmt(perSecond)} | ${fmt(micros)} | ${cost} | ${fmt(perSecond / empty, 2)} |`)
+    })
+    const failures = [...results.values()].flat().reduce((n, m) => n + m.non2xx + m.socketErrors, 0)
+    console.log(`\nnon-2xx answers and socket errors over all runs: ${failures}`)
+  } finally {
+    for (const step of cleanup) await step().catch((error) => console.error(String(error)))
+  }
+}

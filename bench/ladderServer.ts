@@ -1,0 +1,122 @@
+/**
+ * The purchase built up a step at a time, for `npm run bench -- ladder`: the same one-endpoint
+ * HttpApi as the empty ceiling (`bench/ceilingServer.ts`), whose handler does more at each step.
+ *   LADDER=lookups: + the user lookup, the closed-sales check and the known-concert check,
+ *                   then a constant ticket;
+ *   LADDER=sales:   + `ConcertSales` (batching per concert) and the cluster, to an entity that
+ *                   answers every order at once;
+ *   LADDER=entity:  + the real concert entity (its ledger, batch planning, outcomes) with a
+ *                   journal whose write does nothing;
+ *   LADDER=journal: + the journal write: the whole purchase, without the rest of the service
+ *                   (the other endpoints, the render workers, the sweeps, metrics).
+ * Needs DATABASE_URL (a database of its own: it runs as a `single` cluster process).
+ */
+import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { Clock, Config, Effect, Layer } from "effect"
+import * as crypto from "node:crypto"
+import { ClusterLive } from "../src/actors/Cluster.js"
+import { ConcertEntityLayer } from "../src/actors/ConcertEntity.js"
+import { ConcertSales } from "../src/actors/ConcertSales.js"
+import { HoldTimers } from "../src/actors/HoldTimers.js"
+import { Ownership } from "../src/actors/Ownership.js"
+import { ConcertEntity } from "../src/domain/ConcertEntity.js"
+import { ConcertId, TicketId } from "../src/domain/Ids.js"
+import { PurchaseTicket, Ticket, TicketRecord } from "../src/domain/Ticket.js"
+import { ClosedSales } from "../src/http/ClosedSales.js"
+import { KnownConcerts } from "../src/http/KnownConcerts.js"
+import { ServiceServer } from "../src/http/ServiceServer.js"
+import { ConcertJournal } from "../src/sql/ConcertJournal.js"
+import { DatabaseLive } from "../src/sql/Database.js"
+import { UserDirectory } from "../src/sql/UserDirectory.js"
+
+class LadderApi extends HttpApi.make("Ladder")
+  .add(HttpApiGroup.make("tickets").add(
+    HttpApiEndpoint.post("purchase", "/tickets").setPayload(PurchaseTicket).addSuccess(Ticket, { status: 201 })
+  ))
+  .prefix("/api/v1")
+{}
+
+const base = "http://127.0.0.1/api/v1"
+
+type Step = "lookups" | "sales" | "entity" | "journal"
+
+const handlers = (step: Step) =>
+  HttpApiBuilder.group(LadderApi, "tickets", (handlers) =>
+    Effect.gen(function*() {
+      const users = yield* UserDirectory
+      const closedSales = yield* ClosedSales
+      const knownConcerts = yield* KnownConcerts
+      const sales = yield* ConcertSales
+      return handlers.handle("purchase", ({ payload }) =>
+        Effect.gen(function*() {
+          const { concert_id: concert, user_id: user } = payload
+          if (concert._tag === "Left" || user._tag === "Left" || !users.has(user.right)) return yield* Effect.die("unknown")
+          const concertId = concert.right
+          if ((yield* closedSales.get(concertId)) !== undefined) return yield* Effect.die("closed")
+          if (!(yield* knownConcerts.exists(concertId))) return yield* Effect.die("unknown concert")
+          if (step === "lookups") {
+            return new TicketRecord({ id: TicketId.make(crypto.randomUUID()), concertId, userId: user.right, seat: 1, printStatus: "NOT_PRINTED" }).toTicket(base)
+          }
+          const now = yield* Clock.currentTimeMillis
+          const ticket = yield* sales.buy(concertId, { ticketId: TicketId.make(crypto.randomUUID()), userId: user.right, deadline: now + 10_000 }).pipe(
+            Effect.orDieWith((error) => error)
+          )
+          return ticket.toTicket(base)
+        }))
+    })
+  )
+
+const concertOfLadder = "00000000-0000-4000-8000-000000000001"
+
+/** An entity that answers every order at once with a ticket, remembering nothing. */
+const AtOnce = ConcertEntity.toLayer(Effect.gen(function*() {
+  return {
+    Purchases: ({ payload }) =>
+      Effect.forEach(payload.orders, (order) =>
+        "ticketId" in order
+          ? Effect.succeed(
+            new TicketRecord({ id: order.ticketId, concertId: ConcertId.make(concertOfLadder), userId: order.userId, seat: 1, printStatus: "NOT_PRINTED" })
+          )
+          : Effect.die("the ladder only buys")),
+    Update: () => Effect.die("not in the ladder"),
+    Transition: () => Effect.die("not in the ladder"),
+    Expire: () => Effect.die("not in the ladder"),
+    ChangeSale: () => Effect.die("not in the ladder"),
+    Withdraw: () => Effect.die("not in the ladder")
+  }
+}))
+
+/** The real journal, except that appending tickets writes nothing. */
+const JournalWithoutWrites = Layer.effect(
+  ConcertJournal,
+  Effect.map(ConcertJournal, (journal) => new ConcertJournal({ ...journal, append: () => Effect.void }))
+).pipe(Layer.provide(ConcertJournal.Default))
+
+const entityOf = (step: Step) =>
+  step === "lookups" ? Layer.empty
+  : step === "sales" ? AtOnce
+  : ConcertEntityLayer.pipe(
+    Layer.provide([step === "entity" ? JournalWithoutWrites : ConcertJournal.Default, HoldTimers.Default, Ownership.Default])
+  )
+
+const ServerLive = NodeHttpServer.layerConfig(() => new ServiceServer({ keepAliveTimeout: 65_000 }), {
+  port: Config.port("PORT"),
+  host: Config.succeed("127.0.0.1")
+})
+
+Layer.unwrapEffect(Effect.map(Config.literal("lookups", "sales", "entity", "journal")("LADDER"), (step) =>
+  Layer.merge(
+    HttpApiBuilder.serve().pipe(
+      Layer.provide(HttpApiBuilder.api(LadderApi).pipe(Layer.provide(handlers(step)))),
+      Layer.provide([UserDirectory.Default, ClosedSales.Default, KnownConcerts.Default, ConcertSales.Default])
+    ),
+    entityOf(step)
+  ))).pipe(
+  Layer.provide(ServerLive),
+  Layer.provide(ClusterLive),
+  Layer.provide(DatabaseLive),
+  Layer.provide(Layer.setTracerEnabled(false)),
+  Layer.launch,
+  NodeRuntime.runMain
+)
