@@ -56,11 +56,16 @@ const wrk = (port: number, seconds: number, scriptFile: string) =>
       resolve({ perSecond: requests / (micros / 1e6), non2xx, socketErrors, p99Ms: p99 / 1000 })
     }))
 
-/** Any HTTP answer on the port: the server is listening. */
-const listening = async (port: number, name: string) => {
+/**
+ * The server is ready: the service's health says so (it answers 503 while it starts); the
+ * others have only the purchase endpoint, and answer once they listen.
+ */
+const ready = async (port: number, name: string, service: boolean) => {
   for (let i = 0; i < 600; i++) {
-    const answered = await fetch(`http://127.0.0.1:${port}/api/v1/tickets`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } })
-      .then(() => true, () => false)
+    const answered = await (service
+      ? fetch(`http://127.0.0.1:${port}/api/v1/tickets/health`).then((r) => r.status === 200, () => false)
+      : fetch(`http://127.0.0.1:${port}/api/v1/tickets`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } })
+        .then(() => true, () => false))
     if (answered) return
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
@@ -83,6 +88,8 @@ export const ladder = async (args: ReadonlyArray<string>) => {
     const scriptFile = path.join(dataDir, "purchase.lua")
     await fs.writeFile(scriptFile, script)
     const admin = new pg.Client({ connectionString: server.url })
+    // The server stops before this client ends when a run fails: that is not a second error.
+    admin.on("error", () => {})
     await admin.connect()
     cleanup.unshift(() => admin.end())
     const databaseUrl = async (name: string) => {
@@ -104,7 +111,7 @@ export const ladder = async (args: ReadonlyArray<string>) => {
         child.kill("SIGTERM")
         await new Promise((resolve) => child.once("exit", resolve))
       })
-      await listening(port, name)
+      await ready(port, name, file === "src/main.ts")
       if (env.DATABASE_URL !== undefined) {
         const db = new pg.Client({ connectionString: env.DATABASE_URL })
         await db.connect()
