@@ -28,7 +28,11 @@ const sharding = Config.all({
   host: Config.string("RUNNER_HOST").pipe(Config.withDefault("localhost")),
   // Below Linux's ephemeral range (32768-60999): an outgoing connection can never hold it.
   port: Config.port("RUNNER_PORT").pipe(Config.withDefault(7431)),
-  shardsPerGroup: positiveInteger("SHARDS_PER_GROUP", 300)
+  shardsPerGroup: positiveInteger("SHARDS_PER_GROUP", 300),
+  // A message to an entity of this process is handed over as it is, not encoded and decoded
+  // as if it crossed the network: that cost a quarter of a purchase. The tests turn it on,
+  // where it catches a payload that could not cross to another runner.
+  simulateRemoteSerialization: Config.boolean("CLUSTER_SIMULATE_SERIALIZATION").pipe(Config.withDefault(false))
 })
 
 /**
@@ -61,7 +65,7 @@ const ShardWatchLive = (shardsPerGroup: number) =>
 
 export const ClusterLive = Layer.unwrapEffect(
   Effect.gen(function*() {
-    const { host, mode, port, shardsPerGroup } = yield* sharding
+    const { host, mode, port, shardsPerGroup, simulateRemoteSerialization } = yield* sharding
     if (mode === "single") {
       return ShardWatchLive(shardsPerGroup).pipe(
         Layer.provideMerge(Sharding.layer),
@@ -70,7 +74,8 @@ export const ClusterLive = Layer.unwrapEffect(
         Layer.provide([Layer.orDie(SqlRunnerStorage.layer), RunnerHealth.layerNoop]),
         Layer.provide(ShardingConfig.layer({
           runnerAddress: Option.some(RunnerAddress.make(host, port)),
-          shardsPerGroup
+          shardsPerGroup,
+          simulateRemoteSerialization
         })),
         Layer.provide(DatabaseClaim("single"))
       )
@@ -82,7 +87,8 @@ export const ClusterLive = Layer.unwrapEffect(
       runnerHealthCheckInterval: "5 seconds",
       refreshAssignmentsInterval: "1 second",
       shardLockRefreshInterval: "2 seconds",
-      shardLockExpiration: "6 seconds"
+      shardLockExpiration: "6 seconds",
+      simulateRemoteSerialization
     } as const
     if (mode === "client") return NodeClusterSocket.layer({ storage: "sql", clientOnly: true, shardingConfig })
     return ShardWatchLive(shardsPerGroup).pipe(
