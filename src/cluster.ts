@@ -31,7 +31,11 @@ const main = async () => {
   const url = configured !== undefined && configured !== "" ? configured : database!.url
   const children: Array<ChildProcess> = []
   const start = (name: string, env: Record<string, string>) => {
-    const child = spawn(process.execPath, ["--max-semi-space-size=64", "--import", "tsx", "src/main.ts"], {
+    // The compiled service beside this module, or the sources through tsx.
+    const entry = import.meta.url.endsWith(".js")
+      ? [new URL("./main.js", import.meta.url).pathname]
+      : ["--import", "tsx", "src/main.ts"]
+    const child = spawn(process.execPath, ["--max-semi-space-size=64", ...entry], {
       env: { ...process.env, DATABASE_URL: url, ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })

@@ -11,8 +11,10 @@ import * as WorkerThreads from "node:worker_threads"
 import { positiveInteger } from "../Settings.js"
 import { RenderSeating, RenderTicket, type SeatingDetails, type TicketDetails } from "./RenderProtocol.js"
 
-// The worker is TypeScript, loaded through tsx by a small ES module entry.
-const spawn = () => new WorkerThreads.Worker(new URL("./renderWorker.mjs", import.meta.url))
+// Compiled (`npm start` runs `dist/`), the worker is JavaScript beside this module; from the
+// sources (tests, benches) it is TypeScript, loaded through tsx by a small ES module entry.
+const compiled = import.meta.url.endsWith(".js")
+const spawn = () => new WorkerThreads.Worker(new URL(compiled ? "./RenderWorker.js" : "./renderWorker.mjs", import.meta.url))
 
 export class Renderer extends Effect.Service<Renderer>()("Renderer", {
   scoped: Effect.gen(function*() {
