@@ -8,7 +8,7 @@
  * is the limit). Every server has a database of its own on one embedded PostgreSQL, holding the
  * same 20 concerts of 150,000 seats.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -102,7 +102,9 @@ export const ladder = async (args: ReadonlyArray<string>) => {
     const rungs: Array<Rung> = []
     const start = async (name: string, file: string, env: Record<string, string>, cwd = root, nodeArgs: Array<string> = []) => {
       const port = await freePort()
-      const child = spawn(process.execPath, [...nodeArgs, "--max-semi-space-size=64", "--import", "tsx", file], {
+      // JavaScript (the compiled service) runs as is; TypeScript through tsx.
+      const entry = file.endsWith(".js") ? [file] : ["--import", "tsx", file]
+      const child = spawn(process.execPath, [...nodeArgs, "--max-semi-space-size=64", ...entry], {
         cwd,
         env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
         stdio: ["ignore", "inherit", "inherit"]
@@ -111,7 +113,7 @@ export const ladder = async (args: ReadonlyArray<string>) => {
         child.kill("SIGTERM")
         await new Promise((resolve) => child.once("exit", resolve))
       })
-      await ready(port, name, file === "src/main.ts")
+      await ready(port, name, /main\.(ts|js)$/.test(file))
       if (env.DATABASE_URL !== undefined) {
         const db = new pg.Client({ connectionString: env.DATABASE_URL })
         await db.connect()
@@ -137,7 +139,9 @@ export const ladder = async (args: ReadonlyArray<string>) => {
       await start(name, "bench/ladderServer.ts", { LADDER: step, DATABASE_URL: await databaseUrl(`ladder_${step}`) })
     }
     const head = git("rev-parse", "--short", "HEAD") + (git("status", "--porcelain").length > 0 ? "+changes" : "")
-    await start(`the full service (${head})`, "src/main.ts", { DATABASE_URL: await databaseUrl("service") })
+    // As `npm start` runs it: compiled.
+    execFileSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "inherit" })
+    await start(`the full service (${head})`, "dist/main.js", { DATABASE_URL: await databaseUrl("service") })
     if (base !== undefined) {
       const commit = git("rev-parse", "--short", base)
       const { checkout, remove } = await worktree(commit)

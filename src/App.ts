@@ -3,8 +3,8 @@
  * which parts run in which mode: the features, then the cluster, the database and tracing, in
  * that order. `main.ts` adds the Node HTTP server and launches it; tests add a test server.
  */
-import { NodeHttpClient } from "@effect/platform-node"
-import { Otlp } from "@effect/opentelemetry"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Otlp from "@effect/opentelemetry/Otlp"
 import { Config, Effect, Layer, Option } from "effect"
 import { ClusterLive } from "./actors/Cluster.js"
 import { ConcertEntityLive } from "./actors/ConcertEntity.js"

@@ -1,5 +1,6 @@
-import { HttpServer } from "@effect/platform"
-import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Config, ConfigError, Context, Duration, Effect, Exit, Layer } from "effect"
 import { AppLive } from "./App.js"
 import { ServiceServer } from "./http/ServiceServer.js"

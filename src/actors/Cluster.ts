@@ -7,17 +7,15 @@
  *   `RUNNER_HOST:RUNNER_PORT`; shards are spread over the healthy runners.
  * - `client`: serves HTTP only, sending every concert message to the runners.
  */
-import {
-  RunnerAddress,
-  RunnerHealth,
-  Runners,
-  Sharding,
-  ShardingConfig,
-  ShardId,
-  SqlMessageStorage,
-  SqlRunnerStorage
-} from "@effect/cluster"
-import { NodeClusterSocket } from "@effect/platform-node"
+import * as RunnerAddress from "@effect/cluster/RunnerAddress"
+import * as RunnerHealth from "@effect/cluster/RunnerHealth"
+import * as Runners from "@effect/cluster/Runners"
+import * as Sharding from "@effect/cluster/Sharding"
+import * as ShardingConfig from "@effect/cluster/ShardingConfig"
+import * as ShardId from "@effect/cluster/ShardId"
+import * as SqlMessageStorage from "@effect/cluster/SqlMessageStorage"
+import * as SqlRunnerStorage from "@effect/cluster/SqlRunnerStorage"
+import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import { Config, Effect, Layer, Option, Schedule } from "effect"
 import { clusterMode, positiveInteger } from "../Settings.js"
 import { DatabaseClaim } from "../sql/DatabaseClaim.js"

@@ -8,7 +8,8 @@
  * own wake-up (`HoldTimers`) at its earliest hold expiry, and releases lapsed holds before
  * deciding anything else.
  */
-import { Entity, type Envelope } from "@effect/cluster"
+import * as Entity from "@effect/cluster/Entity"
+import type * as Envelope from "@effect/cluster/Envelope"
 import { Chunk, Clock, Config, Duration, Effect, Either, Layer, type Mailbox, Option, Tracer } from "effect"
 import * as crypto from "node:crypto"
 import {

@@ -7,8 +7,9 @@
  * runner that died, every concert with something due gets a wake-up at its earliest time, so
  * what came due while nobody ran it happens at once.
  */
-import { Sharding, ShardId } from "@effect/cluster"
-import { SqlClient } from "@effect/sql"
+import * as Sharding from "@effect/cluster/Sharding"
+import * as ShardId from "@effect/cluster/ShardId"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Context, Duration, Effect, FiberMap, Option, Schedule } from "effect"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
 import { positiveInteger } from "../Settings.js"

@@ -3,7 +3,8 @@
  * (its seating renders, its ticket prints) runs at its owner alone, so with several runners each
  * plan is drawn once, by the runner that also writes the concert's seats.
  */
-import { EntityId, Sharding } from "@effect/cluster"
+import * as EntityId from "@effect/cluster/EntityId"
+import * as Sharding from "@effect/cluster/Sharding"
 import { Effect, Layer } from "effect"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
 

@@ -1,5 +1,5 @@
-import { Entity } from "@effect/cluster"
-import { Rpc } from "@effect/rpc"
+import * as Entity from "@effect/cluster/Entity"
+import * as Rpc from "@effect/rpc/Rpc"
 import { Schema } from "effect"
 import { Concert, UpdateConcert } from "./Concert.js"
 import {

@@ -6,7 +6,7 @@
  * declaration makes the response. What the framework raises itself (a body that is not JSON or
  * too large, an unknown route, a defect) is answered by `src/http/ErrorResponses.ts`.
  */
-import { HttpApiSchema } from "@effect/platform"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Schema } from "effect"
 
 const Message = { message: Schema.String }

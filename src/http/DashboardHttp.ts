@@ -4,7 +4,8 @@
  * the latest snapshot (`Dashboard`), which the page polls once a second. Outside the API
  * document, as `/docs` is.
  */
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Layer } from "effect"
 import { readFile } from "node:fs/promises"
 import { createRequire } from "node:module"

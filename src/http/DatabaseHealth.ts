@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import { Health as HealthBody } from "../domain/Api.js"
 import { DatabaseUnavailable } from "../domain/Errors.js"

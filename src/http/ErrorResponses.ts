@@ -5,14 +5,12 @@
  * (`src/domain/Errors.ts`) pass through untouched for HttpApi to encode from their
  * declarations; this only adds the `Retry-After` a 503 carries, which a schema cannot.
  */
-import {
-  HttpApiBuilder,
-  HttpApiError,
-  HttpApp,
-  HttpServerError,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiError from "@effect/platform/HttpApiError"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { SqlError } from "@effect/sql/SqlError"
 import { Cause, Effect, Option } from "effect"
 import { retryAfterSeconds } from "../domain/Errors.js"

@@ -5,8 +5,10 @@
  * `/docs` is. Also samples, once a second, what no request updates: the database pool, memory
  * and the event loop's delay.
  */
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Metrics as OtelMetrics, Resource } from "@effect/opentelemetry"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as OtelMetrics from "@effect/opentelemetry/Metrics"
+import * as Resource from "@effect/opentelemetry/Resource"
 import { PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
 import { Config, Effect, Layer, Schedule } from "effect"
 import { monitorEventLoopDelay } from "node:perf_hooks"

@@ -4,7 +4,10 @@
  * `Sharding` (to reach the concert entities), `SqlClient`, and a `PrintQueue` (the workers',
  * or `PrintQueue.DatabaseOnly` in a process that serves HTTP only).
  */
-import { type HttpApp, HttpApiBuilder, HttpApiSwagger, HttpServerRequest } from "@effect/platform"
+import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Config, Effect, Layer, LogLevel } from "effect"
 import { Api } from "../domain/Api.js"
 import { ConcertsHttpLive } from "./ConcertsHttp.js"

@@ -2,7 +2,7 @@
  * Counts a buyer's answer and times it, for `/metrics` and the dashboard. An answer that named
  * no concert that exists (400, 404) is counted under one label, so made-up ids add no series.
  */
-import { HttpApiSchema } from "@effect/platform"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Cause, Effect, Exit, Option, Schema } from "effect"
 import { noConcert, type OrderKind, recordOrder } from "../Metrics.js"
 

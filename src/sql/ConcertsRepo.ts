@@ -1,4 +1,5 @@
-import { SqlClient, SqlSchema } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlSchema from "@effect/sql/SqlSchema"
 import { Effect, identity } from "effect"
 import { keysetPages, type PageGate } from "./pages.js"
 import * as crypto from "node:crypto"

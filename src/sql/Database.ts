@@ -1,5 +1,5 @@
 import { SqlError } from "@effect/sql/SqlError"
-import { PgClient } from "@effect/sql-pg"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Context, Config, Effect, Layer, Option, Redacted } from "effect"
 import Pg from "pg"
 import { runMigrations } from "./migrations.js"

@@ -6,7 +6,7 @@
  * on a connection of their own for as long as they run; a process that cannot claim it does
  * not start, and says which process holds it.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer } from "effect"
 import * as os from "node:os"

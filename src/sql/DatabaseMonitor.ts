@@ -3,7 +3,7 @@
  * away: what an operator needs from an outage, instead of every failed query's trace. Lost
  * means three probes in a row failed: one slow answer under load is not an outage.
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Duration, Effect, Layer, Schedule } from "effect"
 
 export const DatabaseMonitorLive = Layer.scopedDiscard(

@@ -2,7 +2,8 @@
  * Reservations, sale settings and invoices as the API reads them. Every change to them is the
  * concert entity's (`ConcertJournal`); this only reads.
  */
-import { SqlClient, SqlSchema } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlSchema from "@effect/sql/SqlSchema"
 import { Effect, identity, Option, Schema } from "effect"
 import { ConcertId, UserId } from "../domain/Ids.js"
 import { Invoice, ReservationId, ReservationRecord } from "../domain/Reservation.js"

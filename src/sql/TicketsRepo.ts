@@ -1,4 +1,5 @@
-import { SqlClient, SqlSchema } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlSchema from "@effect/sql/SqlSchema"
 import { Effect, identity, Schema } from "effect"
 import { keysetPages, type PageGate } from "./pages.js"
 import { ConcertId, TicketId, UserId } from "../domain/Ids.js"

@@ -1,5 +1,5 @@
-import { Migrator } from "@effect/sql"
-import { SqlClient } from "@effect/sql"
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 /**

@@ -1,6 +1,7 @@
 /** Entry point of a render worker thread: renders tickets and seating plans off the main event loop. */
-import { WorkerRunner } from "@effect/platform"
-import { NodeRuntime, NodeWorkerRunner } from "@effect/platform-node"
+import * as WorkerRunner from "@effect/platform/WorkerRunner"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeWorkerRunner from "@effect/platform-node/NodeWorkerRunner"
 import { Effect, Layer } from "effect"
 import * as zlib from "node:zlib"
 import { RenderFailed, RenderRequest } from "./RenderProtocol.js"

@@ -3,8 +3,8 @@
  * a 150,000-seat plan never stalls purchases. Callers queue by priority before they get here;
  * each worker renders one thing at a time.
  */
-import { Worker } from "@effect/platform"
-import { NodeWorker } from "@effect/platform-node"
+import * as Worker from "@effect/platform/Worker"
+import * as NodeWorker from "@effect/platform-node/NodeWorker"
 import { Effect, Layer } from "effect"
 import * as os from "node:os"
 import * as WorkerThreads from "node:worker_threads"
