@@ -232,19 +232,7 @@ export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
           return value === null ? null : Math.round(value * 10_000) / 10
         }
         cards.push({
-          id,
-          name: figures?.name ?? null,
-          date: figures?.date ?? null,
-          status: figures?.status ?? null,
-          capacity: figures?.capacity ?? null,
-          sold: figures?.sold ?? null,
-          held: figures?.held ?? null,
-          free: figures?.free ?? null,
-          waiting: figures?.waiting ?? null,
-          mode: figures?.mode ?? null,
-          opensAt: figures?.opensAt ?? null,
-          drawnAt: figures?.drawnAt ?? null,
-          registered: figures?.registered ?? null,
+          ...idleCard(id, figures),
           sales,
           p50: ms(0.5),
           p99: ms(0.99),

@@ -3,19 +3,9 @@ import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import * as http from "node:http"
 import { json, raw, TestApp } from "../fixtures/Http.js"
+import { postStatus } from "../fixtures/RawHttp.js"
 
-const post = (agent: http.Agent, port: number, body: string) =>
-  new Promise<number>((resolve, reject) => {
-    const req = http.request(
-      { host: "127.0.0.1", port, method: "POST", path: "/api/v1/tickets", agent, headers: { "content-type": "application/json" } },
-      (res) => {
-        res.resume()
-        res.on("end", () => resolve(res.statusCode ?? 0))
-      }
-    )
-    req.on("error", reject)
-    req.end(body)
-  })
+const post = (agent: http.Agent, port: number, body: string) => postStatus(agent, port, "/api/v1/tickets", body)
 
 layer(TestApp, { excludeTestServices: true, timeout: "120 seconds" })("purchase burst", (it) => {
   it.effect("2,000 concurrent purchases on a concert of 500: exactly 500 × 201 and 1,500 × 422", () =>

@@ -7,7 +7,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { chromium } from "playwright-core"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
-import { rawRequest } from "../fixtures/RawHttp.js"
+import { rawRequest, postStatus } from "../fixtures/RawHttp.js"
 import { postConcert, serviceResource } from "../fixtures/Service.js"
 
 /** Debian's Chromium (`.ci/run` installs it when missing), or `CHROMIUM_PATH`. */
@@ -25,18 +25,7 @@ const browser = Effect.acquireRelease(
   (browser) => Effect.promise(() => browser.close())
 )
 
-const post = (agent: http.Agent, port: number, body: string) =>
-  new Promise<number>((resolve, reject) => {
-    const req = http.request(
-      { host: "127.0.0.1", port, method: "POST", path: "/api/v1/tickets", agent, headers: { "content-type": "application/json" } },
-      (res) => {
-        res.resume()
-        res.on("end", () => resolve(res.statusCode ?? 0))
-      }
-    )
-    req.on("error", reject)
-    req.end(body)
-  })
+const post = (agent: http.Agent, port: number, body: string) => postStatus(agent, port, "/api/v1/tickets", body)
 
 it.scopedLive("/dashboard in Chromium: the sold count rises to capacity during a burst, without a reload", () =>
   Effect.gen(function*() {

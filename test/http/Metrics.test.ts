@@ -4,21 +4,10 @@ import * as http from "node:http"
 import { spawnSync } from "node:child_process"
 import Pg from "pg"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
-import { rawRequest } from "../fixtures/RawHttp.js"
+import { rawRequest, postStatus } from "../fixtures/RawHttp.js"
 import { postConcert, serviceResource } from "../fixtures/Service.js"
 
-const post = (agent: http.Agent, port: number, path: string, body: string) =>
-  new Promise<number>((resolve, reject) => {
-    const req = http.request(
-      { host: "127.0.0.1", port, method: "POST", path, agent, headers: { "content-type": "application/json" } },
-      (res) => {
-        res.resume()
-        res.on("end", () => resolve(res.statusCode ?? 0))
-      }
-    )
-    req.on("error", reject)
-    req.end(body)
-  })
+const post = postStatus
 
 const user = (i: number) => `00000000-0000-0000-0000-${String((i % 5000) + 1).padStart(12, "0")}`
 
