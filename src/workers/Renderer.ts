@@ -1,11 +1,12 @@
 /**
  * A pool of render worker threads, one a core less one for the event loop (at least one), so
  * a 150,000-seat plan never stalls purchases. Callers queue by priority before they get here;
- * each worker renders one thing at a time.
+ * each worker renders one thing at a time. The threads start with the first render: a process
+ * with nothing to draw holds no second V8 heap.
  */
 import * as Worker from "@effect/platform/Worker"
 import * as NodeWorker from "@effect/platform-node/NodeWorker"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Scope } from "effect"
 import * as os from "node:os"
 import * as WorkerThreads from "node:worker_threads"
 import { positiveInteger } from "../Settings.js"
@@ -19,16 +20,23 @@ const spawn = () => new WorkerThreads.Worker(new URL(compiled ? "./RenderWorker.
 export class Renderer extends Effect.Service<Renderer>()("Renderer", {
   scoped: Effect.gen(function*() {
     const size = yield* positiveInteger("RENDER_WORKERS", Math.max(1, os.availableParallelism() - 1))
-    const pool = yield* Worker.makePoolSerialized({ size, concurrency: 1 })
-    yield* Effect.logInfo("render workers started").pipe(Effect.annotateLogs({ threads: size }))
+    const scope = yield* Effect.scope
+    const context = yield* Effect.context<Worker.WorkerManager | Worker.Spawner>()
+    const pool = yield* Effect.cached(
+      Worker.makePoolSerialized({ size, concurrency: 1 }).pipe(
+        Effect.tap(() => Effect.logInfo("render workers started").pipe(Effect.annotateLogs({ threads: size }))),
+        Scope.extend(scope),
+        Effect.provide(context)
+      )
+    )
     return {
       size,
       ticket: (details: TicketDetails) =>
-        pool.executeEffect(new RenderTicket(details)).pipe(
+        Effect.flatMap(pool, (workers) => workers.executeEffect(new RenderTicket(details))).pipe(
           Effect.withSpan("Renderer.ticket", { captureStackTrace: false, attributes: { ticketId: details.ticketId } })
         ),
       seating: (details: SeatingDetails) =>
-        pool.executeEffect(new RenderSeating(details)).pipe(
+        Effect.flatMap(pool, (workers) => workers.executeEffect(new RenderSeating(details))).pipe(
           Effect.withSpan("Renderer.seating", { captureStackTrace: false, attributes: { concertId: details.concertId } })
         )
     } as const
