@@ -147,6 +147,10 @@ it.scopedLive("an operator's log: ready with its URL, shards, requests at debug,
       rawRequest(service.port, "PUT", `/api/v1/concerts/${cancelled}`, JSON.stringify({ status: "CANCELLED" }))
     )
     expect(put.status).toBe(200)
+    // Shards are looked at once a second, apart from serving: the line may come after "ready".
+    yield* eventually(Effect.sync(() => service.output().includes("message=\"shards acquired\"")), (seen) => seen, {
+      within: "10 seconds"
+    })
     service.process.kill("SIGTERM")
     expect(yield* Effect.promise(() => service.exited)).toBe(0)
 
