@@ -10,7 +10,7 @@
  */
 import * as Entity from "@effect/cluster/Entity"
 import type * as Envelope from "@effect/cluster/Envelope"
-import { Chunk, Clock, Config, Duration, Effect, Either, Layer, type Mailbox, Option, Tracer } from "effect"
+import { Chunk, Clock, Config, Duration, Effect, Either, Layer, type Mailbox, Option, Schedule, Tracer } from "effect"
 import * as crypto from "node:crypto"
 import {
   type ChangeSale,
@@ -119,7 +119,7 @@ const make = Effect.gen(function*() {
         sold: taken - held,
         held,
         free: concert.capacity - taken,
-        waiting: state.line().length,
+        waiting: state.waitingCount(),
         mode: loaded.ledger.sale.mode,
         opensAt: loaded.ledger.sale.opensAt,
         drawnAt: loaded.ledger.sale.drawnAt,
@@ -717,6 +717,24 @@ export const ConcertEntityLayer = Layer.unwrapEffect(
   })
 )
 
-export const ConcertEntityLive = ConcertEntityLayer.pipe(
+/**
+ * Once a second, the concerts this process no longer owns leave its figures: an entity that
+ * stopped while idle and whose shard then moved has no finalizer left to run.
+ */
+const FiguresOfOwnedLive = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const ownership = yield* Ownership
+    yield* Effect.forkScoped(Effect.repeat(
+      Effect.sync(() => {
+        for (const concertId of [...Metrics.concertBoard().keys()]) {
+          if (!ownership.owns(concertId)) Metrics.leaveConcert(concertId)
+        }
+      }),
+      Schedule.spaced("1 second")
+    ))
+  })
+)
+
+export const ConcertEntityLive = Layer.merge(ConcertEntityLayer, FiguresOfOwnedLive).pipe(
   Layer.provide([ConcertJournal.Default, HoldTimers.Default, Ownership.Default])
 )

@@ -31,6 +31,8 @@ interface Held {
   line: Array<RegistrationRecord> | undefined
   /** The last place ever given in the line: places of people who left are not given again. */
   lastLineNo: number
+  /** How many registrations are WAITING (without building the line). */
+  waiting: number
 }
 
 export class ConcertState {
@@ -62,7 +64,8 @@ export class ConcertState {
               byUser: new Map(),
               offers: new Map(),
               line: undefined,
-              lastLineNo
+              lastLineNo,
+              waiting: 0
             }
             for (const registration of registrations) ConcertState.put(held, registration)
             return held
@@ -86,6 +89,8 @@ export class ConcertState {
     const before = held.registrations.get(registration.id)
     if (before?.reservationId != null) held.offers.delete(before.reservationId)
     if (before?.status === "WAITING" || registration.status === "WAITING") held.line = undefined
+    if (before?.status === "WAITING") held.waiting -= 1
+    if (registration.status === "WAITING") held.waiting += 1
     held.registrations.set(registration.id, registration)
     held.byUser.set(registration.userId, registration.id)
     if (registration.lineNo !== null && registration.lineNo > held.lastLineNo) held.lastLineNo = registration.lineNo
@@ -112,7 +117,10 @@ export class ConcertState {
     held.registrations.delete(registrationId)
     if (held.byUser.get(registration.userId) === registrationId) held.byUser.delete(registration.userId)
     if (registration.reservationId !== null) held.offers.delete(registration.reservationId)
-    if (registration.status === "WAITING") held.line = undefined
+    if (registration.status === "WAITING") {
+      held.line = undefined
+      held.waiting -= 1
+    }
   }
 
   /** The registration offered this reservation, if one was. */
@@ -135,6 +143,11 @@ export class ConcertState {
         .sort((a, b) => (a.lineNo ?? 0) - (b.lineNo ?? 0))
     }
     return held.line
+  }
+
+  /** How many are in line, without building it. */
+  waitingCount(): number {
+    return this.held?.waiting ?? 0
   }
 
   /** The line number the next to join the back of the line gets. */

@@ -25,6 +25,8 @@ interface Track {
   readonly sold: Float64Array
   /** Answers by status at each second, cumulative: statuses × ring. */
   readonly answers: Float64Array
+  /** When each second was sampled (ms): rates divide by the time that passed, not by ticks. */
+  readonly at: Float64Array
   /** Buyers' (purchases and reservations) cumulative latency buckets at each of the last `window` + 1 seconds. */
   readonly latency: Array<ReadonlyArray<readonly [number, number]>>
   lastChange: number
@@ -155,6 +157,7 @@ export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
         track = {
           sold: new Float64Array(historySeconds + 1).fill(Number.NaN),
           answers: new Float64Array(statuses.length * (historySeconds + 1)).fill(Number.NaN),
+          at: new Float64Array(historySeconds + 1).fill(Number.NaN),
           latency: [],
           lastChange: now,
           last: -1
@@ -181,7 +184,9 @@ export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
         const answered = statuses.map((status) =>
           kinds.reduce((sum, kind) => sum + (orders?.counts.get(`${kind} ${status}`) ?? 0), 0)
         )
-        const sold = figures?.sold ?? answered[0]!
+        // Seats sold, as the concert's entity says; for a concert another process runs, this
+        // process's purchases answered 201 (each one seat).
+        const sold = figures?.sold ?? orders?.counts.get("purchase 201") ?? 0
         // A concert gets a history (about 12 KB) once something changes at it; an idle one
         // is a card with its figures alone.
         const key = `${sold} ${answered.join(" ")}`
@@ -195,6 +200,7 @@ export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
         if (track.last < 0 && seen !== undefined) {
           // Its history starts a second ago, from what was seen then: this second's sales count.
           track.sold[slot(tick - 1)] = seen.sold
+          track.at[slot(tick - 1)] = now - 1000
           seen.answered.forEach((n, i) => (track.answers[i * ring + slot(tick - 1)] = n))
           track.last = tick - 1
         }
@@ -206,6 +212,7 @@ export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
         // Seconds not sampled (a new track) read as no change.
         for (let t = track.last < 0 ? tick : track.last + 1; t <= tick; t++) {
           track.sold[slot(t)] = sold
+          track.at[slot(t)] = now
           answered.forEach((n, i) => (track.answers[i * ring + slot(t)] = n))
         }
         track.last = tick
@@ -219,16 +226,18 @@ export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
           sales.push(Number.isNaN(a) || Number.isNaN(b) ? 0 : Math.max(0, b - a))
         }
         const from = Math.max(tick - window, tick - (track.latency.length - 1))
-        const seconds = Math.max(1, tick - from)
+        const since = track.at[slot(from)]!
+        const seconds = Number.isNaN(since) || now - since < 1000 ? Math.max(1, tick - from) : (now - since) / 1000
         const rates = Object.fromEntries(statuses.map((status, i) => {
           const then = track.answers[i * ring + slot(from)]!
           const diff = Number.isNaN(then) ? 0 : track.answers[i * ring + here]! - then
           return [status, Math.round((diff / seconds) * 10) / 10]
         })) as Record<(typeof statuses)[number], number>
         const newest = track.latency[track.latency.length - 1]!
-        const oldest = track.latency.length > 1 ? track.latency[0] : undefined
+        // Quantiles of the window only: a history one sample long has no window yet.
+        const oldest = track.latency[0]!
         const ms = (q: number) => {
-          const value = quantile(oldest, newest, q)
+          const value = track.latency.length > 1 ? quantile(oldest, newest, q) : null
           return value === null ? null : Math.round(value * 10_000) / 10
         }
         cards.push({

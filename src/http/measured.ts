@@ -1,6 +1,7 @@
 /**
  * Counts a buyer's answer and times it, for `/metrics` and the dashboard. An answer that named
- * no concert that exists (400, 404) is counted under one label, so made-up ids add no series.
+ * no concert that exists (400, 404), or a defect (500, possibly before the concert was looked up),
+ * is counted under one label, so made-up ids add no series.
  */
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Cause, Effect, Exit, Option, Schema } from "effect"
@@ -33,7 +34,8 @@ export const measured = (kind: OrderKind, concert: string | undefined) =>
           if (Option.isNone(failure) && Cause.isInterruptedOnly(exit.cause)) return
           status = Option.isSome(failure) ? statusOf(failure.value) : 500
         }
-        const label = concert === undefined || status === 400 || status === 404 ? noConcert : concert
+        // A defect (500) may come before the concert was found to exist (the database away).
+        const label = concert === undefined || status === 400 || status === 404 || status === 500 ? noConcert : concert
         recordOrder(kind, label, status, (performance.now() - started) / 1000)
       }))
   })

@@ -38,26 +38,31 @@ export class DatabasePool extends Context.Tag("DatabasePool")<DatabasePool, {
   readonly stats: () => { readonly inUse: number; readonly idle: number; readonly waiting: number; readonly max: number }
 }>() {}
 
-/** The pool itself: ours, so that its occupancy can be read; closed with the scope. */
+/**
+ * The pool itself: ours, so that its occupancy can be read; closed with the scope. The first
+ * query is outside the acquisition, so that its timeout (and a SIGTERM) can cut it short.
+ */
 const pool = (url: Redacted.Redacted, max: number) =>
   Effect.acquireRelease(
-    Effect.gen(function*() {
+    Effect.sync(() => {
       const pool = new Pg.Pool({ connectionString: Redacted.value(url), max, application_name: "ticketoverflow" })
       // A connection that breaks while idle is replaced on next use; its error is not ours to throw.
       pool.on("error", () => {})
-      yield* Effect.tryPromise({
+      return pool
+    }),
+    (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000))
+  ).pipe(
+    Effect.tap((pool) =>
+      Effect.tryPromise({
         try: () => pool.query("SELECT 1"),
         catch: (cause) => new SqlError({ cause, message: "PgClient: Failed to connect" })
       }).pipe(
         Effect.timeoutFail({
           duration: "5 seconds",
           onTimeout: () => new SqlError({ cause: new Error("Connection timed out"), message: "PgClient: Connection timed out" })
-        }),
-        Effect.tapError(() => Effect.promise(() => pool.end().catch(() => undefined)))
+        })
       )
-      return pool
-    }),
-    (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000))
+    )
   )
 
 /** `PgClient` + `SqlClient` for a given URL, with the schema migrated before anything uses it. */

@@ -6,7 +6,7 @@
  */
 import * as Worker from "@effect/platform/Worker"
 import * as NodeWorker from "@effect/platform-node/NodeWorker"
-import { Effect, Layer, Scope } from "effect"
+import { Deferred, Effect, Exit, FiberId, Layer, Scope } from "effect"
 import * as os from "node:os"
 import * as WorkerThreads from "node:worker_threads"
 import { positiveInteger } from "../Settings.js"
@@ -22,13 +22,29 @@ export class Renderer extends Effect.Service<Renderer>()("Renderer", {
     const size = yield* positiveInteger("RENDER_WORKERS", Math.max(1, os.availableParallelism() - 1))
     const scope = yield* Effect.scope
     const context = yield* Effect.context<Worker.WorkerManager | Worker.Spawner>()
-    const pool = yield* Effect.cached(
-      Worker.makePoolSerialized({ size, concurrency: 1 }).pipe(
-        Effect.tap(() => Effect.logInfo("render workers started").pipe(Effect.annotateLogs({ threads: size }))),
-        Scope.extend(scope),
-        Effect.provide(context)
-      )
+    const start = Worker.makePoolSerialized({ size, concurrency: 1 }).pipe(
+      Effect.tap(() => Effect.logInfo("render workers started").pipe(Effect.annotateLogs({ threads: size }))),
+      Scope.extend(scope),
+      Effect.provide(context)
     )
+    // Started once, by the first render, in a fiber of this service's own: a caller that goes
+    // away (a print interrupted by a concert update) does not stop it half-way. A start that
+    // fails is tried again by the next render.
+    type Pool = Effect.Effect.Success<typeof start>
+    type StartError = Effect.Effect.Error<typeof start>
+    let started: Deferred.Deferred<Pool, StartError> | undefined
+    const pool = Effect.suspend(() => {
+      if (started !== undefined) return Deferred.await(started)
+      const deferred = Deferred.unsafeMake<Pool, StartError>(FiberId.none)
+      started = deferred
+      return Effect.forkIn(
+        Effect.flatMap(Effect.exit(start), (exit) => {
+          if (Exit.isFailure(exit)) started = undefined
+          return Deferred.done(deferred, exit)
+        }),
+        scope
+      ).pipe(Effect.zipRight(Deferred.await(deferred)))
+    })
     return {
       size,
       ticket: (details: TicketDetails) =>

@@ -35,3 +35,18 @@ layer(Renderer.Live, { excludeTestServices: true, timeout: "60 seconds" })("Rend
       expect(zlib.gunzipSync(plan).toString()).toContain("<desc>c|150000|75000</desc>")
     }))
 })
+
+// A layer of its own: its threads start with this test's first render.
+layer(Renderer.Live, { excludeTestServices: true, timeout: "60 seconds" })("Renderer, started by a render", (it) => {
+  it.effect("a first render interrupted while the threads start leaves the renderer working", () =>
+    Effect.gen(function*() {
+      const renderer = yield* Renderer
+      const first = yield* Effect.fork(renderer.seating({ concertId: "c", name: "N", venue: "V", capacity: 10, purchased: 1 }))
+      yield* Effect.sleep("20 millis")
+      yield* Fiber.interrupt(first)
+      const plan = yield* renderer.seating({ concertId: "c", name: "N", venue: "V", capacity: 10, purchased: 2 }).pipe(
+        Effect.timeout("30 seconds")
+      )
+      expect(zlib.gunzipSync(plan).toString()).toContain("<desc>c|10|2</desc>")
+    }))
+})
