@@ -35,15 +35,20 @@ export class Renderer extends Effect.Service<Renderer>()("Renderer", {
     let started: Deferred.Deferred<Pool, StartError> | undefined
     const pool = Effect.suspend(() => {
       if (started !== undefined) return Deferred.await(started)
-      const deferred = Deferred.unsafeMake<Pool, StartError>(FiberId.none)
-      started = deferred
-      return Effect.forkIn(
-        Effect.flatMap(Effect.exit(start), (exit) => {
-          if (Exit.isFailure(exit)) started = undefined
-          return Deferred.done(deferred, exit)
-        }),
-        scope
-      ).pipe(Effect.zipRight(Deferred.await(deferred)))
+      // Claiming the start and forking it happen together: a caller interrupted in between
+      // would leave every later render waiting for a start that never comes.
+      return Effect.uninterruptibleMask((restore) => {
+        if (started !== undefined) return restore(Deferred.await(started))
+        const deferred = Deferred.unsafeMake<Pool, StartError>(FiberId.none)
+        started = deferred
+        return Effect.forkIn(
+          Effect.flatMap(Effect.exit(start), (exit) => {
+            if (Exit.isFailure(exit)) started = undefined
+            return Deferred.done(deferred, exit)
+          }),
+          scope
+        ).pipe(Effect.zipRight(restore(Deferred.await(deferred))))
+      })
     })
     return {
       size,

@@ -38,12 +38,16 @@ layer(Renderer.Live, { excludeTestServices: true, timeout: "60 seconds" })("Rend
 
 // A layer of its own: its threads start with this test's first render.
 layer(Renderer.Live, { excludeTestServices: true, timeout: "60 seconds" })("Renderer, started by a render", (it) => {
-  it.effect("a first render interrupted while the threads start leaves the renderer working", () =>
+  it.effect("first renders interrupted at any moment while the threads start leave the renderer working", () =>
     Effect.gen(function*() {
       const renderer = yield* Renderer
-      const first = yield* Effect.fork(renderer.seating({ concertId: "c", name: "N", venue: "V", capacity: 10, purchased: 1 }))
-      yield* Effect.sleep("20 millis")
-      yield* Fiber.interrupt(first)
+      // Interrupted at once, after a turn of the scheduler, and while the threads start.
+      for (const wait of [undefined, 0, 20] as const) {
+        const first = yield* Effect.fork(renderer.seating({ concertId: "c", name: "N", venue: "V", capacity: 10, purchased: 1 }))
+        if (wait === 0) yield* Effect.yieldNow()
+        if (wait === 20) yield* Effect.sleep("20 millis")
+        yield* Fiber.interrupt(first)
+      }
       const plan = yield* renderer.seating({ concertId: "c", name: "N", venue: "V", capacity: 10, purchased: 2 }).pipe(
         Effect.timeout("30 seconds")
       )
