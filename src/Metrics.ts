@@ -127,7 +127,7 @@ export const groupCommits = Metric.counter("ticketoverflow_group_commits", {
   incremental: true
 })
 
-export const mailboxDepth = MetricKey.gauge("ticketoverflow_concert_mailbox_depth", {
+const mailboxDepth = MetricKey.gauge("ticketoverflow_concert_mailbox_depth", {
   description: "Messages a concert entity found waiting when it last took its mailbox, by concert"
 })
 
@@ -135,11 +135,11 @@ export const concertSeats = MetricKey.gauge("ticketoverflow_concert_seats", {
   description: "A concert's seats by state (sold, held, free), as its entity holds them, by concert"
 })
 
-export const concertCapacity = MetricKey.gauge("ticketoverflow_concert_capacity", {
+const concertCapacity = MetricKey.gauge("ticketoverflow_concert_capacity", {
   description: "A concert's capacity, by concert"
 })
 
-export const concertWaiting = MetricKey.gauge("ticketoverflow_concert_waiting", {
+const concertWaiting = MetricKey.gauge("ticketoverflow_concert_waiting", {
   description: "People in a concert's waiting line (after a draw or a sell-out), by concert"
 })
 

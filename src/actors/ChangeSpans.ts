@@ -10,9 +10,7 @@ const latest = new Map<string, Tracer.ExternalSpan>()
 /** The current span is the one that journaled a change of `concertId`'s seats. */
 export const rememberChange = (concertId: string) =>
   Effect.map(Effect.option(Effect.currentSpan), (span) => {
-    if (Option.isSome(span)) {
-      latest.set(concertId, Tracer.externalSpan({ traceId: span.value.traceId, spanId: span.value.spanId, sampled: span.value.sampled }))
-    }
+    if (Option.isSome(span)) latest.set(concertId, identity(span.value))
   })
 
 /** The span of the latest change of `concertId`'s seats made here, if it was traced. */

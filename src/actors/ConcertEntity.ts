@@ -74,12 +74,7 @@ const make = Effect.gen(function*() {
   const journal = yield* ConcertJournal
   const timers = yield* HoldTimers
   const address = yield* Entity.CurrentAddress
-  const ownership = yield* Ownership
   const concertId = ConcertId.make(address.entityId)
-  // Stopped because its shard went to another runner (not idle): its figures are the new owner's.
-  yield* Effect.addFinalizer(() => Effect.sync(() => {
-    if (!ownership.owns(concertId)) Metrics.leaveConcert(concertId)
-  }))
 
   return (mailbox: Mailbox.ReadonlyMailbox<Envelope.Request<Rpcs>>, replier: Entity.Replier<Rpcs>) => {
     const state = new ConcertState(concertId, journal)
@@ -718,8 +713,8 @@ export const ConcertEntityLayer = Layer.unwrapEffect(
 )
 
 /**
- * Once a second, the concerts this process no longer owns leave its figures: an entity that
- * stopped while idle and whose shard then moved has no finalizer left to run.
+ * Once a second, the concerts this process no longer owns (their shard went to another runner,
+ * whether their entity was running or idle) leave its figures: they are the new owner's.
  */
 const FiguresOfOwnedLive = Layer.scopedDiscard(
   Effect.gen(function*() {

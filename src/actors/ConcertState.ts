@@ -33,6 +33,8 @@ interface Held {
   lastLineNo: number
   /** How many registrations are WAITING (without building the line). */
   waiting: number
+  /** How many seats the live reservations hold (without adding them up). */
+  heldSeats: number
 }
 
 export class ConcertState {
@@ -65,7 +67,8 @@ export class ConcertState {
               offers: new Map(),
               line: undefined,
               lastLineNo,
-              waiting: 0
+              waiting: 0,
+              heldSeats: rows.reduce((seats, row) => seats + row.quantity, 0)
             }
             for (const registration of registrations) ConcertState.put(held, registration)
             return held
@@ -82,7 +85,10 @@ export class ConcertState {
 
   /** A reservation now holds seats (or holds them in a new state). */
   hold(reservation: ReservationRecord): void {
-    if (this.loaded !== undefined && Option.isSome(this.loaded)) this.loaded.value.live.set(reservation.id, reservation)
+    const held = this.held
+    if (held === undefined) return
+    held.heldSeats += reservation.quantity - (held.live.get(reservation.id)?.quantity ?? 0)
+    held.live.set(reservation.id, reservation)
   }
 
   private static put(held: Held, registration: RegistrationRecord): void {
@@ -162,7 +168,10 @@ export class ConcertState {
 
   /** A reservation no longer holds seats. */
   drop(reservationId: string): void {
-    if (this.loaded !== undefined && Option.isSome(this.loaded)) this.loaded.value.live.delete(reservationId)
+    const held = this.held
+    if (held === undefined) return
+    held.heldSeats -= held.live.get(reservationId)?.quantity ?? 0
+    held.live.delete(reservationId)
   }
 
   /** What is held now, if loaded. */
@@ -177,9 +186,7 @@ export class ConcertState {
 
   /** How many seats the live reservations hold. */
   heldSeats(): number {
-    let seats = 0
-    for (const r of this.held?.live.values() ?? []) seats += r.quantity
-    return seats
+    return this.held?.heldSeats ?? 0
   }
 
   /** The earliest moment a live reservation expires, if any does. */

@@ -148,7 +148,6 @@ export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
     /** Cumulative print-time buckets at each of the last 61 seconds. */
     const printHistory: Array<ReadonlyArray<readonly [number, number]>> = []
     let tick = 0
-    let latest: Snapshot | undefined
     let latestJson = "{}"
 
     const trackOf = (id: string, now: number): Track => {
@@ -262,7 +261,7 @@ export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
         const value = quantile(printHistory.length > 1 ? printHistory[0] : undefined, printed, q)
         return value === null ? null : Math.round(value * 1000)
       }
-      latest = {
+      const latest: Snapshot = {
         at: now,
         concerts: cards.slice(0, maxCards).map(({ recent: _, ...card }) => card),
         printQueue: { today: printDepth.today(), week: printDepth.week(), later: printDepth.later() },
@@ -285,8 +284,7 @@ export class Dashboard extends Effect.Service<Dashboard>()("Dashboard", {
     yield* Effect.forkScoped(Effect.repeat(sample, Schedule.spaced("1 second")))
     return {
       /** The latest snapshot as JSON text. */
-      json: () => latestJson,
-      snapshot: () => latest
+      json: () => latestJson
     } as const
   })
 }) {}

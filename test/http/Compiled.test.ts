@@ -9,15 +9,25 @@ import { freePort, postConcert } from "../fixtures/Service.js"
 
 const root = path.resolve(import.meta.dirname, "../..")
 
-/** `npm start` runs the JavaScript `npm run build` compiles into `dist/`, not the sources. */
-it.scopedLive("the compiled service (dist/) starts, sells, renders in its worker, serves the dashboard and stops on SIGTERM", () =>
+/**
+ * `npm start` runs the JavaScript `npm run build` compiles into `dist/`, not the sources, and
+ * hands messages to its own entities without encoding them (the other tests encode them).
+ */
+it.scopedLive("the compiled service (dist/), as npm start runs it, sells, holds, refuses, renders, serves the dashboard and stops", () =>
   Effect.gen(function*() {
     execFileSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "inherit" })
     const url = yield* freshDatabaseUrl
     const port = yield* Effect.promise(() => freePort())
     const child = spawn(process.execPath, ["--max-semi-space-size=64", "dist/main.js"], {
       cwd: root,
-      env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
+      env: {
+        ...process.env,
+        DATABASE_URL: url,
+        PORT: String(port),
+        HOST: "127.0.0.1",
+        LOG_LEVEL: "warn",
+        CLUSTER_SIMULATE_SERIALIZATION: "false"
+      },
       stdio: ["ignore", "pipe", "pipe"]
     })
     let output = ""
@@ -32,11 +42,24 @@ it.scopedLive("the compiled service (dist/) starts, sells, renders in its worker
       { within: "60 seconds", every: "200 millis" }
     )
     expect(health, output).toBe(200)
-    const concertId = yield* Effect.promise(() => postConcert(port, 10, "Compiled"))
-    const bought = yield* Effect.promise(() =>
-      rawRequest(port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: "00000000-0000-0000-0000-000000000001" }))
-    )
+    const concertId = yield* Effect.promise(() => postConcert(port, 3, "Compiled"))
+    const order = (path: string, body: Record<string, unknown>) =>
+      Effect.promise(() =>
+        rawRequest(port, "POST", path, JSON.stringify({ concert_id: concertId, user_id: "00000000-0000-0000-0000-000000000001", ...body }))
+      )
+    const bought = yield* order("/api/v1/tickets", {})
     expect(bought.status).toBe(201)
+    expect(JSON.parse(bought.body)).toMatchObject({ concert: { id: concertId }, print_status: "NOT_PRINTED" })
+    const held = yield* order("/api/v1/reservations", { quantity: 2 })
+    expect(held.status).toBe(201)
+    const reservation = JSON.parse(held.body) as { id: string; status: string; seats: Array<number> }
+    expect(reservation).toMatchObject({ status: "HELD", seats: [2, 3] })
+    expect((yield* order("/api/v1/reservations", { quantity: 1 })).status).toBe(412)
+    expect((yield* order("/api/v1/tickets", {})).status).toBe(422)
+    const cancelled = yield* Effect.promise(() => rawRequest(port, "DELETE", `/api/v1/reservations/${reservation.id}`))
+    expect(JSON.parse(cancelled.body)).toMatchObject({ status: "CANCELLED" })
+    const again = yield* eventually(order("/api/v1/tickets", {}), (r) => r.status === 201, { within: "5 seconds", every: "300 millis" })
+    expect(again.status).toBe(201)
     // The seating plan is drawn by the render worker, which is compiled too.
     const plan = yield* eventually(
       Effect.promise(() => rawRequest(port, "GET", `/api/v1/concerts/${concertId}/seats`)),

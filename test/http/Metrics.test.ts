@@ -123,6 +123,14 @@ it.scopedLive("/metrics during a burst parses as Prometheus text, and its counte
     for (const name of ["ticketoverflow_print_queue_depth", "ticketoverflow_process_memory_bytes", "ticketoverflow_event_loop_delay_seconds", "ticketoverflow_db_pool_waiting", "ticketoverflow_seating_plan_lag_seconds"]) {
       expect(types(scraped).get(name)).toBe("gauge")
     }
+    // A cancelled hold's seats are free again in the figures.
+    const listed = JSON.parse((yield* Effect.promise(() => rawRequest(service.port, "GET", `/api/v1/reservations?concert_id=${held}`))).body) as Array<{ id: string }>
+    expect((yield* Effect.promise(() => rawRequest(service.port, "DELETE", `/api/v1/reservations/${listed[0]!.id}`))).status).toBe(200)
+    yield* Effect.sleep("1200 millis")
+    const afterCancel = samplesOf((yield* Effect.promise(() => rawRequest(service.port, "GET", "/metrics"))).body)
+    expect(value(afterCancel, "ticketoverflow_concert_seats", { concert: held, state: "held" })).toBe(58)
+    expect(value(afterCancel, "ticketoverflow_concert_seats", { concert: held, state: "free" })).toBe(2)
+
     // Made-up concert ids add no series: all such answers share one label.
     yield* Effect.promise(() =>
       Promise.all(Array.from({ length: 20 }, () =>
