@@ -36,6 +36,12 @@ export class JournalUnavailable extends Schema.TaggedError<JournalUnavailable>()
   reason: Schema.String
 }) {}
 
+/** What every order carries: the buyer's idempotency key, and when it is too late to journal it. */
+const retrySafety = {
+  idempotencyKey: Schema.optionalWith(Schema.String, { exact: true }),
+  deadline: Schema.optionalWith(Schema.Number, { exact: true })
+}
+
 /**
  * One buyer's order. A retry is made safe by the ticket id (and the idempotency key). An order
  * with a `deadline` (epoch milliseconds) is never journaled after it: its buyer has been told
@@ -44,8 +50,7 @@ export class JournalUnavailable extends Schema.TaggedError<JournalUnavailable>()
 export const PurchaseOrder = Schema.Struct({
   ticketId: TicketId,
   userId: UserId,
-  idempotencyKey: Schema.optionalWith(Schema.String, { exact: true }),
-  deadline: Schema.optionalWith(Schema.Number, { exact: true })
+  ...retrySafety
 })
 export type PurchaseOrder = typeof PurchaseOrder.Type
 
@@ -54,8 +59,7 @@ export const HoldOrder = Schema.TaggedStruct("Hold", {
   reservationId: ReservationId,
   userId: UserId,
   quantity: Schema.Int,
-  idempotencyKey: Schema.optionalWith(Schema.String, { exact: true }),
-  deadline: Schema.optionalWith(Schema.Number, { exact: true })
+  ...retrySafety
 })
 export type HoldOrder = typeof HoldOrder.Type
 
@@ -64,8 +68,7 @@ export const RegisterOrder = Schema.TaggedStruct("Register", {
   registrationId: RegistrationId,
   userId: UserId,
   quantity: Schema.Int,
-  idempotencyKey: Schema.optionalWith(Schema.String, { exact: true }),
-  deadline: Schema.optionalWith(Schema.Number, { exact: true })
+  ...retrySafety
 })
 export type RegisterOrder = typeof RegisterOrder.Type
 
