@@ -19,6 +19,7 @@ import { ClusterLive } from "../src/actors/Cluster.js"
 import { ConcertEntityLayer } from "../src/actors/ConcertEntity.js"
 import { ConcertSales } from "../src/actors/ConcertSales.js"
 import { HoldTimers } from "../src/actors/HoldTimers.js"
+import { RoutedSqlLive } from "../src/sql/Organisers.js"
 import { Ownership } from "../src/actors/Ownership.js"
 import { ConcertEntity } from "../src/domain/ConcertEntity.js"
 import { ConcertId, TicketId } from "../src/domain/Ids.js"
@@ -114,6 +115,7 @@ Layer.unwrapEffect(Effect.map(Config.literal("lookups", "sales", "entity", "jour
     entityOf(step)
   ))).pipe(
   Layer.provide(ServerLive),
+  Layer.provide(RoutedSqlLive),
   Layer.provide(ClusterLive),
   Layer.provide(DatabaseLive),
   Layer.provide(Layer.setTracerEnabled(false)),

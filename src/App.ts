@@ -11,6 +11,7 @@ import { ConcertEntityLive } from "./actors/ConcertEntity.js"
 import { HttpLive } from "./http/Server.js"
 import { DatabaseLive } from "./sql/Database.js"
 import { DatabaseMonitorLive } from "./sql/DatabaseMonitor.js"
+import { RoutedSqlLive } from "./sql/Organisers.js"
 import { clusterMode, positiveInteger } from "./Settings.js"
 import { PrintQueue } from "./workers/PrintQueue.js"
 import { WorkersLive } from "./workers/Workers.js"
@@ -53,6 +54,10 @@ export const FeaturesLive = Layer.unwrapEffect(
     mode === "client"
       ? HttpLive.pipe(Layer.provide(PrintQueue.DatabaseOnly))
       : Layer.merge(HttpLive, ConcertEntityLive).pipe(Layer.provide(WorkersLive)))
+).pipe(
+  // The features work in organisers' databases through the routed client; the cluster, the
+  // monitor and the directory use the main database directly.
+  Layer.provide(RoutedSqlLive)
 )
 
 export const AppLive = Layer.merge(FeaturesLive, DatabaseMonitorLive).pipe(

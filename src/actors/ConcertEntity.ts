@@ -11,7 +11,6 @@
 import * as Entity from "@effect/cluster/Entity"
 import type * as Envelope from "@effect/cluster/Envelope"
 import { Chunk, Clock, Config, Duration, Effect, Either, Layer, type Mailbox, Option, Schedule, Tracer } from "effect"
-import * as crypto from "node:crypto"
 import {
   type ChangeSale,
   ConcertEntity,
@@ -38,6 +37,7 @@ import { RegistrationRecord } from "../domain/Registration.js"
 import { ReservationId, ReservationRecord } from "../domain/Reservation.js"
 import { drawDue, saleSettings } from "../domain/Sale.js"
 import { TicketRecord } from "../domain/Ticket.js"
+import { CurrentOrganiser, newId, organiserOf } from "../domain/Organiser.js"
 import { ConcertJournal, type JournalError, type Offer } from "../sql/ConcertJournal.js"
 import { type Loaded, ConcertState } from "./ConcertState.js"
 import { HoldTimers } from "./HoldTimers.js"
@@ -146,7 +146,7 @@ const make = Effect.gen(function*() {
       const held = SeatLedger.holdFor(ledger, registrations.map((r) => r.quantity))
       const expiresAt = now + ledger.sale.holdSeconds * 1000
       const offers: Array<Offer> = registrations.map((registration, i) => ({
-        id: ReservationId.make(crypto.randomUUID()),
+        id: ReservationId.make(newId(organiserOf(concertId))),
         userId: registration.userId,
         seats: held.seats[i]!,
         expiresAt,
@@ -632,7 +632,7 @@ const make = Effect.gen(function*() {
           if (action === "payment") {
             const tickets = reservation.seats.map((seat) =>
               new TicketRecord({
-                id: TicketId.make(crypto.randomUUID()),
+                id: TicketId.make(newId(organiserOf(concertId))),
                 concertId,
                 userId: reservation.userId,
                 seat,
@@ -696,7 +696,9 @@ const make = Effect.gen(function*() {
         return handle(Chunk.toReadonlyArray(messages))
       }),
       Effect.zipRight(Effect.sync(publish)),
-      Effect.forever
+      Effect.forever,
+      // The concert's journal is its organiser's database, which its id names.
+      Effect.locally(CurrentOrganiser, organiserOf(concertId))
     )
   }
 })

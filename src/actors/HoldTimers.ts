@@ -13,6 +13,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Context, Duration, Effect, FiberMap, Option, Schedule } from "effect"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
 import { positiveInteger } from "../Settings.js"
+import { OrganiserDatabases } from "../sql/Organisers.js"
 
 export class HoldTimers extends Effect.Service<HoldTimers>()("HoldTimers", {
   scoped: Effect.gen(function*() {
@@ -20,6 +21,7 @@ export class HoldTimers extends Effect.Service<HoldTimers>()("HoldTimers", {
     const sharding = yield* Effect.context<Sharding.Sharding>()
     const client = yield* Effect.cached(Effect.provide(ConcertEntity.client, sharding))
     const sql = yield* SqlClient.SqlClient
+    const organisers = yield* OrganiserDatabases
     const timers = yield* FiberMap.make<string>()
     const due = new Map<string, number>()
 
@@ -56,9 +58,10 @@ export class HoldTimers extends Effect.Service<HoldTimers>()("HoldTimers", {
         )
       })
 
-    // Catch up: every concert with live holds or a draw to run, at the earliest (now, if it
-    // has passed): what came due while the service was down happens as soon as it is up.
-    const catchUp = sql<{ readonly concertId: string; readonly at: number }>`
+    // Catch up: every concert with live holds or a draw to run, in every organiser's database,
+    // at the earliest (now, if it has passed): what came due while the service was down happens
+    // as soon as it is up.
+    const catchUpOne = sql<{ readonly concertId: string; readonly at: number }>`
       SELECT concert_id AS "concertId", (extract(epoch FROM min(at)) * 1000)::float8 AS at FROM (
         SELECT concert_id, expires_at AS at FROM reservations WHERE status IN ('HELD', 'AWAITING_PAYMENT')
         UNION ALL
@@ -68,6 +71,7 @@ export class HoldTimers extends Effect.Service<HoldTimers>()("HoldTimers", {
       Effect.retry(Schedule.spaced("1 second").pipe(Schedule.upTo("1 minute"))),
       Effect.catchAllCause((cause) => Effect.logWarning("hold expiries not caught up", cause))
     )
+    const catchUp = organisers.forEach("all", () => catchUpOne)
     yield* Effect.forkScoped(catchUp)
 
     // And again whenever this process takes shards over: the wake-ups of a runner that died

@@ -33,8 +33,13 @@ import {
   TicketNotPrinted,
   UnknownConcert,
   UnknownUser,
-  UserNotFound
+  UserNotFound,
+  Unauthorized,
+  NoSuchEndpoint,
+  DatabaseUrlUnusable,
+  OrganiserNotCreated
 } from "./Errors.js"
+import { CreateOrganiser, OrganiserCreated } from "./Organiser.js"
 import { ConcertId, Named, TicketId } from "./Ids.js"
 import { IdempotencyKey, PurchaseTicket, Ticket } from "./Ticket.js"
 import { Invoice, Reservation, ReservationId, ReserveSeats } from "./Reservation.js"
@@ -271,16 +276,35 @@ export class TicketsGroup extends HttpApiGroup.make("tickets")
   .annotate(OpenApi.Title, "Ticket")
 {}
 
+export class OrganisersGroup extends HttpApiGroup.make("organisers")
+  .add(
+    HttpApiEndpoint.post("create", "/organisers")
+      .setPayload(CreateOrganiser)
+      .addSuccess(OrganiserCreated, { status: 201 })
+      .addError(Json(NoSuchEndpoint))
+      .addError(Json(DatabaseUrlUnusable))
+      .addError(Json(OrganiserNotCreated))
+      .annotate(
+        OpenApi.Description,
+        "With `Authorization: Bearer <ADMIN_TOKEN>`: a new organiser with a database of its own. The API key is shown this once. 404 when the service has no ADMIN_TOKEN."
+      )
+  )
+  .annotate(OpenApi.Title, "Organiser")
+{}
+
 export class Api extends HttpApi.make("TicketOverflow")
   .add(UsersGroup)
   .add(ConcertsGroup)
   .add(TicketsGroup)
   .add(ReservationsGroup)
+  .add(OrganisersGroup)
   // Any endpoint: a body that does not decode or is too large (answered by ErrorResponses),
   // the database away.
   .addError(Json(InvalidRequest))
   .addError(Json(PayloadTooLarge))
   .addError(Json(DatabaseUnavailable))
+  // Any endpoint: a bearer token that is no key; an organiser's action without its key.
+  .addError(Json(Unauthorized))
   .prefix("/api/v1")
   .annotate(OpenApi.Title, "TicketOverflow")
   .annotate(OpenApi.Version, "1.0.0")

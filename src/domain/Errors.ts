@@ -38,8 +38,25 @@ export class QuantityOverLimit extends Schema.TaggedError<QuantityOverLimit>()("
   }
 }
 
+// 401: a key that is not one, or an organiser's action asked without its key.
+
+/** The `Authorization` header's bearer token is no organiser's key (nor the admin token). */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", Message, status(401)) {
+  static readonly wrongKey = () => new Unauthorized({ message: "the API key is not valid" })
+  static readonly keyNeeded = () =>
+    new Unauthorized({ message: "this needs the organiser's API key (the default organiser's: the ADMIN_TOKEN)" })
+  static readonly adminNeeded = () => new Unauthorized({ message: "this needs the ADMIN_TOKEN" })
+}
+
 // 404: the URL names something that does not exist. A value that cannot be one of our ids is
 // just another id that does not exist.
+
+/** An endpoint this deployment does not have (`POST /organisers` without an `ADMIN_TOKEN`). */
+export class NoSuchEndpoint extends Schema.TaggedError<NoSuchEndpoint>()("NoSuchEndpoint", Message, status(404)) {
+  static of(method: string, url: string) {
+    return new NoSuchEndpoint({ message: `no such endpoint: ${method} ${url}` })
+  }
+}
 
 export class ConcertNotFound extends Schema.TaggedError<ConcertNotFound>()("ConcertNotFound", Message, status(404)) {
   static of(id: string) {
@@ -201,6 +218,16 @@ export class PlanNotReady extends Schema.TaggedError<PlanNotReady>()("PlanNotRea
   static readonly of = () => new PlanNotReady({ message: "the seating plan is being rendered; retry shortly" })
   get retryAfterSeconds(): number {
     return 1
+  }
+}
+
+/** A new organiser's `database_url` could not be reached or migrated. */
+export class DatabaseUrlUnusable extends Schema.TaggedError<DatabaseUrlUnusable>()("DatabaseUrlUnusable", Message, status(422)) {}
+
+/** The organiser's database could not be created on the main database's server. */
+export class OrganiserNotCreated extends Schema.TaggedError<OrganiserNotCreated>()("OrganiserNotCreated", Message, status(503)) {
+  get retryAfterSeconds(): number {
+    return 5
   }
 }
 

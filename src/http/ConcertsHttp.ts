@@ -1,7 +1,6 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Clock, Effect, Either, Layer, Option } from "effect"
-import * as crypto from "node:crypto"
+import { Clock, Effect, Either, FiberRef, Layer, Option } from "effect"
 import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
 import {
@@ -10,9 +9,10 @@ import {
   NotSaved,
   PlanNotReady,
   RegistrationNotFound,
+  Unauthorized,
   UnknownUser
 } from "../domain/Errors.js"
-import { sent } from "../domain/Ids.js"
+import { type ConcertId, type Named, sent } from "../domain/Ids.js"
 import { RegistrationId } from "../domain/Registration.js"
 import { ConcertSales } from "../actors/ConcertSales.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
@@ -31,6 +31,11 @@ import { measured } from "./measured.js"
 import { findOrNotFound } from "./lookup.js"
 import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
 import { concertJson } from "../domain/Concert.js"
+import { CurrentOrganiser, newId, organiserOf } from "../domain/Organiser.js"
+import { OrganiserDatabases } from "../sql/Organisers.js"
+import { Access } from "./Access.js"
+
+const notFound = (id: Named<ConcertId>) => () => ConcertNotFound.of(sent(id))
 
 export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers) =>
   Effect.gen(function*() {
@@ -48,14 +53,30 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     const listPages = yield* ListPages
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
     const audits = new Lru<Uint8Array>(32 * 1024 * 1024)
+    const access = yield* Access
+    const organisers = yield* OrganiserDatabases
 
     return handlers
       .handle("health", () => health.check)
-      .handle("list", () => Effect.map(concerts.list(listPageSize, listPages.one), (pages) => jsonArrayResponse(pages, concertJson)))
-      .handle("create", ({ payload }) => Effect.tap(concerts.create(payload), (created) => knownConcerts.add(created.id)))
-      .handle("get", ({ path }) => findOrNotFound(path.id, concerts.findById, ConcertNotFound.of))
+      .handle("list", () =>
+        Effect.map(concerts.list(listPageSize, listPages.one), (pages) => jsonArrayResponse(pages, concertJson)).pipe(
+          access.asCaller
+        ))
+      .handle("create", ({ payload }) =>
+        Effect.gen(function*() {
+          const organiser = yield* FiberRef.get(CurrentOrganiser)
+          const created = yield* concerts.create(payload)
+          // The directory says whose it is (its id says so too); written after the concert, so
+          // an entry always names a concert, and a failed write leaves only an unused id.
+          yield* Effect.orDie(organisers.registerConcert(organiser, created.id))
+          knownConcerts.add(created.id)
+          return created
+        }).pipe(access.asOwner(undefined, Unauthorized.keyNeeded)))
+      .handle("get", ({ path }) =>
+        findOrNotFound(path.id, concerts.findById, ConcertNotFound.of).pipe(access.asBuyer(path.id, notFound(path.id))))
       .handle("update", ({ path, payload }) =>
         knownConcerts.require(path.id).pipe(
+          access.asOwner(path.id, notFound(path.id)),
           Effect.flatMap((id) =>
             concert(id).Update(payload).pipe(
               Effect.tap((updated) => {
@@ -75,7 +96,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
           Effect.flatMap(reservations.sale(id), Option.match({
             onNone: () => Effect.fail(ConcertNotFound.of(id)),
             onSome: (sale) => Effect.succeed(saleSettings(id, sale))
-          }))))
+          }))).pipe(access.asBuyer(path.id, notFound(path.id))))
       .handle("changeSale", ({ path, payload }) =>
         Effect.flatMap(knownConcerts.require(path.id), (id) =>
           concert(id).ChangeSale(payload).pipe(
@@ -83,7 +104,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
               JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the sale settings could not be saved; retry" })),
               ...clusterUnavailable
             })
-          )))
+          )).pipe(access.asOwner(path.id, notFound(path.id))))
       .handle("register", ({ path, payload }) =>
         Effect.gen(function*() {
           const user = payload.user_id
@@ -92,7 +113,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
           const now = yield* Clock.currentTimeMillis
           const registered = yield* sales.register(id, {
             _tag: "Register",
-            registrationId: RegistrationId.make(crypto.randomUUID()),
+            registrationId: RegistrationId.make(newId(organiserOf(id))),
             userId: user.right,
             quantity: payload.quantity,
             deadline: now + purchaseTimeout
@@ -109,14 +130,14 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
             ? Option.getOrThrow(yield* reservations.registration(registered.id))
             : registered.toRegistration(null)
           return HttpServerResponse.unsafeJson(shown, { status: 201 })
-        }).pipe(measured("registration", Either.getOrUndefined(path.id))))
+        }).pipe(access.asBuyer(path.id, notFound(path.id)), measured("registration", Either.getOrUndefined(path.id))))
       .handle("registration", ({ path }) =>
         Effect.gen(function*() {
           const id = yield* knownConcerts.require(path.id)
           const found = yield* findOrNotFound(path.rid, reservations.registration, RegistrationNotFound.of)
           if (found.concert_id !== id) return yield* RegistrationNotFound.of(sent(path.rid))
           return found
-        }))
+        }).pipe(access.asBuyer(path.id, notFound(path.id))))
       .handle("withdraw", ({ path }) =>
         Effect.gen(function*() {
           const id = yield* knownConcerts.require(path.id)
@@ -129,7 +150,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
             })
           )
           return Option.getOrThrow(yield* reservations.registration(found.id))
-        }))
+        }).pipe(access.asBuyer(path.id, notFound(path.id))))
       .handle("draw", ({ path }) =>
         Effect.flatMap(knownConcerts.require(path.id), (id) => {
           // A drawn concert's audit never changes: read and encoded once (its order can list
@@ -138,13 +159,16 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
           if (cached !== undefined) return Effect.succeed(HttpServerResponse.uint8Array(cached, { contentType: "application/json" }))
           return Effect.flatMap(reservations.draw(id), Option.match({
             onNone: () => Effect.fail(NoDraw.of(id)),
-            onSome: (audit) => {
-              const bytes = new TextEncoder().encode(JSON.stringify(audit))
-              if (audit.drawn_at !== null) audits.set(id, bytes, bytes.length)
-              return Effect.succeed(HttpServerResponse.uint8Array(bytes, { contentType: "application/json" }))
-            }
+            onSome: (audit) =>
+              Effect.gen(function*(): Effect.fn.Return<HttpServerResponse.HttpServerResponse, ConcertNotFound | NoDraw> {
+                // Before the draw, the audit (its commitment, the count registered) is the owner's.
+                if (audit.drawn_at === null && !(yield* access.owns(organiserOf(id)))) return yield* ConcertNotFound.of(id)
+                const bytes = new TextEncoder().encode(JSON.stringify(audit))
+                if (audit.drawn_at !== null) audits.set(id, bytes, bytes.length)
+                return HttpServerResponse.uint8Array(bytes, { contentType: "application/json" })
+              })
           }))
-        }))
+        }).pipe(access.asBuyer(path.id, notFound(path.id))))
       .handle("seats", ({ path, request }) =>
         Effect.gen(function*() {
           // A concert seen once is known without a query: a plan reader polling costs one look-up.
@@ -167,7 +191,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
             contentLength: svg.length,
             headers
           })
-        }))
+        }).pipe(access.asBuyer(path.id, notFound(path.id))))
   })).pipe(
   Layer.provide([
     ConcertsRepo.Default,
@@ -178,6 +202,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
     ClosedSales.Default,
     KnownConcerts.Default,
     ListPages.Default,
-    SeatingPlans.Default
+    SeatingPlans.Default,
+    Access.Default
   ])
 )

@@ -13,7 +13,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { SqlError } from "@effect/sql/SqlError"
 import { Cause, Effect, Option } from "effect"
-import { retryAfterSeconds } from "../domain/Errors.js"
+import { retryAfterSeconds, Unauthorized } from "../domain/Errors.js"
 import { positiveInteger } from "../Settings.js"
 
 const respond = (status: number, message: string, headers: Record<string, string> = {}) =>
@@ -46,6 +46,10 @@ const fromFramework = (error: unknown): Option.Option<HttpServerResponse.HttpSer
   return Option.none()
 }
 
+const askForKey = HttpApp.appendPreResponseHandler((_request, response) =>
+  Effect.succeed(HttpServerResponse.setHeader(response, "www-authenticate", "Bearer"))
+)
+
 const withRetryAfter = (seconds: number) =>
   HttpApp.appendPreResponseHandler((_request, response) =>
     Effect.succeed(HttpServerResponse.setHeader(response, "retry-after", String(seconds)))
@@ -66,6 +70,8 @@ export const answer = (
   if (Option.isSome(failure)) {
     const response = fromFramework(failure.value)
     if (Option.isSome(response)) return Effect.succeed(response.value)
+    // A 401 says how to authenticate (RFC 9110).
+    if (failure.value instanceof Unauthorized) return Effect.zipRight(askForKey, Effect.failCause(cause))
     const seconds = retryAfterSeconds(failure.value)
     return seconds === undefined ? Effect.failCause(cause) : Effect.zipRight(withRetryAfter(seconds), Effect.failCause(cause))
   }

@@ -3,23 +3,26 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Clock, Effect, Either, Layer } from "effect"
-import * as crypto from "node:crypto"
 import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
 import {
   ConcertCancelled,
+  ConcertNotFound,
   NotEnoughSeats,
   NotSaved,
   ReservationNotFound,
+  Unauthorized,
   UnknownConcert,
   UnknownUser
 } from "../domain/Errors.js"
 import { type ConcertId, type Named, sent, type UserId } from "../domain/Ids.js"
+import { newId, organiserOf } from "../domain/Organiser.js"
 import { ReservationId, type ReservationRecord } from "../domain/Reservation.js"
 import { ReservationsRepo } from "../sql/ReservationsRepo.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
+import { Access } from "./Access.js"
 import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { clusterUnavailable } from "./clusterErrors.js"
@@ -29,8 +32,8 @@ import { KnownConcerts } from "./KnownConcerts.js"
 import { ListPages } from "./ListPages.js"
 import { findOrNotFound, listFilter } from "./lookup.js"
 
-/** The organiser whose invoices this process shows (one until organisers arrive). */
-const defaultOrganiser = "default"
+/** The invoice sequence's name: each organiser's database has its own one sequence. */
+const invoiceSequence = "default"
 
 export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (handlers) =>
   Effect.gen(function*() {
@@ -44,6 +47,9 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
     const listPages = yield* ListPages
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
     const purchaseTimeout = yield* purchaseTimeoutMillis
+    const access = yield* Access
+    /** A reservation is its buyer's to read, pay and cancel by its id, whoever organises the concert. */
+    const asReservationBuyer = (id: Named<ReservationId>) => access.asBuyer(id, () => ReservationNotFound.of(sent(id)))
 
     const answer = (request: HttpServerRequest.HttpServerRequest) => (record: ReservationRecord) =>
       HttpServerResponse.unsafeJson(record.toReservation(baseUrl.of(request)))
@@ -76,7 +82,7 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
         const now = yield* Clock.currentTimeMillis
         return yield* sales.hold(concertId, {
           _tag: "Hold",
-          reservationId: ReservationId.make(crypto.randomUUID()),
+          reservationId: ReservationId.make(newId(organiserOf(concertId))),
           userId: user.right,
           quantity,
           deadline: now + purchaseTimeout,
@@ -94,6 +100,7 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
           })
         )
       }).pipe(
+        access.asBuyer(concertNamed, () => UnknownConcert.of(sent(concertNamed))),
         measured("reservation", Either.getOrUndefined(concertNamed)),
         Effect.withSpan("ReservationsHttp.reserve", { captureStackTrace: false })
       )
@@ -104,27 +111,30 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
           reserve(payload.concert_id, payload.user_id, payload.quantity, headers["idempotency-key"]),
           (record) => HttpServerResponse.unsafeJson(record.toReservation(baseUrl.of(request)), { status: 201 })
         ))
-      .handle("get", ({ path, request }) => Effect.map(find(path.id), answer(request)))
-      .handle("checkout", ({ path, request }) => Effect.map(step(path.id, "checkout"), answer(request)))
-      .handle("payment", ({ path, request }) => Effect.map(step(path.id, "payment"), answer(request)))
-      .handle("cancel", ({ path, request }) => Effect.map(step(path.id, "cancel"), answer(request)))
+      .handle("get", ({ path, request }) => Effect.map(find(path.id), answer(request)).pipe(asReservationBuyer(path.id)))
+      .handle("checkout", ({ path, request }) =>
+        Effect.map(step(path.id, "checkout"), answer(request)).pipe(asReservationBuyer(path.id)))
+      .handle("payment", ({ path, request }) =>
+        Effect.map(step(path.id, "payment"), answer(request)).pipe(asReservationBuyer(path.id)))
+      .handle("cancel", ({ path, request }) =>
+        Effect.map(step(path.id, "cancel"), answer(request)).pipe(asReservationBuyer(path.id)))
       .handle("list", ({ request, urlParams }) =>
         Effect.gen(function*() {
           const filter = yield* listFilter(users, knownConcerts, urlParams)
           const pages = yield* repo.list(filter, listPageSize, listPages.one)
           const base = baseUrl.of(request)
           return jsonArrayResponse(pages, ({ record }) => JSON.stringify(record.toReservation(base)))
-        }))
+        }).pipe(access.asOwner(urlParams.concert_id, () => ConcertNotFound.of(sent(urlParams.concert_id!)))))
       .handle("invoices", ({ urlParams }) =>
         Effect.map(
-          repo.invoices(defaultOrganiser, urlParams.from ?? 1, urlParams.to ?? 2_147_483_647),
+          repo.invoices(invoiceSequence, urlParams.from ?? 1, urlParams.to ?? 2_147_483_647),
           (rows) =>
             HttpServerResponse.unsafeJson(rows.map((row) => ({
               number: row.number,
               reservation_id: row.reservationId,
               status: row.status
             })))
-        ))
+        ).pipe(access.asOwner(undefined, Unauthorized.keyNeeded)))
   })).pipe(
   Layer.provide([
     ReservationsRepo.Default,
@@ -133,6 +143,7 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
     ConcertSales.Default,
     ClosedSales.Default,
     KnownConcerts.Default,
-    ListPages.Default
+    ListPages.Default,
+    Access.Default
   ])
 )

@@ -14,12 +14,14 @@ import { ConcertsHttpLive } from "./ConcertsHttp.js"
 import { ErrorResponsesLive } from "./ErrorResponses.js"
 import { DashboardHttpLive } from "./DashboardHttp.js"
 import { MetricsHttpLive } from "./MetricsHttp.js"
+import { OrganisersHttpLive } from "./OrganisersHttp.js"
+import { CallersLive } from "./Access.js"
 import { ReservationsHttpLive } from "./ReservationsHttp.js"
 import { TicketsHttpLive } from "./TicketsHttp.js"
 import { UsersHttpLive } from "./UsersHttp.js"
 
 const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([UsersHttpLive, ConcertsHttpLive, TicketsHttpLive, ReservationsHttpLive])
+  Layer.provide([UsersHttpLive, ConcertsHttpLive, TicketsHttpLive, ReservationsHttpLive, OrganisersHttpLive])
 )
 
 /** At `LOG_LEVEL=debug` (or finer), one line per request; otherwise nothing on the hot path. */
@@ -50,5 +52,6 @@ export const HttpLive = ServeLive.pipe(
   Layer.provide(DashboardHttpLive),
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
   Layer.provide(ErrorResponsesLive),
+  Layer.provide(CallersLive),
   Layer.provide(ApiLive)
 )

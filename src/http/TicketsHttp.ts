@@ -1,11 +1,11 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Clock, Effect, Either, Layer, Option } from "effect"
-import * as crypto from "node:crypto"
 import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
 import {
   ConcertCancelled,
+  ConcertNotFound,
   NotSaved,
   SoldOut,
   TicketNotFound,
@@ -14,10 +14,12 @@ import {
   UnknownUser
 } from "../domain/Errors.js"
 import { type ConcertId, type Named, sent, TicketId, type UserId } from "../domain/Ids.js"
+import { newId, organiserOf } from "../domain/Organiser.js"
 import { type Ticket, ticketJson, type TicketRecord } from "../domain/Ticket.js"
 import { PrintsRepo } from "../sql/PrintsRepo.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
 import { TicketsRepo } from "../sql/TicketsRepo.js"
+import { Access } from "./Access.js"
 import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
 import { clusterUnavailable } from "./clusterErrors.js"
@@ -53,7 +55,10 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const soldOut = SoldOut.of()
     const cancelled = ConcertCancelled.of()
 
+    const access = yield* Access
     const findTicket = (id: Named<TicketId>) => findOrNotFound(id, tickets.findById, TicketNotFound.of)
+    /** A ticket is its buyer's to read and print by its id, whoever organises the concert. */
+    const asTicketBuyer = (id: Named<TicketId>) => access.asBuyer(id, () => TicketNotFound.of(sent(id)))
 
     const purchase = (concert: Named<ConcertId>, user: Named<UserId>, idempotencyKey: string | undefined) =>
       Effect.gen(function*() {
@@ -67,7 +72,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
         if (!(yield* knownConcerts.exists(concertId))) return yield* UnknownConcert.of(concertId)
         const now = yield* Clock.currentTimeMillis
         return yield* sales.buy(concertId, {
-          ticketId: TicketId.make(crypto.randomUUID()),
+          ticketId: TicketId.make(newId(organiserOf(concertId))),
           userId: user.right,
           deadline: now + purchaseTimeout,
           ...(idempotencyKey === undefined ? {} : { idempotencyKey })
@@ -81,6 +86,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
           })
         )
       }).pipe(
+        access.asBuyer(concert, () => UnknownConcert.of(sent(concert))),
         measured("purchase", Either.getOrUndefined(concert)),
         Effect.withSpan("TicketsHttp.purchase", {
           captureStackTrace: false,
@@ -96,23 +102,27 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
           const pages = yield* tickets.list(filter, listPageSize, listPages.one)
           const base = baseUrl.of(request)
           return jsonArrayResponse(pages, (ticket) => ticketJson(ticket, base))
-        }))
+        }).pipe(access.asOwner(urlParams.concert_id, () => ConcertNotFound.of(sent(urlParams.concert_id!)))))
       .handle("purchase", ({ headers, payload, request }) =>
         Effect.map(
           purchase(payload.concert_id, payload.user_id, headers["idempotency-key"]),
           (ticket: TicketRecord) => ticketResponse(ticket.toTicket(baseUrl.of(request)), 201)
         ))
       .handle("get", ({ path, request }) =>
-        Effect.map(findTicket(path.id), (ticket) => ticketResponse(ticket.toTicket(baseUrl.of(request)), 200)))
+        Effect.map(findTicket(path.id), (ticket) => ticketResponse(ticket.toTicket(baseUrl.of(request)), 200)).pipe(
+          asTicketBuyer(path.id)
+        ))
       // The ticket reads PENDING (durably) before the 202; the render happens in the background.
       .handle("print", ({ path }) =>
-        Effect.flatMap(findOrNotFound(path.id, prints.requestPrint, TicketNotFound.of), printQueue.enqueue))
+        Effect.flatMap(findOrNotFound(path.id, prints.requestPrint, TicketNotFound.of), printQueue.enqueue).pipe(
+          asTicketBuyer(path.id)
+        ))
       .handle("printed", ({ path }) =>
         Effect.flatMap(findTicket(path.id), (ticket) =>
           Effect.flatMap(prints.printed(ticket.id), Option.match({
             onNone: () => Effect.fail(TicketNotPrinted.of(ticket.id, ticket.printStatus)),
             onSome: Effect.succeed
-          }))))
+          }))).pipe(asTicketBuyer(path.id)))
   })).pipe(
   Layer.provide([
     TicketsRepo.Default,
@@ -123,6 +133,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     ConcertSales.Default,
     ClosedSales.Default,
     KnownConcerts.Default,
-    ListPages.Default
+    ListPages.Default,
+    Access.Default
   ])
 )

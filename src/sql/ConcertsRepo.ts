@@ -1,10 +1,10 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqlSchema from "@effect/sql/SqlSchema"
-import { Effect, identity } from "effect"
+import { Effect, FiberRef, identity } from "effect"
 import { keysetPages, type PageGate } from "./pages.js"
-import * as crypto from "node:crypto"
 import { Concert, type ConcertRow, type CreateConcert } from "../domain/Concert.js"
 import { ConcertId } from "../domain/Ids.js"
+import { CurrentOrganiser, newId } from "../domain/Organiser.js"
 
 const columns = "id, name, venue, date, capacity, status"
 
@@ -31,9 +31,10 @@ export class ConcertsRepo extends Effect.Service<ConcertsRepo>()("ConcertsRepo",
         SELECT seq::text, ${sql.literal(columns)} FROM concerts WHERE seq > ${after}::bigint ORDER BY seq LIMIT ${size}`
 
     return {
-      /** Registers a concert; durable when this succeeds. */
+      /** Registers a concert of the current organiser (its id says whose); durable when this succeeds. */
       create: (input: CreateConcert) =>
-        insert(new Concert({ id: ConcertId.make(crypto.randomUUID()), ...input })).pipe(
+        Effect.flatMap(FiberRef.get(CurrentOrganiser), (organiser) =>
+          insert(new Concert({ id: ConcertId.make(newId(organiser)), ...input }))).pipe(
           Effect.orDie,
           Effect.withSpan("ConcertsRepo.create", { captureStackTrace: false })
         ),

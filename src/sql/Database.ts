@@ -3,6 +3,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { Context, Config, Effect, Layer, Option, Redacted } from "effect"
 import Pg from "pg"
 import { runMigrations } from "./migrations.js"
+import { MainDatabase, runDirectoryMigrations } from "./Organisers.js"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.js"
 import { positiveInteger } from "../Settings.js"
 import { StartupFailure } from "../StartupFailure.js"
@@ -65,9 +66,13 @@ const pool = (url: Redacted.Redacted, max: number) =>
     )
   )
 
-/** `PgClient` + `SqlClient` for a given URL, with the schema migrated before anything uses it. */
+/**
+ * `PgClient` + `SqlClient` for a given URL, and the same as the `MainDatabase` (the directory
+ * of organisers), with the schema migrated before anything uses it.
+ */
 export const layerFromUrl = (url: Redacted.Redacted) =>
-  Layer.effectDiscard(runMigrations.pipe(Effect.orDie)).pipe(
+  Layer.effectDiscard(Effect.zipRight(runMigrations, runDirectoryMigrations).pipe(Effect.orDie)).pipe(
+    Layer.provideMerge(Layer.effect(MainDatabase, Effect.map(PgClient.PgClient, (client) => ({ client, url })))),
     Layer.provideMerge(
       Layer.unwrapScoped(
         Effect.gen(function*() {

@@ -15,6 +15,8 @@ import { Ownership } from "../actors/Ownership.js"
 import { type PendingTicket, PrintsRepo } from "../sql/PrintsRepo.js"
 import { clusterMode } from "../Settings.js"
 import { Renderer } from "./Renderer.js"
+import { CurrentOrganiser, organiserOf } from "../domain/Organiser.js"
+import { OrganiserDatabases } from "../sql/Organisers.js"
 
 interface Job extends PendingTicket {
   readonly seq: number
@@ -55,6 +57,7 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
     const renderer = yield* Renderer
     const users = yield* UserDirectory
     const ownership = yield* Ownership
+    const organisers = yield* OrganiserDatabases
     const queue = yield* TPriorityQueue.empty<Job>(byUrgency)
     const running = yield* FiberMap.make<string>()
     /** Every job queued or running here, by ticket id. */
@@ -105,6 +108,8 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
           Metrics.printSeconds.unsafeUpdate((Date.now() - job.queuedAt) / 1000, [])
         }
       }).pipe(
+        // In the database of the ticket's organiser, which its id names.
+        Effect.locally(CurrentOrganiser, organiserOf(job.ticketId)),
         // A trace of its own, linked to the request that asked for it.
         Effect.withSpan("PrintQueue.print", {
           root: true,
@@ -145,15 +150,19 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
       Schedule.spaced("1 second")
     ))
 
-    // The durable queue: whatever was PENDING when the last process stopped and, with several
-    // processes, what the others were asked to print (a process that serves HTTP only renders
-    // nothing), looked at again every two seconds.
-    const requeue = prints.pending.pipe(Effect.flatMap(Effect.forEach(enqueue, { discard: true })))
+    // The durable queue: whatever was PENDING when the last process stopped, in every
+    // organiser's database, and, with several processes, what the others were asked to print
+    // (a process that serves HTTP only renders nothing): looked at again every two seconds in
+    // the organisers' databases in use here, and every minute in all of them.
+    const requeue = (which: "open" | "all") =>
+      organisers.forEach(which, () => prints.pending.pipe(Effect.flatMap(Effect.forEach(enqueue, { discard: true }))))
     const mode = yield* clusterMode
-    yield* (mode === "single" ? requeue : requeue.pipe(
-      Effect.catchAllCause((cause) => Effect.logWarning("pending prints could not be read", cause)),
-      Effect.repeat(Schedule.spaced("2 seconds"))
-    )).pipe(Effect.forkScoped)
+    yield* (mode === "single" ? requeue("all") : Effect.gen(function*() {
+      for (let round = 0;; round++) {
+        yield* requeue(round % 30 === 0 ? "all" : "open")
+        yield* Effect.sleep("2 seconds")
+      }
+    })).pipe(Effect.forkScoped)
 
     return {
       /** Queue a ticket that is PENDING in the database (a no-op when it is already queued here). */

@@ -22,6 +22,8 @@ import { Ownership } from "../actors/Ownership.js"
 import { latestChange } from "../actors/ChangeSpans.js"
 import * as Metrics from "../Metrics.js"
 import { Renderer } from "./Renderer.js"
+import { CurrentOrganiser, organiserOf } from "../domain/Organiser.js"
+import { Background, OrganiserDatabases } from "../sql/Organisers.js"
 
 /** A map that keeps its most recently used entries up to a total size. */
 export class Lru<V> {
@@ -140,6 +142,7 @@ export const SeatingSweep = Layer.scopedDiscard(
     const repo = yield* SeatingPlansRepo
     const renderer = yield* Renderer
     const ownership = yield* Ownership
+    const organisers = yield* OrganiserDatabases
     const interval = yield* Config.duration("SEATING_REFRESH").pipe(Config.withDefault("1 second"))
 
     /** When each concert's plan was first seen behind the journal, until it is rendered. */
@@ -174,7 +177,10 @@ export const SeatingSweep = Layer.scopedDiscard(
             onNone: () => [],
             onSome: (span) => [{ _tag: "SpanLink" as const, span, attributes: {} }]
           })
-        })
+        }),
+        // In the database of the concert's organiser, which its id names.
+        Effect.locally(CurrentOrganiser, organiserOf(plan.concertId)),
+        Effect.locally(Background, true)
       )
 
     /**
@@ -185,7 +191,10 @@ export const SeatingSweep = Layer.scopedDiscard(
     const sweep: Effect.Effect<void> = Effect.gen(function*() {
       // This process's concerts only: each plan is drawn by the runner that owns its concert.
       const wanted = renderer.size * 8
-      const behind = (yield* repo.stale(wanted * 4)).filter((plan) => ownership.owns(plan.concertId))
+      // In the organisers' databases in use here: a plan falls behind when its concert sells.
+      const found: Array<StalePlan> = []
+      yield* organisers.forEach("open", () => Effect.map(repo.stale(wanted * 4), (plans) => void found.push(...plans)))
+      const behind = found.filter((plan) => ownership.owns(plan.concertId))
       const batch = behind.slice(0, wanted)
       const started = Date.now()
       const stillBehind = new Set(behind.map((plan) => plan.concertId))

@@ -305,7 +305,9 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("TicketOver
         components: { schemas: Record<string, unknown> }
       }
       const purchase = document.paths["/api/v1/tickets"]!["post"]!.responses
-      expect(Object.keys(purchase)).toEqual(["201", "400", "409", "413", "422", "503"])
+      // 401: a bearer token that is no organiser's key, on any endpoint (ONSALE.md §5).
+      expect(Object.keys(purchase)).toEqual(["201", "400", "401", "409", "413", "422", "503"])
+      expect(JSON.stringify(purchase["401"]!.content)).toContain("#/components/schemas/Unauthorized")
       expect(JSON.stringify(purchase["422"]!.content)).toContain("#/components/schemas/SoldOut")
       expect(JSON.stringify(purchase["422"]!.content)).toContain("#/components/schemas/IdempotencyKeyReused")
       expect(JSON.stringify(purchase["400"]!.content)).toContain("#/components/schemas/UnknownUser")

@@ -1,0 +1,425 @@
+/**
+ * Organisers' databases (ONSALE.md §5). The main database keeps the directory: each organiser's
+ * number, name, key hash and where its database is, and which concert belongs to whom; it also
+ * holds the default organiser's data. Every other organiser's data lives in a database of its
+ * own, created and migrated here, on the main database's server or at a `database_url` given.
+ *
+ * The application's `SqlClient` is routed: each statement runs in the database of the fiber's
+ * `CurrentOrganiser`. Repositories, the concert entities and the background work are written
+ * once and work in whichever organiser's database their fiber is in.
+ *
+ * Connections: organisers' pools are opened on first use and closed when idle. At most
+ * `ORGANISER_DATABASES_OPEN` have connections at once, each at most `ORGANISER_POOL_SIZE`: when
+ * that many are open, the least recently used idle one is closed to open another, and when none
+ * is idle the caller waits for one. So 1,000 organisers never hold 20,000 connections.
+ */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
+import { SqlError } from "@effect/sql/SqlError"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { Config, Context, Deferred, Duration, Effect, Exit, FiberId, FiberRef, Layer, Option, Redacted, Schedule, Scope } from "effect"
+import * as crypto from "node:crypto"
+import Pg from "pg"
+import { CurrentOrganiser, defaultOrganiser, maxOrganiser, newId } from "../domain/Organiser.js"
+import { positiveInteger } from "../Settings.js"
+import { runMigrations } from "./migrations.js"
+
+/** The main database: the directory, the default organiser's data, the cluster's tables. */
+export class MainDatabase extends Context.Tag("MainDatabase")<MainDatabase, {
+  readonly client: PgClient.PgClient
+  readonly url: Redacted.Redacted
+}>() {}
+
+/**
+ * Work that only looks (the sweeps for plans to render, prints to queue, timers to set): it
+ * does not keep an organiser's pool open, so an organiser nobody uses is closed after its idle
+ * time however often the sweeps look at it.
+ */
+export const Background: FiberRef.FiberRef<boolean> = FiberRef.unsafeMake(false)
+
+/** The directory's schema, in the main database only: its own steps, its own table of them. */
+export const runDirectoryMigrations = Migrator.make({})({
+  loader: Migrator.fromRecord({
+    "0001_organisers": Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`CREATE SEQUENCE organiser_numbers START WITH 1 MAXVALUE ${sql.literal(String(maxOrganiser))}`
+      yield* sql`
+        CREATE TABLE organisers (
+          number integer PRIMARY KEY,
+          id uuid NOT NULL UNIQUE,
+          name text NOT NULL,
+          key_sha256 bytea NOT NULL,
+          -- The organiser's database on the main database's server, or its own URL.
+          database_name text,
+          database_url text,
+          ready boolean NOT NULL DEFAULT false,
+          created_at timestamptz NOT NULL DEFAULT now(),
+          CHECK ((database_name IS NULL) <> (database_url IS NULL))
+        )`
+      yield* sql`
+        CREATE TABLE organiser_concerts (
+          concert_id uuid PRIMARY KEY,
+          organiser integer NOT NULL REFERENCES organisers (number),
+          created_at timestamptz NOT NULL DEFAULT now()
+        )`
+    })
+  }),
+  table: "ticketoverflow_directory_migrations"
+})
+
+/** An organiser's key: its number (so the look-up is by number) and 256 random bits. */
+const keyPattern = /^tko_([0-9a-z]{1,7})_([A-Za-z0-9_-]{43})$/
+const sha256 = (text: string) => crypto.createHash("sha256").update(text).digest()
+/** Compared against when a key names no organiser, so that a miss takes as long as a wrong key. */
+const nobody = sha256("no organiser has this key")
+
+/** A `database_url` that could not be used for a new organiser: the request's fault, a 422. */
+export class DatabaseUrlRefused extends Error {
+  readonly _tag = "DatabaseUrlRefused"
+}
+
+interface Listed {
+  readonly number: number
+  readonly keySha256: Buffer
+  readonly url: Redacted.Redacted
+}
+
+interface Entry {
+  readonly organiser: number
+  readonly pool: Pg.Pool
+  readonly scope: Scope.CloseableScope
+  readonly ready: Deferred.Deferred<PgClient.PgClient, SqlError>
+  client: PgClient.PgClient | undefined
+  /** Connections leased now (and callers waiting for the entry to open). */
+  active: number
+  lastUsed: number
+}
+
+const unavailable = (organiser: number, cause: unknown) =>
+  new SqlError({ cause, message: `the database of organiser ${organiser} is unavailable` })
+
+/** What went wrong at the bottom of a chain of causes (the driver's or the server's words). */
+export const rootMessage = (error: unknown): string => {
+  let current = error
+  while (current instanceof Error && current.cause instanceof Error) current = current.cause
+  return current instanceof Error ? current.message : String(current)
+}
+
+/** The URL of a database of that name on the same server as `url`. */
+const sibling = (url: Redacted.Redacted, database: string) => {
+  const parsed = new URL(Redacted.value(url))
+  parsed.pathname = `/${database}`
+  return Redacted.make(parsed.toString())
+}
+
+export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("OrganiserDatabases", {
+  scoped: Effect.gen(function*() {
+    const main = yield* MainDatabase
+    const reactivity = yield* Reactivity.Reactivity
+    const poolSize = yield* positiveInteger("ORGANISER_POOL_SIZE", 4)
+    const maxOpen = yield* positiveInteger("ORGANISER_DATABASES_OPEN", 8)
+    const idle = Duration.toMillis(yield* Config.duration("ORGANISER_IDLE").pipe(Config.withDefault(Duration.seconds(30))))
+    const adminToken = yield* Config.option(Config.redacted("ADMIN_TOKEN")).pipe(
+      Effect.map(Option.filter((token) => Redacted.value(token) !== ""))
+    )
+    const adminSha256 = Option.map(adminToken, (token) => sha256(Redacted.value(token)))
+
+    /** Organisers known to exist, by number: their key hash and database. */
+    const listed = new Map<number, Listed>()
+    /** Organisers whose database this process has migrated. */
+    const migrated = new Set<number>()
+    const entries = new Map<number, Entry>()
+    /** Completed (and replaced) whenever a lease ends or an entry closes: a waiter tries again. */
+    let freed = Deferred.unsafeMake<void>(FiberId.none)
+    const signal = () => {
+      Deferred.unsafeDone(freed, Exit.void)
+      freed = Deferred.unsafeMake<void>(FiberId.none)
+    }
+    const opening = yield* Effect.makeSemaphore(1)
+    const lookups = yield* Effect.makeSemaphore(4)
+
+    const urlOf = (row: { readonly database_name: string | null; readonly database_url: string | null }) =>
+      row.database_url !== null ? Redacted.make(row.database_url) : sibling(main.url, row.database_name!)
+
+    /** The organiser `number`, from the directory (a miss costs one look-up, four at a time at most). */
+    const find = (number: number): Effect.Effect<Option.Option<Listed>, SqlError> => {
+      const known = listed.get(number)
+      if (known !== undefined) return Effect.succeed(Option.some(known))
+      if (!Number.isSafeInteger(number) || number < 1 || number > maxOrganiser) return Effect.succeed(Option.none())
+      return lookups.withPermits(1)(main.client<{ key_sha256: Buffer; database_name: string | null; database_url: string | null }>`
+        SELECT key_sha256, database_name, database_url FROM organisers WHERE number = ${number} AND ready`).pipe(
+        Effect.map(([row]) => {
+          if (row === undefined) return Option.none()
+          const entry: Listed = { number, keySha256: row.key_sha256, url: urlOf(row) }
+          listed.set(number, entry)
+          return Option.some(entry)
+        })
+      )
+    }
+
+    const migrate = (organiser: number, client: PgClient.PgClient) =>
+      migrated.has(organiser) ? Effect.void : runMigrations.pipe(
+        Effect.provideService(SqlClient.SqlClient, client),
+        Effect.mapError((error) => error instanceof SqlError ? error : unavailable(organiser, error)),
+        Effect.tap(() => Effect.sync(() => migrated.add(organiser)))
+      )
+
+    const newPool = (url: Redacted.Redacted, max: number) => {
+      const pool = new Pg.Pool({
+        connectionString: Redacted.value(url),
+        max,
+        idleTimeoutMillis: idle,
+        connectionTimeoutMillis: 5000,
+        application_name: "ticketoverflow"
+      })
+      pool.on("error", () => {})
+      return pool
+    }
+
+    const clientOf = (pool: Pg.Pool, scope: Scope.Scope) =>
+      PgClient.fromPool({ acquire: Effect.succeed(pool), transformJson: false }).pipe(
+        Effect.provideService(Reactivity.Reactivity, reactivity),
+        Scope.extend(scope)
+      )
+
+    const close = (entry: Entry) =>
+      Scope.close(entry.scope, Exit.void).pipe(
+        Effect.zipRight(Effect.promise(() => entry.pool.end()).pipe(Effect.timeoutOption(5000))),
+        Effect.ensuring(Effect.sync(signal))
+      )
+
+    /** Opens an entry's client: its first connection, and the schema migrated once per process. */
+    const open = (entry: Entry, listedAs: Listed) =>
+      Effect.gen(function*() {
+        const client = yield* clientOf(entry.pool, entry.scope)
+        yield* migrate(entry.organiser, client)
+        entry.client = client
+        return client
+      }).pipe(
+        Effect.exit,
+        Effect.flatMap((exit) => {
+          if (Exit.isSuccess(exit)) return Deferred.done(entry.ready, exit)
+          // A database that cannot be opened now is tried again by the next caller.
+          entries.delete(listedAs.number)
+          return Effect.zipRight(close(entry), Deferred.done(entry.ready, Exit.mapError(exit, (e) => unavailable(listedAs.number, e))))
+        }),
+        Effect.forkDaemon
+      )
+
+    const touch = (entry: Entry, background: boolean) => {
+      entry.active++
+      if (!background) entry.lastUsed = Date.now()
+    }
+
+    /** The organiser's entry, leased (its `active` counted) until `release`. */
+    const checkout = (organiser: number, background: boolean): Effect.Effect<Entry, SqlError> =>
+      Effect.suspend(() => {
+        const entry = entries.get(organiser)
+        if (entry === undefined) return slowCheckout(organiser, background)
+        touch(entry, background)
+        if (entry.client !== undefined) return Effect.succeed(entry)
+        return Deferred.await(entry.ready).pipe(Effect.as(entry), Effect.onError(() => Effect.sync(() => release(entry))))
+      })
+
+    const slowCheckout = (organiser: number, background: boolean): Effect.Effect<Entry, SqlError> =>
+      Effect.flatMap(find(organiser), (found) => {
+        if (Option.isNone(found)) return Effect.fail(unavailable(organiser, new Error("no such organiser")))
+        const listedAs = found.value
+        // Opened or waited for under one lock; the caller then leases it as any open entry.
+        const openOrWait: Effect.Effect<Option.Option<Deferred.Deferred<void>>, never> = Effect.suspend(() => {
+          if (entries.has(organiser)) return Effect.succeed(Option.none())
+          if (entries.size < maxOpen) return Effect.as(make(listedAs), Option.none())
+          let victim: Entry | undefined
+          for (const entry of entries.values()) {
+            if (entry.active === 0 && entry.client !== undefined && (victim === undefined || entry.lastUsed < victim.lastUsed)) {
+              victim = entry
+            }
+          }
+          // Every open database is in use: wait for a lease to end, then try again.
+          if (victim === undefined) return Effect.succeed(Option.some(freed))
+          entries.delete(victim.organiser)
+          return Effect.zipRight(close(victim), Effect.as(make(listedAs), Option.none()))
+        })
+        return opening.withPermits(1)(openOrWait).pipe(
+          Effect.flatMap(Option.match({
+            onNone: () => checkout(organiser, background),
+            onSome: (wait) => Effect.zipRight(Deferred.await(wait), checkout(organiser, background))
+          }))
+        )
+      })
+
+    const make = (listedAs: Listed) =>
+      Effect.gen(function*() {
+        const entry: Entry = {
+          organiser: listedAs.number,
+          pool: newPool(listedAs.url, poolSize),
+          scope: yield* Scope.make(),
+          ready: yield* Deferred.make<PgClient.PgClient, SqlError>(),
+          client: undefined,
+          active: 0,
+          lastUsed: Date.now()
+        }
+        entries.set(entry.organiser, entry)
+        yield* open(entry, listedAs)
+        return entry
+      })
+
+    const release = (entry: Entry) => {
+      entry.active--
+      if (entry.active === 0) signal()
+    }
+
+    // Idle organisers' pools are closed.
+    yield* Effect.forkScoped(Effect.repeat(
+      opening.withPermits(1)(Effect.suspend(() => {
+        const now = Date.now()
+        const idleOnes = [...entries.values()].filter((e) => e.active === 0 && e.client !== undefined && now - e.lastUsed >= idle)
+        for (const entry of idleOnes) entries.delete(entry.organiser)
+        return Effect.forEach(idleOnes, close, { discard: true })
+      })),
+      Schedule.spaced(Duration.millis(Math.max(100, Math.min(idle / 2, 5000))))
+    ))
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach([...entries.values()], close, { discard: true, concurrency: "unbounded" })
+    )
+
+    /** A connection to the current organiser's database, for one statement or one transaction. */
+    const acquirer: Effect.Effect<Connection, SqlError, Scope.Scope> = Effect.flatMap(
+      FiberRef.get(CurrentOrganiser),
+      (organiser) =>
+        organiser === defaultOrganiser ? main.client.reserve : Effect.flatMap(
+          Effect.flatMap(FiberRef.get(Background), (background) =>
+            Effect.acquireRelease(checkout(organiser, background), (entry) => Effect.sync(() => release(entry)))),
+          (entry) => entry.client!.reserve
+        )
+    )
+
+    const routed = yield* SqlClient.make({
+      acquirer,
+      transactionAcquirer: acquirer,
+      compiler: PgClient.makeCompiler(undefined, false),
+      spanAttributes: [["db.system.name", "postgresql"]]
+    }).pipe(Effect.provideService(Reactivity.Reactivity, reactivity))
+
+    /** Creates, migrates and registers an organiser; its key is returned this once. */
+    const create = (name: string, databaseUrl: string | undefined) =>
+      Effect.gen(function*() {
+        const [{ number }] = yield* main.client<{ number: number }>`SELECT nextval('organiser_numbers')::int AS number`
+        const id = newId(number!)
+        const secret = crypto.randomBytes(32).toString("base64url")
+        const apiKey = `tko_${number!.toString(36)}_${secret}`
+        const [{ database }] = yield* main.client<{ database: string }>`SELECT current_database() AS database`
+        const databaseName = databaseUrl === undefined ? `${database}_organiser_${number}` : null
+        yield* main.client`INSERT INTO organisers ${
+          main.client.insert({
+            number: number!,
+            id,
+            name,
+            key_sha256: sha256(secret),
+            database_name: databaseName,
+            database_url: databaseUrl ?? null
+          })
+        }`
+        let url: Redacted.Redacted
+        if (databaseName !== null) {
+          yield* main.client.unsafe(`CREATE DATABASE ${Pg.escapeIdentifier(databaseName)}`)
+          url = sibling(main.url, databaseName)
+        } else {
+          url = Redacted.make(databaseUrl!)
+        }
+        // Opened and migrated now, as any organiser's database is (within the same bound on
+        // connections): the first buyer finds it ready.
+        listed.set(number!, { number: number!, keySha256: sha256(secret), url })
+        yield* Effect.scoped(Effect.acquireRelease(checkout(number!, false), (entry) => Effect.sync(() => release(entry)))).pipe(
+          Effect.mapError((error) =>
+            databaseUrl === undefined ? error : new DatabaseUrlRefused(`database_url could not be used: ${rootMessage(error)}`)
+          ),
+          Effect.tapError(() =>
+            Effect.zipRight(
+              Effect.sync(() => listed.delete(number!)),
+              main.client`DELETE FROM organisers WHERE number = ${number!}`.pipe(Effect.ignore)
+            )
+          )
+        )
+        yield* main.client`UPDATE organisers SET ready = true WHERE number = ${number!}`
+        return { id, name, apiKey }
+      }).pipe(Effect.withSpan("OrganiserDatabases.create", { captureStackTrace: false }))
+
+    return {
+      routed,
+      create,
+      /** Whether `organiser` exists (the default always does). */
+      exists: (organiser: number): Effect.Effect<boolean, SqlError> =>
+        organiser === defaultOrganiser ? Effect.succeed(true) : Effect.map(find(organiser), Option.isSome),
+      /**
+       * The organiser a bearer token acts as: `"admin"` for `ADMIN_TOKEN`, an organiser's number
+       * for its key, none for anything else. Compared in constant time, and a key that names no
+       * organiser is compared too: a wrong key takes as long whoever it names.
+       */
+      authenticate: (token: string): Effect.Effect<Option.Option<"admin" | number>, SqlError> =>
+        Effect.suspend(() => {
+          const given = sha256(token)
+          if (Option.isSome(adminSha256) && crypto.timingSafeEqual(given, adminSha256.value)) {
+            return Effect.succeed(Option.some("admin" as const))
+          }
+          const parsed = keyPattern.exec(token)
+          if (parsed === null) return Effect.succeed(Option.none())
+          const number = Number.parseInt(parsed[1]!, 36)
+          return Effect.map(find(number), (found) => {
+            const match = crypto.timingSafeEqual(sha256(parsed[2]!), Option.isSome(found) ? found.value.keySha256 : nobody)
+            return match && Option.isSome(found) ? Option.some(number) : Option.none()
+          })
+        }),
+      /** Whether `ADMIN_TOKEN` is set: without it `POST /organisers` does not exist. */
+      adminConfigured: Option.isSome(adminToken),
+      /** Records that a concert is `organiser`'s (the directory; the id itself says so too). */
+      registerConcert: (organiser: number, concertId: string) =>
+        organiser === defaultOrganiser ? Effect.void : main.client`
+          INSERT INTO organiser_concerts (concert_id, organiser) VALUES (${concertId}, ${organiser}) ON CONFLICT DO NOTHING`.pipe(
+          Effect.asVoid
+        ),
+      /**
+       * Runs `f` in each organiser's database, the default organiser's first, as background work
+       * (`Background`): in those open here now (used lately), or in all of them. One organiser's
+       * failure is logged and the others go on.
+       */
+      forEach: (which: "open" | "all", f: (organiser: number) => Effect.Effect<void, unknown>): Effect.Effect<void> =>
+        Effect.gen(function*() {
+          const others = which === "open"
+            ? [...entries.keys()]
+            : yield* main.client<{ number: number }>`SELECT number FROM organisers WHERE ready ORDER BY number`.pipe(
+              Effect.map((rows) => rows.map((row) => row.number)),
+              Effect.catchAll((error) =>
+                Effect.as(Effect.logWarning("the organisers could not be listed").pipe(Effect.annotateLogs({ error: String(error) })), [])
+              )
+            )
+          for (const organiser of [defaultOrganiser, ...others]) {
+            yield* f(organiser).pipe(
+              Effect.locally(CurrentOrganiser, organiser),
+              Effect.catchAllCause((cause) =>
+                Effect.logWarning("background work in an organiser's database failed").pipe(
+                  Effect.annotateLogs({ organiser, cause: String(cause) })
+                )
+              )
+            )
+          }
+        }).pipe(Effect.locally(Background, true)),
+      /** Connections held to organisers' databases (not the main one), and how many databases have them. */
+      stats: () => {
+        let connections = 0
+        for (const entry of entries.values()) connections += entry.pool.totalCount
+        return { connections, databases: entries.size, maxConnections: maxOpen * poolSize }
+      }
+    } as const
+  })
+}) {}
+
+/** The service, needing the `MainDatabase`: one per process (every user of it must share it). */
+export const OrganisersLive = OrganiserDatabases.Default.pipe(Layer.provide(Reactivity.layer))
+
+/** The routed client, as the application's `SqlClient` (with the service itself). */
+export const RoutedSqlLive = Layer.effect(SqlClient.SqlClient, Effect.map(OrganiserDatabases, (o) => o.routed)).pipe(
+  Layer.provideMerge(OrganisersLive)
+)
