@@ -1,0 +1,127 @@
+/**
+ * Many organisers on one service: 200 created in a loop, a concert and a purchase each, while
+ * the connections to organisers' databases are counted in PostgreSQL itself; and a restart
+ * (kill -9), after which keys, organisers and their concerts all come back.
+ */
+import { it, layer } from "@effect/vitest"
+import { Effect, Fiber, Redacted, Schedule } from "effect"
+import Pg from "pg"
+import { expect } from "vitest"
+import { MainDatabase } from "../../src/sql/Organisers.js"
+import { freshDatabaseUrl } from "../fixtures/Database.js"
+import { json, raw, TestAppWith } from "../fixtures/Http.js"
+import { rawRequest } from "../fixtures/RawHttp.js"
+import { serviceResource, startService } from "../fixtures/Service.js"
+import { eventually } from "../fixtures/eventually.js"
+
+const adminToken = "an-admin-token-for-the-tests"
+const admin = { authorization: `Bearer ${adminToken}` }
+const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
+const user = (n: number) => `00000000-0000-0000-0000-${String(n).padStart(12, "0")}`
+const body = (value: unknown) => JSON.stringify(value)
+const concertBody = (name: string) => body({ name, venue: "Hall", date: "2027-04-04", capacity: 10, status: "ACTIVE" })
+
+/** Connections to the organisers' databases of the main database `url`, as PostgreSQL counts them. */
+const organiserConnections = (url: string) =>
+  Effect.promise(async () => {
+    const client = new Pg.Client({ connectionString: url })
+    await client.connect()
+    try {
+      const { rows } = await client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE starts_with(datname, current_database() || '_organiser_')"
+      )
+      return rows[0]!.n
+    } finally {
+      await client.end()
+    }
+  })
+
+const databasesOpen = 4
+const poolSize = 2
+
+layer(
+  TestAppWith({
+    ADMIN_TOKEN: adminToken,
+    ORGANISER_DATABASES_OPEN: String(databasesOpen),
+    ORGANISER_POOL_SIZE: String(poolSize),
+    ORGANISER_IDLE: "2 seconds",
+    RENDER_WORKERS: "1"
+  }),
+  { excludeTestServices: true, timeout: "300 seconds" }
+)("200 organisers", (it) => {
+  it.effect("each with a concert and a purchase; the connections held stay within the setting, and close when idle", () =>
+    Effect.gen(function*() {
+      const main = yield* MainDatabase
+      const url = Redacted.value(main.url)
+      let most = 0
+      const sampler = yield* organiserConnections(url).pipe(
+        Effect.tap((n) => Effect.sync(() => (most = Math.max(most, n)))),
+        Effect.repeat(Schedule.spaced("20 millis")),
+        Effect.fork
+      )
+      const keys: Array<string> = []
+      const tickets: Array<string> = []
+      for (let i = 0; i < 200; i++) {
+        const created = yield* raw("POST", "/api/v1/organisers", body({ name: `Organiser ${i}` }), admin)
+        expect(created.status).toBe(201)
+        const key = (json(created) as { api_key: string }).api_key
+        keys.push(key)
+        const concert = yield* raw("POST", "/api/v1/concerts", concertBody(`Concert ${i}`), bearer(key))
+        expect(concert.status).toBe(201)
+        const concertId = (json(concert) as { id: string }).id
+        const ticket = yield* raw("POST", "/api/v1/tickets", body({ concert_id: concertId, user_id: user(i + 1) }))
+        expect(ticket.status).toBe(201)
+        tickets.push((json(ticket) as { id: string }).id)
+      }
+      // Every organiser sees its own purchase again, the first ones from databases closed since.
+      for (const i of [0, 1, 57, 123, 199]) {
+        const listed = json(yield* raw("GET", "/api/v1/tickets", undefined, bearer(keys[i]!))) as Array<{ id: string }>
+        expect(listed.map((t) => t.id)).toEqual([tickets[i]])
+      }
+      yield* Fiber.interrupt(sampler)
+      console.log(`organiser connections: at most ${most} seen (bound ${databasesOpen * poolSize})`)
+      expect(most).toBeGreaterThan(0)
+      expect(most).toBeLessThanOrEqual(databasesOpen * poolSize)
+      // Idle, they close.
+      yield* eventually(organiserConnections(url), (n) => n === 0, { within: "20 seconds" })
+    }))
+})
+
+it.scoped("a restart (kill -9): keys, organisers and their concerts all come back", () =>
+  Effect.gen(function*() {
+    const databaseUrl = yield* freshDatabaseUrl
+    const env = { DATABASE_URL: databaseUrl, ADMIN_TOKEN: adminToken, RENDER_WORKERS: "1" }
+    const first = yield* serviceResource(env)
+    const call = (port: number, method: string, path: string, sent?: string, headers?: Record<string, string>) =>
+      Effect.promise(() => rawRequest(port, method, `/api/v1${path}`, sent, headers))
+    const made: Array<{ key: string; concert: string; ticket: string }> = []
+    for (const name of ["Before A", "Before B"]) {
+      const created = yield* call(first.port, "POST", "/organisers", body({ name }), admin)
+      expect(created.status).toBe(201)
+      const key = (json(created) as { api_key: string }).api_key
+      const concert = (json(yield* call(first.port, "POST", "/concerts", concertBody(name), bearer(key))) as { id: string }).id
+      const ticket = yield* call(first.port, "POST", "/tickets", body({ concert_id: concert, user_id: user(1) }))
+      expect(ticket.status).toBe(201)
+      made.push({ key, concert, ticket: (json(ticket) as { id: string }).id })
+    }
+    first.process.kill("SIGKILL")
+    yield* Effect.promise(() => first.exited)
+
+    const second = yield* Effect.promise(() => startService(env, first.port))
+    yield* Effect.addFinalizer(() => Effect.sync(() => second.process.kill("SIGKILL")))
+    for (const { concert, key, ticket } of made) {
+      const concerts = json(yield* call(second.port, "GET", "/concerts", undefined, bearer(key))) as Array<{ id: string }>
+      expect(concerts.map((c) => c.id)).toEqual([concert])
+      const listed = json(yield* call(second.port, "GET", "/tickets", undefined, bearer(key))) as Array<{ id: string }>
+      expect(listed.map((t) => t.id)).toEqual([ticket])
+      // It sells on, and the other's key still sees none of it.
+      expect((yield* call(second.port, "POST", "/tickets", body({ concert_id: concert, user_id: user(2) }))).status).toBe(201)
+      const other = made.find((m) => m.key !== key)!
+      expect((yield* call(second.port, "GET", `/concerts/${concert}`, undefined, bearer(other.key))).status).toBe(404)
+    }
+    expect((yield* call(second.port, "GET", "/concerts", undefined, bearer(`${made[0]!.key.slice(0, -4)}AAAA`))).status).toBe(401)
+    // And new organisers are numbered after the old ones.
+    const third = yield* call(second.port, "POST", "/organisers", body({ name: "After" }), admin)
+    expect(third.status).toBe(201)
+    expect((json(third) as { id: string }).id.slice(0, 8)).toBe("00000003")
+  }), { timeout: 120_000 })
