@@ -192,6 +192,18 @@ export const poolWaiting = Metric.gauge("ticketoverflow_db_pool_waiting", {
 
 export const poolMax = Metric.gauge("ticketoverflow_db_pool_max", { description: "The pool's size (DATABASE_POOL_SIZE)" })
 
+export const organiserConnections = Metric.gauge("ticketoverflow_organiser_db_connections", {
+  description: "Connections open to organisers' own databases (not the main one)"
+})
+
+export const organiserConnectionsMax = Metric.gauge("ticketoverflow_organiser_db_connections_max", {
+  description: "The most connections organisers' databases may hold (ORGANISER_DATABASES_OPEN × ORGANISER_POOL_SIZE)"
+})
+
+export const organiserDatabasesOpen = Metric.gauge("ticketoverflow_organiser_databases_open", {
+  description: "Organisers' databases with a pool open here (used lately)"
+})
+
 export const memory = MetricKey.gauge("ticketoverflow_process_memory_bytes", {
   description: "The process's memory by kind (rss, heap_used, external)"
 })

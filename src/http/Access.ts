@@ -104,9 +104,38 @@ const wrongKey = HttpServerResponse.unsafeJson(
   { status: 401, headers: { "www-authenticate": "Bearer" } }
 )
 
+const operatorsOnly = HttpServerResponse.unsafeJson(
+  { error: "this needs the ADMIN_TOKEN" },
+  // A browser asks for it (any user name, the token as password) and sends it on each poll.
+  { status: 401, headers: { "www-authenticate": "Basic realm=\"TicketOverflow operators\", charset=\"UTF-8\"" } }
+)
+
 /**
- * Reads the caller from `Authorization: Bearer <token>` once per request. A request without
- * the header (every buyer's) costs one header read.
+ * For what shows every organiser's figures (`/metrics`, `/dashboard`): when the service has an
+ * `ADMIN_TOKEN`, only a request with it (as a bearer token, or as the password of HTTP Basic).
+ */
+export const operatorOnly = (adminConfigured: boolean) =>
+<E, R>(
+  self: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>
+): Effect.Effect<HttpServerResponse.HttpServerResponse, E, R> =>
+  adminConfigured
+    ? Effect.flatMap(FiberRef.get(CurrentCaller), (caller) => caller._tag === "Admin" ? self : Effect.succeed(operatorsOnly))
+    : self
+
+/** The token of `Authorization: Bearer <token>`, or the password of `Authorization: Basic`. */
+const tokenOf = (header: string): string | undefined => {
+  const bearer = /^Bearer +(\S+) *$/i.exec(header)
+  if (bearer !== null) return bearer[1]!
+  const basic = /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header)
+  if (basic === null) return undefined
+  const decoded = Buffer.from(basic[1]!, "base64").toString("utf8")
+  const colon = decoded.indexOf(":")
+  return colon < 0 || colon === decoded.length - 1 ? undefined : decoded.slice(colon + 1)
+}
+
+/**
+ * Reads the caller from `Authorization: Bearer <token>` (or HTTP Basic, the token as the
+ * password) once per request. A request without the header (every buyer's) costs one header read.
  */
 export const CallersLive = HttpApiBuilder.middleware(
   Effect.gen(function*() {
@@ -115,9 +144,9 @@ export const CallersLive = HttpApiBuilder.middleware(
       Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
         const header = request.headers["authorization"]
         if (header === undefined) return app
-        const bearer = /^Bearer +(\S+) *$/i.exec(header)
-        if (bearer === null) return Effect.succeed(wrongKey)
-        return Effect.flatMap(Effect.orDie(organisers.authenticate(bearer[1]!)), Option.match({
+        const token = tokenOf(header)
+        if (token === undefined) return Effect.succeed(wrongKey)
+        return Effect.flatMap(Effect.orDie(organisers.authenticate(token)), Option.match({
           onNone: () => Effect.succeed(wrongKey),
           onSome: (who) =>
             Effect.locally(app, CurrentCaller, who === "admin" ? admin : { _tag: "Organiser", organiser: who })

@@ -9,6 +9,8 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Layer } from "effect"
 import { readFile } from "node:fs/promises"
 import { createRequire } from "node:module"
+import { OrganiserDatabases } from "../sql/Organisers.js"
+import { operatorOnly } from "./Access.js"
 import { Dashboard } from "./Dashboard.js"
 
 const here = (file: string) => new URL(`./dashboard/${file}`, import.meta.url)
@@ -25,22 +27,24 @@ const assets = [
 export const DashboardHttpLive = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function*() {
     const dashboard = yield* Dashboard
+    // Every organiser's figures: the operator's alone when there is an ADMIN_TOKEN.
+    const guarded = operatorOnly((yield* OrganiserDatabases).adminConfigured)
     for (const asset of assets) {
       const body = yield* Effect.promise(() => readFile(asset.file))
       const response = HttpServerResponse.uint8Array(body, {
         contentType: asset.contentType,
         headers: { "cache-control": "no-cache" }
       })
-      yield* router.get(asset.path as `/${string}`, Effect.succeed(response))
+      yield* router.get(asset.path as `/${string}`, guarded(Effect.succeed(response)))
     }
     yield* router.get(
       "/dashboard/state",
-      Effect.sync(() =>
+      guarded(Effect.sync(() =>
         HttpServerResponse.text(dashboard.json(), {
           contentType: "application/json",
           headers: { "cache-control": "no-store" }
         })
-      )
+      ))
     )
   })
 ).pipe(Layer.provide(Dashboard.Default))

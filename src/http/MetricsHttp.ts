@@ -2,7 +2,7 @@
  * `GET /metrics`: every metric of the process (ours in `src/Metrics.ts`, the cluster's own) in
  * Prometheus' text format, written by the OpenTelemetry SDK's Prometheus serializer from
  * `@effect/opentelemetry`'s view of Effect's metric registry. Outside the API document, as
- * `/docs` is. Also samples, once a second, what no request updates: the database pool, memory
+ * `/docs` is; with an `ADMIN_TOKEN`, for the operator alone (`operatorOnly`). Also samples, once a second, what no request updates: the database pool, memory
  * and the event loop's delay.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
@@ -14,6 +14,8 @@ import { Config, Effect, Layer, Schedule } from "effect"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import * as Metrics from "../Metrics.js"
 import { DatabasePool } from "../sql/Database.js"
+import { OrganiserDatabases } from "../sql/Organisers.js"
+import { operatorOnly } from "./Access.js"
 
 /** The exposition format's content type, as Prometheus asks for it. */
 export const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
@@ -30,6 +32,7 @@ const delayMax = Metrics.labelled(Metrics.eventLoopDelay, { stat: "max" })
 const SamplerLive = Layer.scopedDiscard(
   Effect.gen(function*() {
     const pool = yield* DatabasePool
+    const organisers = yield* OrganiserDatabases
     const resolution = 10
     const delay = monitorEventLoopDelay({ resolution })
     delay.enable()
@@ -40,6 +43,10 @@ const SamplerLive = Layer.scopedDiscard(
       idle.unsafeUpdate(stats.idle, [])
       Metrics.poolWaiting.unsafeUpdate(stats.waiting, [])
       Metrics.poolMax.unsafeUpdate(stats.max, [])
+      const theirs = organisers.stats()
+      Metrics.organiserConnections.unsafeUpdate(theirs.connections, [])
+      Metrics.organiserConnectionsMax.unsafeUpdate(theirs.maxConnections, [])
+      Metrics.organiserDatabasesOpen.unsafeUpdate(theirs.databases, [])
       const memory = process.memoryUsage()
       rss.unsafeUpdate(memory.rss, [])
       heapUsed.unsafeUpdate(memory.heapUsed, [])
@@ -63,13 +70,15 @@ const RouteLive = HttpApiBuilder.Router.use((router) =>
     const producer = yield* OtelMetrics.makeProducer
     // Without the OpenTelemetry scope on every series: all of them are from the one registry.
     const serializer = new PrometheusSerializer(undefined, false, undefined, false, true)
+    // Every organiser's figures: the operator's alone when there is an ADMIN_TOKEN.
+    const guarded = operatorOnly((yield* OrganiserDatabases).adminConfigured)
     yield* router.get(
       "/metrics",
-      Effect.map(
+      guarded(Effect.map(
         Effect.promise(() => producer.collect()),
         ({ resourceMetrics }) =>
           HttpServerResponse.text(serializer.serialize(resourceMetrics), { contentType: prometheusContentType })
-      )
+      ))
     )
   })
 ).pipe(

@@ -279,6 +279,23 @@ layer(TestAppWith({ ADMIN_TOKEN: adminToken, RENDER_WORKERS: "1" }), { excludeTe
         expect((yield* raw("POST", `/api/v1/tickets/${ha.ticket}/print`)).status).toBe(202)
       }))
 
+    it.effect("/metrics and /dashboard show every organiser's figures: with an ADMIN_TOKEN, to the operator alone", () =>
+      Effect.gen(function*() {
+        const organiser = yield* createOrganiser("Curious")
+        const basic = (password: string) => ({ authorization: `Basic ${Buffer.from(`ops:${password}`).toString("base64")}` })
+        for (const path of ["/metrics", "/dashboard", "/dashboard/state"]) {
+          const anonymous = yield* raw("GET", path)
+          expect(anonymous.status, path).toBe(401)
+          expect(anonymous.headers["www-authenticate"], path).toMatch(/^Basic realm=/)
+          expect((yield* raw("GET", path, undefined, bearer(organiser.api_key))).status, path).toBe(401)
+          expect((yield* raw("GET", path, undefined, basic("wrong"))).status, path).toBe(401)
+          expect((yield* raw("GET", path, undefined, admin)).status, path).toBe(200)
+          expect((yield* raw("GET", path, undefined, basic(adminToken))).status, path).toBe(200)
+        }
+        const metrics = yield* raw("GET", "/metrics", undefined, admin)
+        expect(metrics.body).toMatch(/^ticketoverflow_organiser_db_connections_max 32$/m)
+      }))
+
     it.effect("without a key, the default organiser works as it always did, in the main database", () =>
       Effect.gen(function*() {
         const h = yield* holdings(undefined, "Default's concert")
