@@ -62,8 +62,7 @@ const holdings = (key: string | undefined, name: string) =>
     const reservationId = (json(reservation) as { id: string }).id
     const checkout = yield* raw("POST", `/api/v1/reservations/${reservationId}/checkout`)
     expect(checkout.status).toBe(200)
-    // Each organiser's invoice numbers are its own, from 1.
-    expect((json(checkout) as { invoice_number: number }).invoice_number).toBe(1)
+    expect((json(checkout) as { invoice_number: number }).invoice_number).toBeGreaterThanOrEqual(1)
     const registration = yield* raw("POST", `/api/v1/concerts/${drawConcert.id}/registrations`, body({ user_id: user(3), quantity: 1 }))
     expect(registration.status).toBe(201)
     return {
@@ -119,7 +118,12 @@ const snapshot = (h: Holdings) =>
     return parts.map((part) => part.body)
   })
 
-layer(TestAppWith({ ADMIN_TOKEN: adminToken, RENDER_WORKERS: "1" }), { excludeTestServices: true, timeout: "120 seconds" })(
+// Lists a page of one row at a time: every list is read over several pages, each of which
+// must come from the same organiser's database as the first.
+layer(TestAppWith({ ADMIN_TOKEN: adminToken, RENDER_WORKERS: "1", TICKETS_PAGE_SIZE: "1" }), {
+  excludeTestServices: true,
+  timeout: "120 seconds"
+})(
   "organisers",
   (it) => {
     it.effect("POST /organisers needs the ADMIN_TOKEN, answers the key once, and checks what it is given", () =>
@@ -159,6 +163,7 @@ layer(TestAppWith({ ADMIN_TOKEN: adminToken, RENDER_WORKERS: "1" }), { excludeTe
       Effect.gen(function*() {
         const a = yield* createOrganiser("Organiser A")
         const b = yield* createOrganiser("Organiser B")
+        const hd = yield* holdings(undefined, "The default organiser's concert")
         const ha = yield* holdings(a.api_key, "A's concert")
         const hb = yield* holdings(b.api_key, "B's concert")
         // Ids say whose they are; the default organiser's are plain random UUIDs.
@@ -184,10 +189,18 @@ layer(TestAppWith({ ADMIN_TOKEN: adminToken, RENDER_WORKERS: "1" }), { excludeTe
           for (const list of ["/api/v1/concerts", "/api/v1/tickets", "/api/v1/reservations", "/api/v1/invoices"]) {
             const listed = yield* raw("GET", list, undefined, bearer(mine.key))
             expect(listed.status).toBe(200)
-            for (const id of [theirs.concert, theirs.drawConcert, theirs.ticket, theirs.reservation]) expect(listed.body).not.toContain(id)
+            for (const id of [theirs.concert, theirs.drawConcert, theirs.ticket, theirs.reservation, hd.concert, hd.ticket, hd.reservation]) {
+              expect(listed.body, list).not.toContain(id)
+            }
           }
           const concerts = json(yield* raw("GET", "/api/v1/concerts", undefined, bearer(mine.key))) as Array<{ id: string }>
           expect(concerts.map((c) => c.id).sort()).toEqual([mine.concert, mine.drawConcert].sort())
+          const tickets = json(yield* raw("GET", "/api/v1/tickets", undefined, bearer(mine.key))) as Array<{ id: string }>
+          expect(tickets.map((t) => t.id)).toEqual([mine.ticket])
+          const reservations = json(yield* raw("GET", "/api/v1/reservations", undefined, bearer(mine.key))) as Array<{ id: string }>
+          expect(reservations.map((r) => r.id)).toEqual([mine.reservation])
+
+          // Each organiser's invoice numbers are its own, from 1.
           const invoices = json(yield* raw("GET", "/api/v1/invoices", undefined, bearer(mine.key))) as Array<{ reservation_id: string }>
           expect(invoices).toEqual([{ number: 1, reservation_id: mine.reservation, status: "AWAITING_PAYMENT" }])
         }
