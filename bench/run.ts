@@ -19,6 +19,8 @@
  *   recycling (`bench/reservations.ts`). draw: 100,000 registrations, then the draw
  *   (`bench/draw.ts`). scale: 1, 2, 3 runners, each limited to the same CPU share
  *   (`bench/scale.ts`). hostile: one client's attacks beside buyers (`bench/hostile.ts`).
+ * organisers: purchases in the main database, in one organiser's, and across 100 organisers'
+ *   (`bench/organisers.ts`).
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as crypto from "node:crypto"
@@ -28,6 +30,7 @@ import { freePort } from "../src/sql/EmbeddedPostgres.js"
 import { runScenario } from "./scenarios.js"
 import { hostile } from "./hostile.js"
 import { ab } from "./ab.js"
+import { organisers } from "./organisers.js"
 import { ladder } from "./ladder.js"
 import { draw } from "./draw.js"
 import { reservations } from "./reservations.js"
@@ -59,6 +62,7 @@ const waitHealthy = async (port: number, pathname: string) => {
 const main = async () => {
   if (scenario === "hostile") return hostile(args)
   if (scenario === "ab") return ab(args)
+  if (scenario === "organisers") return organisers(args)
   if (scenario === "ladder") return ladder(args)
   if (scenario === "reservations") return reservations(args)
   if (scenario === "draw") return draw(args)

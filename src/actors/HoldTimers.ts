@@ -71,7 +71,8 @@ export class HoldTimers extends Effect.Service<HoldTimers>()("HoldTimers", {
       Effect.retry(Schedule.spaced("1 second").pipe(Schedule.upTo("1 minute"))),
       Effect.catchAllCause((cause) => Effect.logWarning("hold expiries not caught up", cause))
     )
-    const catchUp = organisers.forEach("all", () => catchUpOne)
+    // Four organisers at a time: one whose database is away does not hold up the others.
+    const catchUp = organisers.forEach("all", () => catchUpOne, { concurrency: 4 })
     yield* Effect.forkScoped(catchUp)
 
     // And again whenever this process takes shards over: the wake-ups of a runner that died

@@ -225,11 +225,7 @@ export class PlanNotReady extends Schema.TaggedError<PlanNotReady>()("PlanNotRea
 export class DatabaseUrlUnusable extends Schema.TaggedError<DatabaseUrlUnusable>()("DatabaseUrlUnusable", Message, status(422)) {}
 
 /** The organiser's database could not be created on the main database's server. */
-export class OrganiserNotCreated extends Schema.TaggedError<OrganiserNotCreated>()("OrganiserNotCreated", Message, status(503)) {
-  get retryAfterSeconds(): number {
-    return 5
-  }
-}
+export class OrganiserNotCreated extends Schema.TaggedError<OrganiserNotCreated>()("OrganiserNotCreated", Message, status(503)) {}
 
 /** The database does not answer: the health endpoints' 503. */
 export class DatabaseUnavailable extends Schema.TaggedError<DatabaseUnavailable>()(

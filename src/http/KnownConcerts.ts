@@ -4,24 +4,25 @@
  * too, so a flood of random ids would fill memory with entities that only say "not found".
  * Purchases and updates ask here first: a concert seen once is remembered (concerts are never
  * deleted), any other id costs one indexed look-up and leaves nothing behind. At most four such
- * look-ups run at once: a flood of made-up ids waits its turn instead of taking the database
- * pool from buyers.
+ * look-ups run at once in each organiser's database: a flood of made-up ids waits its turn
+ * instead of taking the database pool from buyers.
  */
 import { Effect, Either, Option } from "effect"
 import { ConcertNotFound } from "../domain/Errors.js"
 import type { ConcertId, Named } from "../domain/Ids.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
+import { perOrganiser } from "./perOrganiser.js"
 
 export class KnownConcerts extends Effect.Service<KnownConcerts>()("KnownConcerts", {
   dependencies: [ConcertsRepo.Default],
   effect: Effect.gen(function*() {
     const repo = yield* ConcertsRepo
     const known = new Set<string>()
-    const lookups = yield* Effect.makeSemaphore(4)
+    const lookups = perOrganiser(4)
     const exists = (id: ConcertId): Effect.Effect<boolean> =>
       known.has(id)
         ? Effect.succeed(true)
-        : Effect.map(lookups.withPermits(1)(repo.findById(id)), (found) => {
+        : Effect.map(lookups(repo.findById(id)), (found) => {
           if (Option.isNone(found)) return false
           known.add(id)
           return true

@@ -126,11 +126,19 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
     )
     const adminSha256 = Option.map(adminToken, (token) => sha256(Redacted.value(token)))
 
+    /** How long a statement waits for its organiser's database to be open here before a 503. */
+    const waitLimit = yield* Config.duration("ORGANISER_WAIT").pipe(Config.withDefault(Duration.seconds(5)))
+
     /** Organisers known to exist, by number: their key hash and database. */
     const listed = new Map<number, Listed>()
+    /** The highest organiser number ready, as of `highestAt`: a higher one is nobody's, for a second. */
+    let highest = 0
+    let highestAt = 0
     /** Organisers whose database this process has migrated. */
     const migrated = new Set<number>()
     const entries = new Map<number, Entry>()
+    /** When each organiser's database was last used here by anything but background work. */
+    const usedAt = new Map<number, number>()
     /** Completed (and replaced) whenever a lease ends or an entry closes: a waiter tries again. */
     let freed = Deferred.unsafeMake<void>(FiberId.none)
     const signal = () => {
@@ -143,15 +151,28 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
     const urlOf = (row: { readonly database_name: string | null; readonly database_url: string | null }) =>
       row.database_url !== null ? Redacted.make(row.database_url) : sibling(main.url, row.database_name!)
 
-    /** The organiser `number`, from the directory (a miss costs one look-up, four at a time at most). */
+    /**
+     * The organiser `number`, from the directory. A number above the highest is answered without
+     * a look-up (for a second after the last one); any other miss costs one, four at a time.
+     */
     const find = (number: number): Effect.Effect<Option.Option<Listed>, SqlError> => {
       const known = listed.get(number)
       if (known !== undefined) return Effect.succeed(Option.some(known))
       if (!Number.isSafeInteger(number) || number < 1 || number > maxOrganiser) return Effect.succeed(Option.none())
-      return lookups.withPermits(1)(main.client<{ key_sha256: Buffer; database_name: string | null; database_url: string | null }>`
-        SELECT key_sha256, database_name, database_url FROM organisers WHERE number = ${number} AND ready`).pipe(
+      if (number > highest && Date.now() - highestAt < 1000) return Effect.succeed(Option.none())
+      return lookups.withPermits(1)(main.client<{
+        highest: number | null
+        key_sha256: Buffer | null
+        database_name: string | null
+        database_url: string | null
+      }>`
+        SELECT m.highest, o.key_sha256, o.database_name, o.database_url
+        FROM (SELECT max(number) AS highest FROM organisers WHERE ready) m
+        LEFT JOIN organisers o ON o.number = ${number} AND o.ready`).pipe(
         Effect.map(([row]) => {
-          if (row === undefined) return Option.none()
+          highest = row?.highest ?? 0
+          highestAt = Date.now()
+          if (row === undefined || row.key_sha256 === null) return Option.none()
           const entry: Listed = { number, keySha256: row.key_sha256, url: urlOf(row) }
           listed.set(number, entry)
           return Option.some(entry)
@@ -208,49 +229,7 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
         Effect.forkDaemon
       )
 
-    const touch = (entry: Entry, background: boolean) => {
-      entry.active++
-      if (!background) entry.lastUsed = Date.now()
-    }
-
-    /** The organiser's entry, leased (its `active` counted) until `release`. */
-    const checkout = (organiser: number, background: boolean): Effect.Effect<Entry, SqlError> =>
-      Effect.suspend(() => {
-        const entry = entries.get(organiser)
-        if (entry === undefined) return slowCheckout(organiser, background)
-        touch(entry, background)
-        if (entry.client !== undefined) return Effect.succeed(entry)
-        return Deferred.await(entry.ready).pipe(Effect.as(entry), Effect.onError(() => Effect.sync(() => release(entry))))
-      })
-
-    const slowCheckout = (organiser: number, background: boolean): Effect.Effect<Entry, SqlError> =>
-      Effect.flatMap(find(organiser), (found) => {
-        if (Option.isNone(found)) return Effect.fail(unavailable(organiser, new Error("no such organiser")))
-        const listedAs = found.value
-        // Opened or waited for under one lock; the caller then leases it as any open entry.
-        const openOrWait: Effect.Effect<Option.Option<Deferred.Deferred<void>>, never> = Effect.suspend(() => {
-          if (entries.has(organiser)) return Effect.succeed(Option.none())
-          if (entries.size < maxOpen) return Effect.as(make(listedAs), Option.none())
-          let victim: Entry | undefined
-          for (const entry of entries.values()) {
-            if (entry.active === 0 && entry.client !== undefined && (victim === undefined || entry.lastUsed < victim.lastUsed)) {
-              victim = entry
-            }
-          }
-          // Every open database is in use: wait for a lease to end, then try again.
-          if (victim === undefined) return Effect.succeed(Option.some(freed))
-          entries.delete(victim.organiser)
-          return Effect.zipRight(close(victim), Effect.as(make(listedAs), Option.none()))
-        })
-        return opening.withPermits(1)(openOrWait).pipe(
-          Effect.flatMap(Option.match({
-            onNone: () => checkout(organiser, background),
-            onSome: (wait) => Effect.zipRight(Deferred.await(wait), checkout(organiser, background))
-          }))
-        )
-      })
-
-    const make = (listedAs: Listed) =>
+    const make = (listedAs: Listed, background: boolean) =>
       Effect.gen(function*() {
         const entry: Entry = {
           organiser: listedAs.number,
@@ -259,17 +238,74 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
           ready: yield* Deferred.make<PgClient.PgClient, SqlError>(),
           client: undefined,
           active: 0,
-          lastUsed: Date.now()
+          // Opened by background work alone, it is the first to go.
+          lastUsed: background ? 0 : Date.now()
         }
         entries.set(entry.organiser, entry)
         yield* open(entry, listedAs)
-        return entry
       })
+
+    /** Opens `organiser`'s entry, or closes an idle one to make room, or waits for one to be idle. */
+    const openOrWait = (organiser: number, background: boolean): Effect.Effect<void, SqlError> =>
+      Effect.flatMap(find(organiser), (found) => {
+        if (Option.isNone(found)) return Effect.fail(unavailable(organiser, new Error("no such organiser")))
+        const listedAs = found.value
+        return opening.withPermits(1)(Effect.suspend((): Effect.Effect<Option.Option<Deferred.Deferred<void>>> => {
+          if (entries.has(organiser)) return Effect.succeed(Option.none())
+          if (entries.size < maxOpen) return Effect.as(make(listedAs, background), Option.none())
+          let victim: Entry | undefined
+          for (const entry of entries.values()) {
+            if (entry.active === 0 && entry.client !== undefined && (victim === undefined || entry.lastUsed < victim.lastUsed)) {
+              victim = entry
+            }
+          }
+          // Every open database is in use: wait for a lease to end.
+          if (victim === undefined) return Effect.succeed(Option.some(freed))
+          entries.delete(victim.organiser)
+          return Effect.zipRight(close(victim), Effect.as(make(listedAs, background), Option.none()))
+        })).pipe(Effect.flatMap(Option.match({ onNone: () => Effect.void, onSome: Deferred.await })))
+      })
+
+    /** Waits until `organiser`'s entry is open here (opening it if need be), without leasing it. */
+    const opened = (organiser: number, background: boolean): Effect.Effect<Entry, SqlError> =>
+      Effect.suspend(() => {
+        const entry = entries.get(organiser)
+        if (entry === undefined) return Effect.zipRight(openOrWait(organiser, background), opened(organiser, background))
+        if (entry.client !== undefined) return Effect.succeed(entry)
+        return Effect.zipRight(Deferred.await(entry.ready), opened(organiser, background))
+      })
+
+    const busy = (organiser: number) =>
+      unavailable(organiser, new Error(`no connection to its database within ${Duration.format(waitLimit)}`))
+
+    /**
+     * `organiser`'s entry, leased (its `active` counted) until `release`. The wait is
+     * interruptible and limited; the count is taken in one step once the entry is open, and
+     * only if it still is (an idle close may have taken it meanwhile: then the wait starts over).
+     */
+    const lease = (organiser: number, background: boolean): Effect.Effect<Entry, SqlError> => {
+      const attempt: Effect.Effect<Entry, SqlError> = Effect.interruptible(opened(organiser, background)).pipe(
+        Effect.flatMap((entry) => {
+          if (entries.get(organiser) !== entry) return attempt
+          entry.active++
+          if (!background) {
+            const now = Date.now()
+            entry.lastUsed = now
+            usedAt.set(organiser, now)
+          }
+          return Effect.succeed(entry)
+        })
+      )
+      return attempt.pipe(Effect.timeoutFail({ duration: waitLimit, onTimeout: () => busy(organiser) }))
+    }
 
     const release = (entry: Entry) => {
       entry.active--
       if (entry.active === 0) signal()
     }
+
+    const leased = (organiser: number, background: boolean) =>
+      Effect.acquireRelease(lease(organiser, background), (entry) => Effect.sync(() => release(entry)))
 
     // Idle organisers' pools are closed.
     yield* Effect.forkScoped(Effect.repeat(
@@ -285,13 +321,16 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
       Effect.forEach([...entries.values()], close, { discard: true, concurrency: "unbounded" })
     )
 
-    /** A connection to the current organiser's database, for one statement or one transaction. */
+    /**
+     * A connection to the current organiser's database, for one statement or one transaction.
+     * (A transaction's connection is then found by `@effect/sql` in the fiber's context whatever
+     * organiser a statement inside it names: nothing inside a transaction changes organiser.)
+     */
     const acquirer: Effect.Effect<Connection, SqlError, Scope.Scope> = Effect.flatMap(
       FiberRef.get(CurrentOrganiser),
       (organiser) =>
         organiser === defaultOrganiser ? main.client.reserve : Effect.flatMap(
-          Effect.flatMap(FiberRef.get(Background), (background) =>
-            Effect.acquireRelease(checkout(organiser, background), (entry) => Effect.sync(() => release(entry)))),
+          Effect.flatMap(FiberRef.get(Background), (background) => leased(organiser, background)),
           (entry) => entry.client!.reserve
         )
     )
@@ -304,48 +343,83 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
     }).pipe(Effect.provideService(Reactivity.Reactivity, reactivity))
 
     /** Creates, migrates and registers an organiser; its key is returned this once. */
+    /**
+     * Whether a database given by URL already holds this service's tables (the main database,
+     * another organiser's): an organiser's database must be its own.
+     */
+    const holdsData = (url: string) =>
+      Effect.tryPromise({
+        try: async () => {
+          const client = new Pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
+          client.on("error", () => {})
+          await client.connect()
+          try {
+            const { rows } = await client.query<{ taken: boolean }>(
+              "SELECT to_regclass('ticketoverflow_migrations') IS NOT NULL OR to_regclass('concerts') IS NOT NULL AS taken"
+            )
+            return rows[0]?.taken === true
+          } finally {
+            await client.end().catch(() => undefined)
+          }
+        },
+        catch: (cause) => new DatabaseUrlRefused(`database_url could not be used: ${rootMessage(cause)}`)
+      })
+
+    /**
+     * Creates, migrates and registers an organiser; its key is returned this once. Runs to its
+     * end once started (a client that goes away does not leave half an organiser); on failure
+     * it removes what it made: the directory's row, and the database it created.
+     */
     const create = (name: string, databaseUrl: string | undefined) =>
       Effect.gen(function*() {
+        if (databaseUrl !== undefined && (yield* holdsData(databaseUrl))) {
+          return yield* Effect.fail(
+            new DatabaseUrlRefused("database_url names a database that already holds TicketOverflow data: give an empty one")
+          )
+        }
         const [{ number }] = yield* main.client<{ number: number }>`SELECT nextval('organiser_numbers')::int AS number`
         const id = newId(number!)
         const secret = crypto.randomBytes(32).toString("base64url")
         const apiKey = `tko_${number!.toString(36)}_${secret}`
         const [{ database }] = yield* main.client<{ database: string }>`SELECT current_database() AS database`
         const databaseName = databaseUrl === undefined ? `${database}_organiser_${number}` : null
-        yield* main.client`INSERT INTO organisers ${
-          main.client.insert({
-            number: number!,
-            id,
-            name,
-            key_sha256: sha256(secret),
-            database_name: databaseName,
-            database_url: databaseUrl ?? null
-          })
-        }`
-        let url: Redacted.Redacted
-        if (databaseName !== null) {
-          yield* main.client.unsafe(`CREATE DATABASE ${Pg.escapeIdentifier(databaseName)}`)
-          url = sibling(main.url, databaseName)
-        } else {
-          url = Redacted.make(databaseUrl!)
-        }
-        // Opened and migrated now, as any organiser's database is (within the same bound on
-        // connections): the first buyer finds it ready.
-        listed.set(number!, { number: number!, keySha256: sha256(secret), url })
-        yield* Effect.scoped(Effect.acquireRelease(checkout(number!, false), (entry) => Effect.sync(() => release(entry)))).pipe(
-          Effect.mapError((error) =>
-            databaseUrl === undefined ? error : new DatabaseUrlRefused(`database_url could not be used: ${rootMessage(error)}`)
-          ),
-          Effect.tapError(() =>
-            Effect.zipRight(
-              Effect.sync(() => listed.delete(number!)),
-              main.client`DELETE FROM organisers WHERE number = ${number!}`.pipe(Effect.ignore)
+        let created = false
+        const undo = Effect.gen(function*() {
+          listed.delete(number!)
+          yield* main.client`DELETE FROM organisers WHERE number = ${number!}`.pipe(Effect.ignore)
+          if (created) yield* main.client.unsafe(`DROP DATABASE IF EXISTS ${Pg.escapeIdentifier(databaseName!)} WITH (FORCE)`).pipe(Effect.ignore)
+        })
+        yield* Effect.gen(function*() {
+          yield* main.client`INSERT INTO organisers ${
+            main.client.insert({
+              number: number!,
+              id,
+              name,
+              key_sha256: sha256(secret),
+              database_name: databaseName,
+              database_url: databaseUrl ?? null
+            })
+          }`
+          let url: Redacted.Redacted
+          if (databaseName !== null) {
+            yield* main.client.unsafe(`CREATE DATABASE ${Pg.escapeIdentifier(databaseName)}`)
+            created = true
+            url = sibling(main.url, databaseName)
+          } else {
+            url = Redacted.make(databaseUrl!)
+          }
+          // Opened and migrated now, as any organiser's database is (within the same bound on
+          // connections): the first buyer finds it ready.
+          listed.set(number!, { number: number!, keySha256: sha256(secret), url })
+          yield* Effect.scoped(leased(number!, false)).pipe(
+            Effect.mapError((error) =>
+              databaseUrl === undefined ? error : new DatabaseUrlRefused(`database_url could not be used: ${rootMessage(error)}`)
             )
           )
-        )
-        yield* main.client`UPDATE organisers SET ready = true WHERE number = ${number!}`
+          yield* main.client`UPDATE organisers SET ready = true WHERE number = ${number!}`
+        }).pipe(Effect.onError(() => undo))
         return { id, name, apiKey }
-      }).pipe(Effect.withSpan("OrganiserDatabases.create", { captureStackTrace: false }))
+      }).pipe(Effect.uninterruptible, Effect.withSpan("OrganiserDatabases.create", { captureStackTrace: false }))
 
     return {
       routed,
@@ -382,29 +456,43 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
         ),
       /**
        * Runs `f` in each organiser's database, the default organiser's first, as background work
-       * (`Background`): in those open here now (used lately), or in all of them. One organiser's
-       * failure is logged and the others go on.
+       * (`Background`): in all of them, or in those open here, used here since `since` (epoch ms)
+       * or named in `also`. One organiser's failure is logged and the others go on.
        */
-      forEach: (which: "open" | "all", f: (organiser: number) => Effect.Effect<void, unknown>): Effect.Effect<void> =>
+      forEach: (
+        which: "all" | { readonly since: number; readonly also?: Iterable<number> },
+        f: (organiser: number) => Effect.Effect<void, unknown>,
+        options?: { readonly concurrency?: number }
+      ): Effect.Effect<void> =>
         Effect.gen(function*() {
-          const others = which === "open"
-            ? [...entries.keys()]
-            : yield* main.client<{ number: number }>`SELECT number FROM organisers WHERE ready ORDER BY number`.pipe(
+          let others: Iterable<number>
+          if (which === "all") {
+            others = yield* main.client<{ number: number }>`SELECT number FROM organisers WHERE ready ORDER BY number`.pipe(
               Effect.map((rows) => rows.map((row) => row.number)),
               Effect.catchAll((error) =>
                 Effect.as(Effect.logWarning("the organisers could not be listed").pipe(Effect.annotateLogs({ error: String(error) })), [])
               )
             )
-          for (const organiser of [defaultOrganiser, ...others]) {
-            yield* f(organiser).pipe(
-              Effect.locally(CurrentOrganiser, organiser),
-              Effect.catchAllCause((cause) =>
-                Effect.logWarning("background work in an organiser's database failed").pipe(
-                  Effect.annotateLogs({ organiser, cause: String(cause) })
-                )
-              )
-            )
+          } else {
+            const chosen = new Set<number>(entries.keys())
+            for (const [organiser, at] of usedAt) if (at >= which.since) chosen.add(organiser)
+            for (const organiser of which.also ?? []) chosen.add(organiser)
+            chosen.delete(defaultOrganiser)
+            others = chosen
           }
+          yield* Effect.forEach(
+            [defaultOrganiser, ...others],
+            (organiser) =>
+              f(organiser).pipe(
+                Effect.locally(CurrentOrganiser, organiser),
+                Effect.catchAllCause((cause) =>
+                  Effect.logWarning("background work in an organiser's database failed").pipe(
+                    Effect.annotateLogs({ organiser, cause: String(cause) })
+                  )
+                )
+              ),
+            { discard: true, concurrency: options?.concurrency ?? 1 }
+          )
         }).pipe(Effect.locally(Background, true)),
       /** Connections held to organisers' databases (not the main one), and how many databases have them. */
       stats: () => {

@@ -153,13 +153,14 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
     // The durable queue: whatever was PENDING when the last process stopped, in every
     // organiser's database, and, with several processes, what the others were asked to print
     // (a process that serves HTTP only renders nothing): looked at again every two seconds in
-    // the organisers' databases in use here, and every minute in all of them.
-    const requeue = (which: "open" | "all") =>
+    // the organisers' databases used here lately, and every minute in all of them.
+    const requeue = (which: "all" | { readonly since: number }) =>
       organisers.forEach(which, () => prints.pending.pipe(Effect.flatMap(Effect.forEach(enqueue, { discard: true }))))
     const mode = yield* clusterMode
     yield* (mode === "single" ? requeue("all") : Effect.gen(function*() {
       for (let round = 0;; round++) {
-        yield* requeue(round % 30 === 0 ? "all" : "open")
+        const started = Date.now()
+        yield* requeue(round % 30 === 0 ? "all" : { since: started - 5000 })
         yield* Effect.sleep("2 seconds")
       }
     })).pipe(Effect.forkScoped)

@@ -145,6 +145,9 @@ export const SeatingSweep = Layer.scopedDiscard(
     const organisers = yield* OrganiserDatabases
     const interval = yield* Config.duration("SEATING_REFRESH").pipe(Config.withDefault("1 second"))
 
+    /** When the last sweep started, and the organisers with plans behind then. */
+    let lastSweep = 0
+    let stillBehindIn = new Set<number>()
     /** When each concert's plan was first seen behind the journal, until it is rendered. */
     const behindSince = new Map<string, number>()
 
@@ -191,10 +194,17 @@ export const SeatingSweep = Layer.scopedDiscard(
     const sweep: Effect.Effect<void> = Effect.gen(function*() {
       // This process's concerts only: each plan is drawn by the runner that owns its concert.
       const wanted = renderer.size * 8
-      // In the organisers' databases in use here: a plan falls behind when its concert sells.
+      // In the organisers' databases used here since the last sweep (a plan falls behind when
+      // its concert sells or changes), and in those that still had plans behind then.
       const found: Array<StalePlan> = []
-      yield* organisers.forEach("open", () => Effect.map(repo.stale(wanted * 4), (plans) => void found.push(...plans)))
+      const since = lastSweep - 1000
+      lastSweep = Date.now()
+      yield* organisers.forEach(
+        { since, also: stillBehindIn },
+        () => Effect.map(repo.stale(wanted * 4), (plans) => void found.push(...plans))
+      )
       const behind = found.filter((plan) => ownership.owns(plan.concertId))
+      stillBehindIn = new Set(behind.map((plan) => organiserOf(plan.concertId)))
       const batch = behind.slice(0, wanted)
       const started = Date.now()
       const stillBehind = new Set(behind.map((plan) => plan.concertId))

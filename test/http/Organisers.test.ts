@@ -149,6 +149,11 @@ layer(TestAppWith({ ADMIN_TOKEN: adminToken, RENDER_WORKERS: "1", TICKETS_PAGE_S
         const unreachable = yield* raw("POST", "/api/v1/organisers", body({ name: "X", database_url: "postgres://u@127.0.0.1:1/x" }), admin)
         expect(unreachable.status).toBe(422)
         expect(errorOf(unreachable)).toContain("database_url could not be used")
+        // Nor the main database, or any other that holds this service's data: it would be shared.
+        const main = yield* MainDatabase
+        const shared = yield* raw("POST", "/api/v1/organisers", body({ name: "X", database_url: Redacted.value(main.url) }), admin)
+        expect(shared.status).toBe(422)
+        expect(errorOf(shared)).toContain("already holds TicketOverflow data")
 
         // The key is stored as a hash: neither it nor its secret part is in the directory.
         const sql = yield* SqlClient.SqlClient
@@ -342,6 +347,13 @@ layer(TestAppWith({ ADMIN_TOKEN: adminToken, OPEN_DEFAULT_ORGANISER: "false" }),
         expect((yield* raw("PUT", `/api/v1/concerts/${id}`, body({ name: "x" }), admin)).status).toBe(200)
         expect((yield* raw("POST", "/api/v1/tickets", body({ concert_id: id, user_id: user(1) }))).status).toBe(201)
         expect((yield* raw("GET", `/api/v1/concerts/${id}`)).status).toBe(200)
+        // What lists buyers' tickets, holds and invoices is the owner's too, closed as its writes are.
+        for (const list of ["/api/v1/tickets", "/api/v1/reservations", "/api/v1/invoices"]) {
+          expect((yield* raw("GET", list)).status, list).toBe(401)
+          expect((yield* raw("GET", list, undefined, admin)).status, list).toBe(200)
+        }
+        // The concerts on sale stay public.
+        expect((yield* raw("GET", "/api/v1/concerts")).status).toBe(200)
       }))
   }
 )

@@ -4,6 +4,7 @@
  * (kill -9), after which keys, organisers and their concerts all come back.
  */
 import { it, layer } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Fiber, Redacted, Schedule } from "effect"
 import Pg from "pg"
 import { expect } from "vitest"
@@ -125,3 +126,46 @@ it.scoped("a restart (kill -9): keys, organisers and their concerts all come bac
     expect(third.status).toBe(201)
     expect((json(third) as { id: string }).id.slice(0, 8)).toBe("00000003")
   }), { timeout: 120_000 })
+
+layer(
+  TestAppWith({ ADMIN_TOKEN: adminToken, ORGANISER_DATABASES_OPEN: "1", ORGANISER_POOL_SIZE: "1", ORGANISER_WAIT: "1 second" }),
+  { excludeTestServices: true, timeout: "60 seconds" }
+)("organisers' databases all in use", (it) => {
+  it.effect("another organiser waits at most ORGANISER_WAIT, then gets a 503 to retry; the default organiser is not held up", () =>
+    Effect.gen(function*() {
+      const keys: Array<string> = []
+      for (const name of ["Busy", "Waiting"]) {
+        const created = yield* raw("POST", "/api/v1/organisers", body({ name }), admin)
+        expect(created.status).toBe(201)
+        keys.push((json(created) as { api_key: string }).api_key)
+      }
+      const [busy, waiting] = keys as [string, string]
+      expect((yield* raw("POST", "/api/v1/concerts", concertBody("Busy's"), bearer(busy))).status).toBe(201)
+      // The busy organiser's one connection is held: a query on its concerts waits on a lock.
+      const main = yield* MainDatabase
+      const sql = yield* SqlClient.SqlClient
+      const [{ database_name }] = yield* sql<{ database_name: string }>`SELECT database_name FROM organisers WHERE name = 'Busy'`
+      const url = new URL(Redacted.value(main.url))
+      url.pathname = `/${database_name}`
+      const locker = new Pg.Client({ connectionString: url.toString() })
+      yield* Effect.promise(() => locker.connect())
+      yield* Effect.promise(() => locker.query("BEGIN; LOCK TABLE concerts IN ACCESS EXCLUSIVE MODE"))
+      const held = yield* Effect.fork(raw("GET", "/api/v1/concerts", undefined, bearer(busy)))
+      yield* Effect.sleep("300 millis")
+
+      const started = Date.now()
+      const refused = yield* raw("GET", "/api/v1/concerts", undefined, bearer(waiting))
+      const waited = Date.now() - started
+      expect(refused.status).toBe(503)
+      expect(refused.headers["retry-after"]).toBeDefined()
+      expect(waited).toBeGreaterThanOrEqual(900)
+      expect(waited).toBeLessThan(5000)
+      expect((yield* raw("GET", "/api/v1/concerts")).status).toBe(200)
+
+      yield* Effect.promise(() => locker.query("ROLLBACK"))
+      yield* Effect.promise(() => locker.end())
+      expect((yield* Fiber.join(held)).status).toBe(200)
+      // Once it is released, the other organiser gets its turn.
+      expect((yield* raw("GET", "/api/v1/concerts", undefined, bearer(waiting))).status).toBe(200)
+    }))
+})

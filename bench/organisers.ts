@@ -1,0 +1,70 @@
+/**
+ * `npm run bench -- organisers [--rounds 3]`: what a purchase costs in an organiser's own
+ * database beside one in the main database, in one service, side by side in one run. The
+ * service starts with an `ADMIN_TOKEN` on an embedded PostgreSQL; it gets 20 concerts of the
+ * default organiser, 20 of one organiser, and one concert each of 100 organisers (more than
+ * `ORGANISER_DATABASES_OPEN`: their pools are opened and closed as buyers move between them).
+ * Then the same 20,000 purchases over 256 connections (`bench/load.ts`, no key: buyers need
+ * none) go to each set of concerts in turn, `--rounds` times.
+ */
+import * as crypto from "node:crypto"
+import { createConcert, fmt, load, option, startTarget } from "./shared.js"
+
+const post = async (port: number, pathname: string, body: unknown, token: string) => {
+  const response = await fetch(`http://127.0.0.1:${port}${pathname}`, {
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` }
+  })
+  const text = await response.text()
+  if (response.status !== 201) throw new Error(`POST ${pathname} answered ${response.status} ${text}`)
+  return JSON.parse(text) as Record<string, string>
+}
+
+export const organisers = async (args: ReadonlyArray<string>) => {
+  const rounds = Number(option(args, "rounds") ?? 3) || 3
+  const adminToken = crypto.randomBytes(24).toString("base64url")
+  process.env.ADMIN_TOKEN = adminToken
+  delete process.env.DATABASE_URL
+  const target = await startTarget([])
+  try {
+    const organiserConcerts = async (count: number, concertsEach: number, capacity: number) => {
+      const ids: Array<string> = []
+      for (let o = 0; o < count; o++) {
+        const { api_key } = await post(target.port, "/api/v1/organisers", { name: `Bench organiser ${o}` }, adminToken)
+        for (let c = 0; c < concertsEach; c++) {
+          const concert = { name: `Bench ${o}/${c}`, venue: "Bench Arena", date: "2027-01-01", capacity, status: "ACTIVE" }
+          ids.push((await post(target.port, "/api/v1/concerts", concert, api_key!)).id!)
+        }
+      }
+      return ids
+    }
+    const sides = [
+      { name: "default organiser (main database)", concerts: [] as Array<string> },
+      { name: "one organiser (its own database)", concerts: await organiserConcerts(1, 20, 100_000) },
+      { name: "100 organisers, 8 databases open at once", concerts: await organiserConcerts(100, 1, 100_000) }
+    ]
+    for (let i = 0; i < 20; i++) sides[0]!.concerts.push(await createConcert(target.port, 100_000, `Bench default ${i}`))
+    const run = (side: (typeof sides)[number]) =>
+      load({ port: target.port, concerts: side.concerts, requests: 20_000, connections: 256, burst: false })
+    for (const side of sides) await run(side) // warm-up
+    const totals = sides.map(() => 0)
+    const rows: Array<string> = []
+    for (let round = 1; round <= rounds; round++) {
+      const results = []
+      for (const [i, side] of sides.entries()) {
+        const result = await run(side)
+        console.log(`round ${round} ${side.name}: ${fmt(result.perSecond)} req/s, p99 ${fmt(result.p99)} ms, ${JSON.stringify(result.histogram)}`)
+        totals[i]! += result.perSecond
+        results.push(result)
+      }
+      rows.push(`| ${round} | ${results.map((r) => `${fmt(r.perSecond)} (${fmt(r.p99)})`).join(" | ")} |`)
+    }
+    console.log(`\n| round | ${sides.map((s) => `${s.name} req/s (p99 ms)`).join(" | ")} |`)
+    console.log(`|---|${sides.map(() => "---").join("|")}|`)
+    for (const row of rows) console.log(row)
+    console.log(`| sum, against the default | 1.00 | ${fmt(totals[1]! / totals[0]!, 2)} | ${fmt(totals[2]! / totals[0]!, 2)} |`)
+  } finally {
+    await target.stop()
+  }
+}
