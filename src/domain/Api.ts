@@ -37,9 +37,10 @@ import {
   Unauthorized,
   NoSuchEndpoint,
   DatabaseUrlUnusable,
-  OrganiserNotCreated
+  OrganiserNotCreated,
+  OrganiserNotFound
 } from "./Errors.js"
-import { CreateOrganiser, OrganiserCreated } from "./Organiser.js"
+import { CreateOrganiser, OrganiserCreated, OrganiserSummary } from "./Organiser.js"
 import { ConcertId, Named, TicketId } from "./Ids.js"
 import { IdempotencyKey, PurchaseTicket, Ticket } from "./Ticket.js"
 import { Invoice, Reservation, ReservationId, ReserveSeats } from "./Reservation.js"
@@ -287,6 +288,22 @@ export class OrganisersGroup extends HttpApiGroup.make("organisers")
       .annotate(
         OpenApi.Description,
         "With `Authorization: Bearer <ADMIN_TOKEN>`: a new organiser with a database of its own. The API key is shown this once. 404 when the service has no ADMIN_TOKEN."
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/organisers")
+      .addSuccess(Schema.Array(OrganiserSummary))
+      .addError(Json(NoSuchEndpoint))
+      .annotate(OpenApi.Description, "With the ADMIN_TOKEN: every organiser, in creation order.")
+  )
+  .add(
+    HttpApiEndpoint.post("replaceKey")`/organisers/${HttpApiSchema.param("id", Named(Schema.UUID))}/key`
+      .addSuccess(OrganiserCreated)
+      .addError(Json(NoSuchEndpoint))
+      .addError(Json(OrganiserNotFound))
+      .annotate(
+        OpenApi.Description,
+        "With the ADMIN_TOKEN or the organiser's own key: a new key, shown this once. The old one stops working at once here, and on every process within 10 seconds."
       )
   )
   .annotate(OpenApi.Title, "Organiser")

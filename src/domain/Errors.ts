@@ -58,6 +58,12 @@ export class NoSuchEndpoint extends Schema.TaggedError<NoSuchEndpoint>()("NoSuch
   }
 }
 
+export class OrganiserNotFound extends Schema.TaggedError<OrganiserNotFound>()("OrganiserNotFound", Message, status(404)) {
+  static of(id: string) {
+    return new OrganiserNotFound({ message: `organiser ${id} does not exist` })
+  }
+}
+
 export class ConcertNotFound extends Schema.TaggedError<ConcertNotFound>()("ConcertNotFound", Message, status(404)) {
   static of(id: string) {
     return new ConcertNotFound({ message: `concert ${id} does not exist` })

@@ -44,3 +44,10 @@ export class OrganiserCreated extends Schema.Class<OrganiserCreated>("OrganiserC
   name: Schema.String,
   api_key: Schema.String
 }) {}
+
+/** One organiser, as `GET /organisers` lists it. */
+export class OrganiserSummary extends Schema.Class<OrganiserSummary>("OrganiserSummary")({
+  id: Schema.UUID,
+  name: Schema.String,
+  created_at: Schema.String
+}) {}

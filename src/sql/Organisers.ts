@@ -22,7 +22,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { Config, Context, Deferred, Duration, Effect, Exit, FiberId, FiberRef, Layer, Option, Redacted, Schedule, Scope } from "effect"
 import * as crypto from "node:crypto"
 import Pg from "pg"
-import { CurrentOrganiser, defaultOrganiser, maxOrganiser, newId } from "../domain/Organiser.js"
+import { CurrentOrganiser, defaultOrganiser, maxOrganiser, newId, organiserOf } from "../domain/Organiser.js"
 import { positiveInteger } from "../Settings.js"
 import { runMigrations } from "./migrations.js"
 
@@ -84,7 +84,12 @@ interface Listed {
   readonly number: number
   readonly keySha256: Buffer
   readonly url: Redacted.Redacted
+  /** When the directory was last read for it: a key replaced elsewhere is seen within `keyRecheck`. */
+  readonly checkedAt: number
 }
+
+/** How long a process goes on trusting the key hash it read: a replaced key stops working everywhere within this. */
+const keyRecheck = 10_000
 
 interface Entry {
   readonly organiser: number
@@ -155,9 +160,9 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
      * The organiser `number`, from the directory. A number above the highest is answered without
      * a look-up (for a second after the last one); any other miss costs one, four at a time.
      */
-    const find = (number: number): Effect.Effect<Option.Option<Listed>, SqlError> => {
+    const find = (number: number, fresh = false): Effect.Effect<Option.Option<Listed>, SqlError> => {
       const known = listed.get(number)
-      if (known !== undefined) return Effect.succeed(Option.some(known))
+      if (known !== undefined && (!fresh || Date.now() - known.checkedAt < keyRecheck)) return Effect.succeed(Option.some(known))
       if (!Number.isSafeInteger(number) || number < 1 || number > maxOrganiser) return Effect.succeed(Option.none())
       if (number > highest && Date.now() - highestAt < 1000) return Effect.succeed(Option.none())
       return lookups.withPermits(1)(main.client<{
@@ -173,7 +178,7 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
           highest = row?.highest ?? 0
           highestAt = Date.now()
           if (row === undefined || row.key_sha256 === null) return Option.none()
-          const entry: Listed = { number, keySha256: row.key_sha256, url: urlOf(row) }
+          const entry: Listed = { number, keySha256: row.key_sha256, url: urlOf(row), checkedAt: Date.now() }
           listed.set(number, entry)
           return Option.some(entry)
         })
@@ -410,7 +415,7 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
           }
           // Opened and migrated now, as any organiser's database is (within the same bound on
           // connections): the first buyer finds it ready.
-          listed.set(number!, { number: number!, keySha256: sha256(secret), url })
+          listed.set(number!, { number: number!, keySha256: sha256(secret), url, checkedAt: Date.now() })
           yield* Effect.scoped(leased(number!, false)).pipe(
             Effect.mapError((error) =>
               databaseUrl === undefined ? error : new DatabaseUrlRefused(`database_url could not be used: ${rootMessage(error)}`)
@@ -441,11 +446,30 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
           const parsed = keyPattern.exec(token)
           if (parsed === null) return Effect.succeed(Option.none())
           const number = Number.parseInt(parsed[1]!, 36)
-          return Effect.map(find(number), (found) => {
+          return Effect.map(find(number, true), (found) => {
             const match = crypto.timingSafeEqual(sha256(parsed[2]!), Option.isSome(found) ? found.value.keySha256 : nobody)
             return match && Option.isSome(found) ? Option.some(number) : Option.none()
           })
         }),
+      /** Every organiser with a database of its own, in creation order. */
+      list: main.client<{ id: string; name: string; created_at: Date }>`
+        SELECT id::text, name, created_at FROM organisers WHERE ready ORDER BY number`,
+      /**
+       * A new key for the organiser `id` (returned this once); the old one stops working here at
+       * once and in every other process within `keyRecheck`. None when there is no such organiser.
+       */
+      replaceKey: (id: string): Effect.Effect<Option.Option<{ readonly id: string; readonly name: string; readonly apiKey: string }>, SqlError> =>
+        Effect.gen(function*() {
+          const number = organiserOf(id)
+          if (number === defaultOrganiser) return Option.none()
+          const secret = crypto.randomBytes(32).toString("base64url")
+          const rows = yield* main.client<{ name: string }>`
+            UPDATE organisers SET key_sha256 = ${sha256(secret)} WHERE number = ${number} AND id = ${id} AND ready
+            RETURNING name`
+          if (rows.length === 0) return Option.none()
+          listed.delete(number)
+          return Option.some({ id, name: rows[0]!.name, apiKey: `tko_${number.toString(36)}_${secret}` })
+        }).pipe(Effect.withSpan("OrganiserDatabases.replaceKey", { captureStackTrace: false })),
       /** Whether `ADMIN_TOKEN` is set: without it `POST /organisers` does not exist. */
       adminConfigured: Option.isSome(adminToken),
       /** Records that a concert is `organiser`'s (the directory; the id itself says so too). */

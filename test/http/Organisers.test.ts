@@ -297,6 +297,43 @@ layer(TestAppWith({ ADMIN_TOKEN: adminToken, RENDER_WORKERS: "1", TICKETS_PAGE_S
         expect((yield* raw("POST", `/api/v1/tickets/${ha.ticket}/print`)).status).toBe(202)
       }))
 
+    it.effect("the operator lists organisers; a key is replaced by the operator or the organiser itself, and the old one stops working", () =>
+      Effect.gen(function*() {
+        const organiser = yield* createOrganiser("Leaky Promotions")
+        const other = yield* createOrganiser("Bystander")
+        const listed = yield* raw("GET", "/api/v1/organisers", undefined, admin)
+        expect(listed.status).toBe(200)
+        const all = json(listed) as Array<{ id: string; name: string; created_at: string }>
+        expect(all.map((o) => o.name)).toEqual(expect.arrayContaining(["Leaky Promotions", "Bystander"]))
+        expect(all.find((o) => o.id === organiser.id)!.created_at).toMatch(/^\d{4}-\d{2}-\d{2}T/)
+        expect(JSON.stringify(all)).not.toContain("tko_")
+        expect((yield* raw("GET", "/api/v1/organisers")).status).toBe(401)
+        expect((yield* raw("GET", "/api/v1/organisers", undefined, bearer(organiser.api_key))).status).toBe(401)
+
+        const concert = json(yield* raw("POST", "/api/v1/concerts", body({ name: "Leaky", venue: "Hall", date: "2027-03-03", capacity: 5, status: "ACTIVE" }), bearer(organiser.api_key))) as { id: string }
+        // Another organiser cannot replace it (and learns nothing: as for an organiser that does not exist).
+        const byOther = yield* raw("POST", `/api/v1/organisers/${organiser.id}/key`, undefined, bearer(other.api_key))
+        expect(byOther.status).toBe(404)
+        expect(json(byOther)).toEqual({ error: `organiser ${organiser.id} does not exist` })
+        expect((yield* raw("POST", `/api/v1/organisers/${organiser.id}/key`)).status).toBe(401)
+        expect((yield* raw("POST", `/api/v1/organisers/${unknownLike(organiser.id)}/key`, undefined, admin)).status).toBe(404)
+        expect((yield* raw("POST", "/api/v1/organisers/not-an-id/key", undefined, admin)).status).toBe(404)
+
+        // The organiser replaces its own key; then the operator replaces that one.
+        const own = yield* raw("POST", `/api/v1/organisers/${organiser.id}/key`, undefined, bearer(organiser.api_key))
+        expect(own.status).toBe(200)
+        const second = json(own) as Organiser
+        expect(second).toMatchObject({ id: organiser.id, name: "Leaky Promotions" })
+        expect(second.api_key).not.toBe(organiser.api_key)
+        expect((yield* raw("GET", `/api/v1/tickets?concert_id=${concert.id}`, undefined, bearer(organiser.api_key))).status).toBe(401)
+        expect((yield* raw("GET", `/api/v1/tickets?concert_id=${concert.id}`, undefined, bearer(second.api_key))).status).toBe(200)
+        const third = json(yield* raw("POST", `/api/v1/organisers/${organiser.id}/key`, undefined, admin)) as Organiser
+        expect((yield* raw("GET", `/api/v1/concerts/${concert.id}`, undefined, bearer(second.api_key))).status).toBe(401)
+        expect((yield* raw("GET", `/api/v1/concerts/${concert.id}`, undefined, bearer(third.api_key))).status).toBe(200)
+        // The other organiser's key is untouched.
+        expect((yield* raw("GET", "/api/v1/concerts", undefined, bearer(other.api_key))).status).toBe(200)
+      }))
+
     it.effect("/metrics and /dashboard show every organiser's figures: with an ADMIN_TOKEN, to the operator alone", () =>
       Effect.gen(function*() {
         const organiser = yield* createOrganiser("Curious")
@@ -366,5 +403,6 @@ layer(TestAppWith({}), { excludeTestServices: true, timeout: "60 seconds" })("wi
       const without = yield* raw("POST", "/api/v1/organisers", body({ name: "X" }))
       expect(without.status).toBe(404)
       expect(json(without)).toEqual({ error: "no such endpoint: POST /api/v1/organisers" })
+      expect((yield* raw("GET", "/api/v1/organisers")).status).toBe(404)
     }))
 })
