@@ -4,8 +4,10 @@
  * service starts with an `ADMIN_TOKEN` on an embedded PostgreSQL; it gets 20 concerts of the
  * default organiser, 20 of one organiser, and one concert each of 100 organisers (more than
  * `ORGANISER_DATABASES_OPEN`: their pools are opened and closed as buyers move between them).
- * Then the same 20,000 purchases over 256 connections (`bench/load.ts`, no key: buyers need
- * none) go to each set of concerts in turn, `--rounds` times.
+ * A second service, with `ORGANISER_DATABASES_OPEN=100` and `ORGANISER_POOL_SIZE=1`, gets the
+ * same 100 organisers' concerts. Then the same 20,000 purchases over 256 connections
+ * (`bench/load.ts`, no key: buyers need none) go to each set of concerts in turn, `--rounds`
+ * times.
  */
 import * as crypto from "node:crypto"
 import { createConcert, fmt, load, option, startTarget } from "./shared.js"
@@ -27,26 +29,37 @@ export const organisers = async (args: ReadonlyArray<string>) => {
   process.env.ADMIN_TOKEN = adminToken
   delete process.env.DATABASE_URL
   const target = await startTarget([])
+  process.env.ORGANISER_DATABASES_OPEN = "100"
+  process.env.ORGANISER_POOL_SIZE = "1"
+  const roomy = await startTarget([]).finally(() => {
+    delete process.env.ORGANISER_DATABASES_OPEN
+    delete process.env.ORGANISER_POOL_SIZE
+  })
   try {
-    const organiserConcerts = async (count: number, concertsEach: number, capacity: number) => {
+    const organiserConcerts = async (count: number, concertsEach: number, capacity: number, port = target.port) => {
       const ids: Array<string> = []
       for (let o = 0; o < count; o++) {
-        const { api_key } = await post(target.port, "/api/v1/organisers", { name: `Bench organiser ${o}` }, adminToken)
+        const { api_key } = await post(port, "/api/v1/organisers", { name: `Bench organiser ${o}` }, adminToken)
         for (let c = 0; c < concertsEach; c++) {
           const concert = { name: `Bench ${o}/${c}`, venue: "Bench Arena", date: "2027-01-01", capacity, status: "ACTIVE" }
-          ids.push((await post(target.port, "/api/v1/concerts", concert, api_key!)).id!)
+          ids.push((await post(port, "/api/v1/concerts", concert, api_key!)).id!)
         }
       }
       return ids
     }
     const sides = [
-      { name: "default organiser (main database)", concerts: [] as Array<string> },
-      { name: "one organiser (its own database)", concerts: await organiserConcerts(1, 20, 100_000) },
-      { name: "100 organisers, 8 databases open at once", concerts: await organiserConcerts(100, 1, 100_000) }
+      { name: "default organiser (main database)", port: target.port, concerts: [] as Array<string> },
+      { name: "one organiser (its own database)", port: target.port, concerts: await organiserConcerts(1, 20, 100_000) },
+      { name: "100 organisers, 8 databases open at once", port: target.port, concerts: await organiserConcerts(100, 1, 100_000) },
+      {
+        name: "100 organisers, 100 open (1 connection each)",
+        port: roomy.port,
+        concerts: await organiserConcerts(100, 1, 100_000, roomy.port)
+      }
     ]
     for (let i = 0; i < 20; i++) sides[0]!.concerts.push(await createConcert(target.port, 100_000, `Bench default ${i}`))
     const run = (side: (typeof sides)[number]) =>
-      load({ port: target.port, concerts: side.concerts, requests: 20_000, connections: 256, burst: false })
+      load({ port: side.port, concerts: side.concerts, requests: 20_000, connections: 256, burst: false })
     for (const side of sides) await run(side) // warm-up
     const totals = sides.map(() => 0)
     const rows: Array<string> = []
@@ -63,8 +76,9 @@ export const organisers = async (args: ReadonlyArray<string>) => {
     console.log(`\n| round | ${sides.map((s) => `${s.name} req/s (p99 ms)`).join(" | ")} |`)
     console.log(`|---|${sides.map(() => "---").join("|")}|`)
     for (const row of rows) console.log(row)
-    console.log(`| sum, against the default | 1.00 | ${fmt(totals[1]! / totals[0]!, 2)} | ${fmt(totals[2]! / totals[0]!, 2)} |`)
+    console.log(`| sum, against the default | ${totals.map((t) => fmt(t / totals[0]!, 2)).join(" | ")} |`)
   } finally {
+    await roomy.stop()
     await target.stop()
   }
 }
