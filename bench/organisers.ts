@@ -5,7 +5,8 @@
  * default organiser, 20 of one organiser, and one concert each of 100 organisers (more than
  * `ORGANISER_DATABASES_OPEN`: their pools are opened and closed as buyers move between them).
  * A second service, with `ORGANISER_DATABASES_OPEN=100` and `ORGANISER_POOL_SIZE=1`, gets the
- * same 100 organisers' concerts. Then the same 20,000 purchases over 256 connections
+ * same 100 organisers' concerts; beside it, 100 concerts of the default organiser show what 100
+ * concerts cost in one database. Then the same 20,000 purchases over 256 connections
  * (`bench/load.ts`, no key: buyers need none) go to each set of concerts in turn, `--rounds`
  * times.
  */
@@ -51,6 +52,7 @@ export const organisers = async (args: ReadonlyArray<string>) => {
       { name: "default organiser (main database)", port: target.port, concerts: [] as Array<string> },
       { name: "one organiser (its own database)", port: target.port, concerts: await organiserConcerts(1, 20, 100_000) },
       { name: "100 organisers, 8 databases open at once", port: target.port, concerts: await organiserConcerts(100, 1, 100_000) },
+      { name: "default organiser, 100 concerts", port: target.port, concerts: [] as Array<string> },
       {
         name: "100 organisers, 100 open (1 connection each)",
         port: roomy.port,
@@ -58,6 +60,8 @@ export const organisers = async (args: ReadonlyArray<string>) => {
       }
     ]
     for (let i = 0; i < 20; i++) sides[0]!.concerts.push(await createConcert(target.port, 100_000, `Bench default ${i}`))
+    // As many concerts as the 100 organisers have, for what 100 concerts cost wherever they are.
+    for (let i = 0; i < 100; i++) sides[3]!.concerts.push(await createConcert(target.port, 100_000, `Bench default 100/${i}`))
     const run = (side: (typeof sides)[number]) =>
       load({ port: side.port, concerts: side.concerts, requests: 20_000, connections: 256, burst: false })
     for (const side of sides) await run(side) // warm-up
