@@ -38,6 +38,7 @@ import { ReservationId, ReservationRecord } from "../domain/Reservation.js"
 import { drawDue, saleSettings } from "../domain/Sale.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { CurrentOrganiser, newId, organiserOf } from "../domain/Organiser.js"
+import { Background } from "../sql/Organisers.js"
 import { ConcertJournal, type JournalError, type Offer } from "../sql/ConcertJournal.js"
 import { type Loaded, ConcertState } from "./ConcertState.js"
 import { HoldTimers } from "./HoldTimers.js"
@@ -697,8 +698,10 @@ const make = Effect.gen(function*() {
       }),
       Effect.zipRight(Effect.sync(publish)),
       Effect.forever,
-      // The concert's journal is its organiser's database, which its id names.
-      Effect.locally(CurrentOrganiser, organiserOf(concertId))
+      // The concert's journal is its organiser's database, which its id names. And what it
+      // does is never background work, whoever's message (a sweep's wake-up) started it.
+      Effect.locally(CurrentOrganiser, organiserOf(concertId)),
+      Effect.locally(Background, false)
     )
   }
 })

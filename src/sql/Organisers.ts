@@ -97,7 +97,9 @@ interface Entry {
   readonly scope: Scope.CloseableScope
   readonly ready: Deferred.Deferred<PgClient.PgClient, SqlError>
   client: PgClient.PgClient | undefined
-  /** Connections leased now (and callers waiting for the entry to open). */
+  /** The client's connection for single statements (`plainAcquirer`), once open. */
+  plain: Connection.Acquirer | undefined
+  /** Leases held now: statements and transactions using the database. */
   active: number
   lastUsed: number
 }
@@ -111,6 +113,17 @@ export const rootMessage = (error: unknown): string => {
   while (current instanceof Error && current.cause instanceof Error) current = current.cause
   return current instanceof Error ? current.message : String(current)
 }
+
+/**
+ * A client's connection for single statements: the one its own statements use, read from one of
+ * them (`@effect/sql-pg` does not expose it otherwise). Unlike `reserve`, it gives the pool's
+ * connection back when the fiber waiting for one is interrupted: `reserve` leaves a connection
+ * that arrives after the interruption checked out for ever (a fix `@effect/sql-pg` could take:
+ * release it in the canceller, as its single-statement connection does).
+ */
+const plainAcquirer = (client: SqlClient.SqlClient): Connection.Acquirer =>
+  (client.unsafe("SELECT 1") as unknown as { readonly acquirer?: Connection.Acquirer }).acquirer ??
+    Effect.uninterruptible(client.reserve)
 
 /** The URL of a database of that name on the same server as `url`. */
 const sibling = (url: Redacted.Redacted, database: string) => {
@@ -157,14 +170,18 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
       row.database_url !== null ? Redacted.make(row.database_url) : sibling(main.url, row.database_name!)
 
     /**
-     * The organiser `number`, from the directory. A number above the highest is answered without
-     * a look-up (for a second after the last one); any other miss costs one, four at a time.
+     * The organiser `number`, from the directory, as cached, or read again when `maxAge` (ms) is
+     * given and the cached entry is older. A number far above the highest known (read within the
+     * last second) is answered without a look-up; any other miss costs one, four at a time.
      */
-    const find = (number: number, fresh = false): Effect.Effect<Option.Option<Listed>, SqlError> => {
+    const find = (number: number, maxAge?: number): Effect.Effect<Option.Option<Listed>, SqlError> => {
       const known = listed.get(number)
-      if (known !== undefined && (!fresh || Date.now() - known.checkedAt < keyRecheck)) return Effect.succeed(Option.some(known))
+      if (known !== undefined && (maxAge === undefined || Date.now() - known.checkedAt < maxAge)) {
+        return Effect.succeed(Option.some(known))
+      }
       if (!Number.isSafeInteger(number) || number < 1 || number > maxOrganiser) return Effect.succeed(Option.none())
-      if (number > highest && Date.now() - highestAt < 1000) return Effect.succeed(Option.none())
+      if (number > highest + 1000 && Date.now() - highestAt < 1000) return Effect.succeed(Option.none())
+      const asked = Date.now()
       return lookups.withPermits(1)(main.client<{
         highest: number | null
         key_sha256: Buffer | null
@@ -175,10 +192,13 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
         FROM (SELECT max(number) AS highest FROM organisers WHERE ready) m
         LEFT JOIN organisers o ON o.number = ${number} AND o.ready`).pipe(
         Effect.map(([row]) => {
-          highest = row?.highest ?? 0
+          highest = Math.max(highest, row?.highest ?? 0)
           highestAt = Date.now()
           if (row === undefined || row.key_sha256 === null) return Option.none()
-          const entry: Listed = { number, keySha256: row.key_sha256, url: urlOf(row), checkedAt: Date.now() }
+          const entry: Listed = { number, keySha256: row.key_sha256, url: urlOf(row), checkedAt: asked }
+          // A newer entry (a key replaced here meanwhile) is not overwritten by an older read.
+          const current = listed.get(number)
+          if (current !== undefined && current.checkedAt > asked) return Option.some(current)
           listed.set(number, entry)
           return Option.some(entry)
         })
@@ -212,7 +232,8 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
 
     const close = (entry: Entry) =>
       Scope.close(entry.scope, Exit.void).pipe(
-        Effect.zipRight(Effect.promise(() => entry.pool.end()).pipe(Effect.timeoutOption(5000))),
+        // Interruptible, so that the time limit holds even where this runs (finalizers, locks).
+        Effect.zipRight(Effect.promise(() => entry.pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000))),
         Effect.ensuring(Effect.sync(signal))
       )
 
@@ -221,6 +242,7 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
       Effect.gen(function*() {
         const client = yield* clientOf(entry.pool, entry.scope)
         yield* migrate(entry.organiser, client)
+        entry.plain = plainAcquirer(client)
         entry.client = client
         return client
       }).pipe(
@@ -242,6 +264,7 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
           scope: yield* Scope.make(),
           ready: yield* Deferred.make<PgClient.PgClient, SqlError>(),
           client: undefined,
+          plain: undefined,
           active: 0,
           // Opened by background work alone, it is the first to go.
           lastUsed: background ? 0 : Date.now()
@@ -323,7 +346,11 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
       Schedule.spaced(Duration.millis(Math.max(100, Math.min(idle / 2, 5000))))
     ))
     yield* Effect.addFinalizer(() =>
-      Effect.forEach([...entries.values()], close, { discard: true, concurrency: "unbounded" })
+      Effect.suspend(() => {
+        const open = [...entries.values()]
+        entries.clear()
+        return Effect.forEach(open, close, { discard: true, concurrency: "unbounded" })
+      })
     )
 
     /**
@@ -331,18 +358,21 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
      * (A transaction's connection is then found by `@effect/sql` in the fiber's context whatever
      * organiser a statement inside it names: nothing inside a transaction changes organiser.)
      */
-    const acquirer: Effect.Effect<Connection, SqlError, Scope.Scope> = Effect.flatMap(
-      FiberRef.get(CurrentOrganiser),
-      (organiser) =>
-        organiser === defaultOrganiser ? main.client.reserve : Effect.flatMap(
+    const mainPlain = plainAcquirer(main.client)
+    const routedAcquirer = (transaction: boolean): Effect.Effect<Connection, SqlError, Scope.Scope> =>
+      Effect.flatMap(FiberRef.get(CurrentOrganiser), (organiser) => {
+        if (organiser === defaultOrganiser) return transaction ? main.client.reserve : mainPlain
+        return Effect.flatMap(
           Effect.flatMap(FiberRef.get(Background), (background) => leased(organiser, background)),
-          (entry) => entry.client!.reserve
+          // An organiser's pool gives up waiting after its connection timeout: waiting for a
+          // transaction's connection uninterruptibly is bounded, and never leaks one.
+          (entry) => transaction ? Effect.uninterruptible(entry.client!.reserve) : entry.plain!
         )
-    )
+      })
 
     const routed = yield* SqlClient.make({
-      acquirer,
-      transactionAcquirer: acquirer,
+      acquirer: routedAcquirer(false),
+      transactionAcquirer: routedAcquirer(true),
       compiler: PgClient.makeCompiler(undefined, false),
       spanAttributes: [["db.system.name", "postgresql"]]
     }).pipe(Effect.provideService(Reactivity.Reactivity, reactivity))
@@ -371,9 +401,9 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
       })
 
     /**
-     * Creates, migrates and registers an organiser; its key is returned this once. Runs to its
-     * end once started (a client that goes away does not leave half an organiser); on failure
-     * it removes what it made: the directory's row, and the database it created.
+     * Creates, migrates and registers an organiser; its key is returned this once. On failure,
+     * or when its client goes away while it waits for a connection, it removes what it made:
+     * the directory's row, its pool, and the database it created.
      */
     const create = (name: string, databaseUrl: string | undefined) =>
       Effect.gen(function*() {
@@ -391,6 +421,11 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
         let created = false
         const undo = Effect.gen(function*() {
           listed.delete(number!)
+          const opened = entries.get(number!)
+          if (opened !== undefined) {
+            entries.delete(number!)
+            yield* close(opened)
+          }
           yield* main.client`DELETE FROM organisers WHERE number = ${number!}`.pipe(Effect.ignore)
           if (created) yield* main.client.unsafe(`DROP DATABASE IF EXISTS ${Pg.escapeIdentifier(databaseName!)} WITH (FORCE)`).pipe(Effect.ignore)
         })
@@ -422,6 +457,7 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
             )
           )
           yield* main.client`UPDATE organisers SET ready = true WHERE number = ${number!}`
+          highest = Math.max(highest, number!)
         }).pipe(Effect.onError(() => undo))
         return { id, name, apiKey }
       }).pipe(Effect.uninterruptible, Effect.withSpan("OrganiserDatabases.create", { captureStackTrace: false }))
@@ -446,10 +482,16 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
           const parsed = keyPattern.exec(token)
           if (parsed === null) return Effect.succeed(Option.none())
           const number = Number.parseInt(parsed[1]!, 36)
-          return Effect.map(find(number, true), (found) => {
-            const match = crypto.timingSafeEqual(sha256(parsed[2]!), Option.isSome(found) ? found.value.keySha256 : nobody)
-            return match && Option.isSome(found) ? Option.some(number) : Option.none()
-          })
+          const secret = sha256(parsed[2]!)
+          const check = (found: Option.Option<Listed>) =>
+            crypto.timingSafeEqual(secret, Option.isSome(found) ? found.value.keySha256 : nobody) && Option.isSome(found)
+          // A hash read more than `keyRecheck` ago is read again; and a key that does not match
+          // one read more than a second ago is checked again too (a key just made or replaced
+          // on another process works here within about a second).
+          return Effect.flatMap(find(number, keyRecheck), (found) =>
+            check(found)
+              ? Effect.succeed(Option.some(number))
+              : Effect.map(find(number, 1000), (again) => check(again) ? Option.some(number) : Option.none()))
         }),
       /** Every organiser with a database of its own, in creation order. */
       list: main.client<{ id: string; name: string; created_at: Date }>`
@@ -467,7 +509,8 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
             UPDATE organisers SET key_sha256 = ${sha256(secret)} WHERE number = ${number} AND id = ${id} AND ready
             RETURNING name`
           if (rows.length === 0) return Option.none()
-          listed.delete(number)
+          const known = listed.get(number)
+          if (known !== undefined) listed.set(number, { ...known, keySha256: sha256(secret), checkedAt: Date.now() })
           return Option.some({ id, name: rows[0]!.name, apiKey: `tko_${number.toString(36)}_${secret}` })
         }).pipe(Effect.withSpan("OrganiserDatabases.replaceKey", { captureStackTrace: false })),
       /** Whether `ADMIN_TOKEN` is set: without it `POST /organisers` does not exist. */
