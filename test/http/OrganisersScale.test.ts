@@ -5,7 +5,9 @@
  */
 import { it, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as HttpServer from "@effect/platform/HttpServer"
 import { Effect, Fiber, Redacted, Schedule } from "effect"
+import * as net from "node:net"
 import Pg from "pg"
 import { expect } from "vitest"
 import { MainDatabase } from "../../src/sql/Organisers.js"
@@ -167,5 +169,57 @@ layer(
       expect((yield* Fiber.join(held)).status).toBe(200)
       // Once it is released, the other organiser gets its turn.
       expect((yield* raw("GET", "/api/v1/concerts", undefined, bearer(waiting))).status).toBe(200)
+    }))
+})
+
+layer(
+  TestAppWith({ ADMIN_TOKEN: adminToken, ORGANISER_POOL_SIZE: "1" }),
+  { excludeTestServices: true, timeout: "60 seconds" }
+)("buyers who go away", (it) => {
+  it.effect("a request whose client goes away while it waits for its organiser's one connection gives the connection back", () =>
+    Effect.gen(function*() {
+      const created = yield* raw("POST", "/api/v1/organisers", body({ name: "Impatient" }), admin)
+      const { api_key: key, id } = json(created) as { api_key: string; id: string }
+      const concert = yield* raw("POST", "/api/v1/concerts", concertBody("Impatient's"), bearer(key))
+      expect(concert.status).toBe(201)
+      const concertId = (json(concert) as { id: string }).id
+      const main = yield* MainDatabase
+      const sql = yield* SqlClient.SqlClient
+      const [{ database_name }] = yield* sql<{ database_name: string }>`SELECT database_name FROM organisers WHERE id = ${id}`
+      const url = new URL(Redacted.value(main.url))
+      url.pathname = `/${database_name}`
+      const locker = new Pg.Client({ connectionString: url.toString() })
+      yield* Effect.promise(() => locker.connect())
+      yield* Effect.promise(() => locker.query("BEGIN; LOCK TABLE concerts IN ACCESS EXCLUSIVE MODE"))
+      // The organiser's one connection waits on the lock...
+      const held = yield* Effect.fork(raw("GET", "/api/v1/concerts", undefined, bearer(key)))
+      yield* Effect.sleep("300 millis")
+      // ...while five more requests wait for it, and their clients give up.
+      const server = yield* HttpServer.HttpServer
+      const port = server.address._tag === "TcpAddress" ? server.address.port : 0
+      yield* Effect.promise(() =>
+        Promise.all(Array.from({ length: 5 }, () =>
+          new Promise<void>((resolve) => {
+            const socket = net.connect(port, "127.0.0.1", () => {
+              socket.write(`GET /api/v1/concerts/${concertId} HTTP/1.1\r\nhost: localhost\r\n\r\n`)
+              setTimeout(() => {
+                socket.destroy()
+                resolve()
+              }, 300)
+            })
+            socket.on("error", () => resolve())
+          })
+        ))
+      )
+      yield* Effect.sleep("300 millis")
+      yield* Effect.promise(() => locker.query("ROLLBACK"))
+      yield* Effect.promise(() => locker.end())
+      expect((yield* Fiber.join(held)).status).toBe(200)
+      // Had any of them kept the connection, the pool of one would have none left.
+      for (let i = 0; i < 5; i++) {
+        const started = Date.now()
+        expect((yield* raw("GET", `/api/v1/concerts/${concertId}`)).status).toBe(200)
+        expect(Date.now() - started).toBeLessThan(2000)
+      }
     }))
 })
