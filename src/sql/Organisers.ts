@@ -64,6 +64,11 @@ export const runDirectoryMigrations = Migrator.make({})({
           organiser integer NOT NULL REFERENCES organisers (number),
           created_at timestamptz NOT NULL DEFAULT now()
         )`
+    }),
+    // Two organisers never share a database given by URL, even when created at the same moment.
+    "0002_one_organiser_per_database_url": Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`CREATE UNIQUE INDEX organisers_database_url ON organisers (database_url) WHERE database_url IS NOT NULL`
     })
   }),
   table: "ticketoverflow_directory_migrations"
@@ -439,7 +444,12 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
               database_name: databaseName,
               database_url: databaseUrl ?? null
             })
-          }`
+          }`.pipe(
+            Effect.catchIf(
+              (error) => (error.cause as { code?: string } | undefined)?.code === "23505",
+              () => Effect.fail(new DatabaseUrlRefused("database_url is another organiser's database: give an empty one of its own"))
+            )
+          )
           let url: Redacted.Redacted
           if (databaseName !== null) {
             yield* main.client.unsafe(`CREATE DATABASE ${Pg.escapeIdentifier(databaseName)}`)

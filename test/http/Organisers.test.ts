@@ -154,6 +154,18 @@ layer(TestAppWith({ ADMIN_TOKEN: adminToken, RENDER_WORKERS: "1", TICKETS_PAGE_S
         const shared = yield* raw("POST", "/api/v1/organisers", body({ name: "X", database_url: Redacted.value(main.url) }), admin)
         expect(shared.status).toBe(422)
         expect(errorOf(shared)).toContain("already holds TicketOverflow data")
+        // Nor one that two creations name at once: one of them gets it.
+        // (Named as the suite's organisers' databases are, so that the suite drops it too.)
+        const emptyUrl = new URL(Redacted.value(main.url))
+        const emptyName = `${emptyUrl.pathname.slice(1)}_organiser_shared`
+        emptyUrl.pathname = `/${emptyName}`
+        const empty = emptyUrl.toString()
+        yield* (yield* SqlClient.SqlClient).unsafe(`CREATE DATABASE ${emptyName}`)
+        const both = yield* Effect.all([
+          raw("POST", "/api/v1/organisers", body({ name: "Twin 1", database_url: empty }), admin),
+          raw("POST", "/api/v1/organisers", body({ name: "Twin 2", database_url: empty }), admin)
+        ], { concurrency: 2 })
+        expect(both.map((r) => r.status).sort()).toEqual([201, 422])
 
         // The key is stored as a hash: neither it nor its secret part is in the directory.
         const sql = yield* SqlClient.SqlClient
