@@ -14,7 +14,7 @@ import { MainDatabase } from "../../src/sql/Organisers.js"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { json, raw, TestAppWith } from "../fixtures/Http.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
-import { serviceResource, startService } from "../fixtures/Service.js"
+import { freePort, serviceResource, startService } from "../fixtures/Service.js"
 import { eventually } from "../fixtures/eventually.js"
 
 const adminToken = "an-admin-token-for-the-tests"
@@ -223,3 +223,41 @@ layer(
       }
     }))
 })
+
+it.scoped("keys across processes: a new key works everywhere at once; a replaced one stops within 10 s, its successor works within seconds", () =>
+  Effect.gen(function*() {
+    const databaseUrl = yield* freshDatabaseUrl
+    const runnerPort = yield* Effect.promise(() => freePort())
+    const runner = yield* serviceResource({
+      DATABASE_URL: databaseUrl,
+      ADMIN_TOKEN: adminToken,
+      CLUSTER_MODE: "runner",
+      RUNNER_HOST: "127.0.0.1",
+      RUNNER_PORT: String(runnerPort)
+    })
+    const client = yield* serviceResource({ DATABASE_URL: databaseUrl, ADMIN_TOKEN: adminToken, CLUSTER_MODE: "client" })
+    const call = (port: number, method: string, path: string, sent?: string, headers?: Record<string, string>) =>
+      Effect.promise(() => rawRequest(port, method, `/api/v1${path}`, sent, headers))
+    const created = json(yield* call(runner.port, "POST", "/organisers", body({ name: "Travelling" }), admin)) as {
+      id: string
+      api_key: string
+    }
+    // Made on the runner, it works on the other process at once.
+    expect((yield* call(client.port, "GET", "/concerts", undefined, bearer(created.api_key))).status).toBe(200)
+    const replaced = json(yield* call(runner.port, "POST", `/organisers/${created.id}/key`, undefined, admin)) as { api_key: string }
+    const replacedAt = Date.now()
+    expect((yield* call(runner.port, "GET", "/concerts", undefined, bearer(created.api_key))).status).toBe(401)
+    expect((yield* call(runner.port, "GET", "/concerts", undefined, bearer(replaced.api_key))).status).toBe(200)
+    // Elsewhere the new key works within a couple of seconds, the old one stops within ten.
+    const fresh = yield* eventually(call(client.port, "GET", "/concerts", undefined, bearer(replaced.api_key)), (r) => r.status === 200, {
+      within: "3 seconds",
+      every: "100 millis"
+    })
+    expect(fresh.status).toBe(200)
+    const stale = yield* eventually(call(client.port, "GET", "/concerts", undefined, bearer(created.api_key)), (r) => r.status === 401, {
+      within: "12 seconds",
+      every: "200 millis"
+    })
+    expect(stale.status).toBe(401)
+    expect(Date.now() - replacedAt).toBeLessThan(11_500)
+  }), { timeout: 120_000 })
