@@ -224,7 +224,7 @@ layer(
     }))
 })
 
-it.scoped("keys across processes: a new key works everywhere at once; a replaced one stops within 10 s, its successor works within seconds", () =>
+it.scopedLive("keys across processes: a new key works everywhere at once; a replaced one stops within 10 s, its successor works within seconds", () =>
   Effect.gen(function*() {
     const databaseUrl = yield* freshDatabaseUrl
     const runnerPort = yield* Effect.promise(() => freePort())
