@@ -154,7 +154,7 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
 
     /** Organisers known to exist, by number: their key hash and database. */
     const listed = new Map<number, Listed>()
-    /** The highest organiser number ready, as of `highestAt`: a higher one is nobody's, for a second. */
+    /** The highest organiser number seen ready, and when it was read: one far above it is nobody's, for a second. */
     let highest = 0
     let highestAt = 0
     /** Organisers whose database this process has migrated. */

@@ -7,9 +7,9 @@
 import { layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Redacted } from "effect"
-import Pg from "pg"
 import { expect } from "vitest"
 import { MainDatabase } from "../../src/sql/Organisers.js"
+import { organiserDatabase } from "../fixtures/Database.js"
 import { json, raw, type RawResponse, TestAppWith } from "../fixtures/Http.js"
 
 const adminToken = "an-admin-token-for-the-tests"
@@ -262,26 +262,27 @@ layer(TestAppWith({ ADMIN_TOKEN: adminToken, RENDER_WORKERS: "1", TICKETS_PAGE_S
         expect(yield* snapshot(hb)).toEqual(before.b)
 
         // Each organiser's rows are in its own database, and not in the main one or the other's.
-        const main = yield* MainDatabase
         const sql = yield* SqlClient.SqlClient
         const databases = yield* sql<{ number: number; database_name: string }>`
           SELECT number, database_name FROM organisers WHERE id IN (${a.id}, ${b.id}) ORDER BY number`
         expect(new Set(databases.map((d) => d.database_name)).size).toBe(2)
-        const rowsIn = (database: string) =>
-          Effect.promise(async () => {
-            const url = new URL(Redacted.value(main.url))
-            url.pathname = `/${database}`
-            const client = new Pg.Client({ connectionString: url.toString() })
-            await client.connect()
-            try {
-              const count = async (table: string) =>
-                (await client.query<{ id: string }>(`SELECT id::text FROM ${table}`)).rows.map((r) => r.id)
-              return { concerts: await count("concerts"), tickets: await count("tickets"), reservations: await count("reservations"), registrations: await count("registrations") }
-            } finally {
-              await client.end()
-            }
-          })
-        const [inA, inB] = [yield* rowsIn(databases[0]!.database_name), yield* rowsIn(databases[1]!.database_name)]
+        const rowsIn = (organiserId: string) =>
+          Effect.flatMap(organiserDatabase(organiserId), (client) =>
+            Effect.promise(async () => {
+              try {
+                const ids = async (table: string) =>
+                  (await client.query<{ id: string }>(`SELECT id::text FROM ${table}`)).rows.map((r) => r.id)
+                return {
+                  concerts: await ids("concerts"),
+                  tickets: await ids("tickets"),
+                  reservations: await ids("reservations"),
+                  registrations: await ids("registrations")
+                }
+              } finally {
+                await client.end()
+              }
+            }))
+        const [inA, inB] = [yield* rowsIn(a.id), yield* rowsIn(b.id)]
         expect(inA.concerts.sort()).toEqual([ha.concert, ha.drawConcert].sort())
         expect(inB.concerts.sort()).toEqual([hb.concert, hb.drawConcert].sort())
         expect(inA.tickets).toEqual([ha.ticket])

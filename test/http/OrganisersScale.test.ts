@@ -4,14 +4,13 @@
  * (kill -9), after which keys, organisers and their concerts all come back.
  */
 import { it, layer } from "@effect/vitest"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { Effect, Fiber, Redacted, Schedule } from "effect"
 import * as net from "node:net"
 import Pg from "pg"
 import { expect } from "vitest"
 import { MainDatabase } from "../../src/sql/Organisers.js"
-import { freshDatabaseUrl } from "../fixtures/Database.js"
+import { freshDatabaseUrl, organiserDatabase } from "../fixtures/Database.js"
 import { json, raw, TestAppWith } from "../fixtures/Http.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
 import { freePort, serviceResource, startService } from "../fixtures/Service.js"
@@ -37,6 +36,14 @@ const organiserConnections = (url: string) =>
     } finally {
       await client.end()
     }
+  })
+
+/** Holds a lock on organiser `id`'s concerts table, from outside the service, until `release`. */
+const lockConcerts = (id: string) =>
+  Effect.gen(function*() {
+    const locker = yield* organiserDatabase(id)
+    yield* Effect.promise(() => locker.query("BEGIN; LOCK TABLE concerts IN ACCESS EXCLUSIVE MODE"))
+    return { release: Effect.promise(() => locker.query("ROLLBACK").then(() => locker.end())) }
   })
 
 const databasesOpen = 4
@@ -135,23 +142,16 @@ layer(
 )("organisers' databases all in use", (it) => {
   it.effect("another organiser waits at most ORGANISER_WAIT, then gets a 503 to retry; the default organiser is not held up", () =>
     Effect.gen(function*() {
-      const keys: Array<string> = []
+      const created: Array<{ id: string; api_key: string }> = []
       for (const name of ["Busy", "Waiting"]) {
-        const created = yield* raw("POST", "/api/v1/organisers", body({ name }), admin)
-        expect(created.status).toBe(201)
-        keys.push((json(created) as { api_key: string }).api_key)
+        const answer = yield* raw("POST", "/api/v1/organisers", body({ name }), admin)
+        expect(answer.status).toBe(201)
+        created.push(json(answer) as { id: string; api_key: string })
       }
-      const [busy, waiting] = keys as [string, string]
+      const [busy, waiting] = created.map((o) => o.api_key) as [string, string]
       expect((yield* raw("POST", "/api/v1/concerts", concertBody("Busy's"), bearer(busy))).status).toBe(201)
       // The busy organiser's one connection is held: a query on its concerts waits on a lock.
-      const main = yield* MainDatabase
-      const sql = yield* SqlClient.SqlClient
-      const [{ database_name }] = yield* sql<{ database_name: string }>`SELECT database_name FROM organisers WHERE name = 'Busy'`
-      const url = new URL(Redacted.value(main.url))
-      url.pathname = `/${database_name}`
-      const locker = new Pg.Client({ connectionString: url.toString() })
-      yield* Effect.promise(() => locker.connect())
-      yield* Effect.promise(() => locker.query("BEGIN; LOCK TABLE concerts IN ACCESS EXCLUSIVE MODE"))
+      const lock = yield* lockConcerts(created[0]!.id)
       const held = yield* Effect.fork(raw("GET", "/api/v1/concerts", undefined, bearer(busy)))
       yield* Effect.sleep("300 millis")
 
@@ -164,8 +164,7 @@ layer(
       expect(waited).toBeLessThan(5000)
       expect((yield* raw("GET", "/api/v1/concerts")).status).toBe(200)
 
-      yield* Effect.promise(() => locker.query("ROLLBACK"))
-      yield* Effect.promise(() => locker.end())
+      yield* lock.release
       expect((yield* Fiber.join(held)).status).toBe(200)
       // Once it is released, the other organiser gets its turn.
       expect((yield* raw("GET", "/api/v1/concerts", undefined, bearer(waiting))).status).toBe(200)
@@ -183,14 +182,7 @@ layer(
       const concert = yield* raw("POST", "/api/v1/concerts", concertBody("Impatient's"), bearer(key))
       expect(concert.status).toBe(201)
       const concertId = (json(concert) as { id: string }).id
-      const main = yield* MainDatabase
-      const sql = yield* SqlClient.SqlClient
-      const [{ database_name }] = yield* sql<{ database_name: string }>`SELECT database_name FROM organisers WHERE id = ${id}`
-      const url = new URL(Redacted.value(main.url))
-      url.pathname = `/${database_name}`
-      const locker = new Pg.Client({ connectionString: url.toString() })
-      yield* Effect.promise(() => locker.connect())
-      yield* Effect.promise(() => locker.query("BEGIN; LOCK TABLE concerts IN ACCESS EXCLUSIVE MODE"))
+      const lock = yield* lockConcerts(id)
       // The organiser's one connection waits on the lock...
       const held = yield* Effect.fork(raw("GET", "/api/v1/concerts", undefined, bearer(key)))
       yield* Effect.sleep("300 millis")
@@ -212,8 +204,7 @@ layer(
         ))
       )
       yield* Effect.sleep("300 millis")
-      yield* Effect.promise(() => locker.query("ROLLBACK"))
-      yield* Effect.promise(() => locker.end())
+      yield* lock.release
       expect((yield* Fiber.join(held)).status).toBe(200)
       // Had any of them kept the connection, the pool of one would have none left.
       for (let i = 0; i < 5; i++) {
@@ -260,4 +251,40 @@ it.scopedLive("keys across processes: a new key works everywhere at once; a repl
     })
     expect(stale.status).toBe(401)
     expect(Date.now() - replacedAt).toBeLessThan(11_500)
+  }), { timeout: 120_000 })
+
+it.scopedLive("a concert first woken by the hold catch-up after a restart keeps its organiser's database open while it sells", () =>
+  Effect.gen(function*() {
+    const databaseUrl = yield* freshDatabaseUrl
+    const env = { DATABASE_URL: databaseUrl, ADMIN_TOKEN: adminToken, ORGANISER_POOL_SIZE: "1", ORGANISER_IDLE: "1 second" }
+    const call = (port: number, method: string, path: string, sent?: string, headers?: Record<string, string>) =>
+      Effect.promise(() => rawRequest(port, method, `/api/v1${path}`, sent, headers))
+    const first = yield* serviceResource(env)
+    const { api_key: key } = json(yield* call(first.port, "POST", "/organisers", body({ name: "Woken" }), admin)) as { api_key: string }
+    const concert = (json(yield* call(first.port, "POST", "/concerts", concertBody("Woken's"), bearer(key))) as { id: string }).id
+    expect((yield* call(first.port, "PUT", `/concerts/${concert}/sale`, body({ hold_seconds: 1 }), bearer(key))).status).toBe(200)
+    expect((yield* call(first.port, "POST", "/reservations", body({ concert_id: concert, user_id: user(1), quantity: 1 }))).status).toBe(201)
+    first.process.kill("SIGKILL")
+    yield* Effect.promise(() => first.exited)
+    // The hold lapses while nobody runs; on start, the catch-up (background work) wakes the concert.
+    yield* Effect.sleep("1500 millis")
+    const second = yield* Effect.promise(() => startService(env, first.port))
+    yield* Effect.addFinalizer(() => Effect.sync(() => second.process.kill("SIGKILL")))
+    yield* Effect.sleep("3 seconds")
+
+    // Sales every 300 ms, under the 1 s idle time: the organiser's one connection is never closed.
+    const main = new Pg.Client({ connectionString: databaseUrl })
+    yield* Effect.promise(() => main.connect())
+    yield* Effect.addFinalizer(() => Effect.promise(() => main.end()))
+    const database = `${new URL(databaseUrl).pathname.slice(1)}_organiser_1`
+    const backends = new Set<number>()
+    for (let i = 0; i < 9; i++) {
+      expect((yield* call(second.port, "POST", "/tickets", body({ concert_id: concert, user_id: user(i + 2) }))).status).toBe(201)
+      const { rows } = yield* Effect.promise(() =>
+        main.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1", [database])
+      )
+      for (const row of rows) backends.add(row.pid)
+      yield* Effect.sleep("300 millis")
+    }
+    expect([...backends]).toHaveLength(1)
   }), { timeout: 120_000 })
