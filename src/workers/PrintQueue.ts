@@ -1,6 +1,6 @@
 /**
- * Ticket printing. The tickets table is the durable queue (PENDING rows, all re-queued on
- * start); this process keeps the PENDING tickets it knows in a priority queue ordered by
+ * Ticket printing. The tickets table is the durable queue (PENDING rows, re-queued from
+ * start on); this process keeps the PENDING tickets it knows in a priority queue ordered by
  * concert date, so tonight's tickets print before a backlog for next year. A fixed number of
  * fibers take jobs and run them in a FiberMap keyed by ticket id: a concert update removes its
  * queued jobs and interrupts its running ones, then queues them again with the new details.
@@ -13,7 +13,6 @@ import * as Metrics from "../Metrics.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { Ownership } from "../actors/Ownership.js"
 import { type PendingTicket, PrintsRepo } from "../sql/PrintsRepo.js"
-import { clusterMode } from "../Settings.js"
 import { Renderer } from "./Renderer.js"
 import { CurrentOrganiser, organiserOf } from "../domain/Organiser.js"
 import { OrganiserDatabases } from "../sql/Organisers.js"
@@ -153,17 +152,18 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
     // The durable queue: whatever was PENDING when the last process stopped, in every
     // organiser's database, and, with several processes, what the others were asked to print
     // (a process that serves HTTP only renders nothing): looked at again every two seconds in
-    // the organisers' databases used here lately, and every minute in all of them.
+    // the organisers' databases used here lately, and every minute in all of them. Also with one
+    // process: a ticket is queued where its concert's shard is held, and at start the shards
+    // may not be held yet when the first look is taken.
     const requeue = (which: "all" | { readonly since: number }) =>
       organisers.forEach(which, () => prints.pending.pipe(Effect.flatMap(Effect.forEach(enqueue, { discard: true }))))
-    const mode = yield* clusterMode
-    yield* (mode === "single" ? requeue("all") : Effect.gen(function*() {
+    yield* Effect.gen(function*() {
       for (let round = 0;; round++) {
         const started = Date.now()
         yield* requeue(round % 30 === 0 ? "all" : { since: started - 5000 })
         yield* Effect.sleep("2 seconds")
       }
-    })).pipe(Effect.forkScoped)
+    }).pipe(Effect.forkScoped)
 
     return {
       /** Queue a ticket that is PENDING in the database (a no-op when it is already queued here). */
