@@ -3,8 +3,8 @@
  * HttpApi as the empty ceiling (`bench/ceilingServer.ts`), whose handler does more at each step.
  *   LADDER=lookups: + the user lookup, the closed-sales check and the known-concert check,
  *                   then a constant ticket;
- *   LADDER=sales:   + `ConcertSales` (batching per concert) and the cluster, to an entity that
- *                   answers every order at once;
+ *   LADDER=sales:   + `ConcertSales` (batching per concert) to an entity that answers every
+ *                   order at once (through its door in this process, as the real one);
  *   LADDER=entity:  + the real concert entity (its ledger, batch planning, outcomes) with a
  *                   journal whose write does nothing;
  *   LADDER=journal: + the journal write: the whole purchase, without the rest of the service
@@ -13,7 +13,8 @@
  */
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Clock, Config, Effect, Layer } from "effect"
+import * as Entity from "@effect/cluster/Entity"
+import { Clock, Config, Effect, Exit, Layer } from "effect"
 import * as crypto from "node:crypto"
 import { ClusterLive } from "../src/actors/Cluster.js"
 import { ConcertEntityLayer } from "../src/actors/ConcertEntity.js"
@@ -21,7 +22,8 @@ import { ConcertSales } from "../src/actors/ConcertSales.js"
 import { HoldTimers } from "../src/actors/HoldTimers.js"
 import { RoutedSqlLive } from "../src/sql/Organisers.js"
 import { Ownership } from "../src/actors/Ownership.js"
-import { ConcertEntity } from "../src/domain/ConcertEntity.js"
+import { ConcertEntity, type Order } from "../src/domain/ConcertEntity.js"
+import { LocalConcerts } from "../src/actors/LocalConcerts.js"
 import { ConcertId, TicketId } from "../src/domain/Ids.js"
 import { PurchaseTicket, Ticket, TicketRecord } from "../src/domain/Ticket.js"
 import { ClosedSales } from "../src/http/ClosedSales.js"
@@ -71,20 +73,28 @@ const handlers = (step: Step) =>
 const concertOfLadder = "00000000-0000-4000-8000-000000000001"
 
 /** An entity that answers every order at once with a ticket, remembering nothing. */
-const AtOnce = ConcertEntity.toLayer(Effect.gen(function*() {
-  return {
-    Purchases: ({ payload }) =>
-      Effect.forEach(payload.orders, (order) =>
-        "ticketId" in order
-          ? Effect.succeed(
-            new TicketRecord({ id: order.ticketId, concertId: ConcertId.make(concertOfLadder), userId: order.userId, seat: 1, printStatus: "NOT_PRINTED" })
-          )
-          : Effect.die("the ladder only buys")),
-    Update: () => Effect.die("not in the ladder"),
-    Transition: () => Effect.die("not in the ladder"),
-    Expire: () => Effect.die("not in the ladder"),
-    ChangeSale: () => Effect.die("not in the ladder"),
-    Withdraw: () => Effect.die("not in the ladder")
+const AtOnce = ConcertEntity.toLayerMailbox(Effect.gen(function*() {
+  const locals = yield* LocalConcerts
+  const address = yield* Entity.CurrentAddress
+  const tickets = (orders: ReadonlyArray<Order>) =>
+    orders.map((order) => {
+      if (!("ticketId" in order)) throw new Error("the ladder only buys")
+      return new TicketRecord({ id: order.ticketId, concertId: ConcertId.make(concertOfLadder), userId: order.userId, seat: 1, printStatus: "NOT_PRINTED" })
+    })
+  return (mailbox, replier) => {
+    locals.open(address.entityId, (local) => {
+      local.done(Exit.succeed(tickets(local.orders)))
+      return true
+    })
+    return mailbox.take.pipe(
+      Effect.flatMap((request) =>
+        request.tag === "Purchases"
+          ? replier.succeed(request, tickets((request.payload as { readonly orders: ReadonlyArray<Order> }).orders))
+          : Effect.die("not in the ladder")
+      ),
+      Effect.forever,
+      Effect.orDie
+    )
   }
 }))
 
@@ -96,9 +106,14 @@ const JournalWithoutWrites = Layer.effect(
 
 const entityOf = (step: Step) =>
   step === "lookups" ? Layer.empty
-  : step === "sales" ? AtOnce
+  : step === "sales" ? AtOnce.pipe(Layer.provide(LocalConcerts.Default))
   : ConcertEntityLayer.pipe(
-    Layer.provide([step === "entity" ? JournalWithoutWrites : ConcertJournal.Default, HoldTimers.Default, Ownership.Default])
+    Layer.provide([
+      step === "entity" ? JournalWithoutWrites : ConcertJournal.Default,
+      HoldTimers.Default,
+      Ownership.Default,
+      LocalConcerts.Default
+    ])
   )
 
 const ServerLive = NodeHttpServer.layerConfig(() => new ServiceServer({ keepAliveTimeout: 65_000 }), {

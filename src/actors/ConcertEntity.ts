@@ -10,7 +10,7 @@
  */
 import * as Entity from "@effect/cluster/Entity"
 import type * as Envelope from "@effect/cluster/Envelope"
-import { Chunk, Clock, Config, Duration, Effect, Either, Layer, type Mailbox, Option, Schedule, Tracer } from "effect"
+import { Chunk, Clock, Config, Duration, Effect, Either, Exit, FiberId, Layer, Mailbox, Option, Schedule, Tracer } from "effect"
 import {
   type ChangeSale,
   ConcertEntity,
@@ -50,6 +50,7 @@ import * as Metrics from "../Metrics.js"
 import { rememberChange } from "./ChangeSpans.js"
 import { positiveInteger } from "../Settings.js"
 import { Ownership } from "./Ownership.js"
+import { type Door, LocalConcerts, type LocalOrders } from "./LocalConcerts.js"
 
 type Rpcs = typeof Purchases | typeof Update | typeof Transition | typeof Expire | typeof ChangeSale | typeof Withdraw
 type PurchasesRequest = Envelope.Request<typeof Purchases>
@@ -58,6 +59,14 @@ type TransitionRequest = Envelope.Request<typeof Transition>
 type ExpireRequest = Envelope.Request<typeof Expire>
 type ChangeSaleRequest = Envelope.Request<typeof ChangeSale>
 type WithdrawRequest = Envelope.Request<typeof Withdraw>
+/** What the entity's loop takes: the cluster's messages, and orders handed over in this process. */
+type Item = Envelope.Request<Rpcs> | LocalOrders
+type PurchasesItem = PurchasesRequest | LocalOrders
+
+const isPurchases = (item: Item): item is PurchasesItem => item._tag === "LocalOrders" || item.tag === "Purchases"
+
+/** The answer to an order past its deadline (one instance: an error is costly to build). */
+const late = new JournalUnavailable({ reason: "the purchase could not be saved in time" })
 
 /** How often a batch that hit a constraint is retried, one order at a time, after a reload. */
 const maxConflictAttempts = 3
@@ -76,6 +85,7 @@ const make = Effect.gen(function*() {
   const timers = yield* HoldTimers
   const address = yield* Entity.CurrentAddress
   const concertId = ConcertId.make(address.entityId)
+  const locals = yield* LocalConcerts
 
   return (mailbox: Mailbox.ReadonlyMailbox<Envelope.Request<Rpcs>>, replier: Entity.Replier<Rpcs>) => {
     const state = new ConcertState(concertId, journal)
@@ -420,7 +430,6 @@ const make = Effect.gen(function*() {
             if (order.deadline !== undefined && order.deadline < earliest) earliest = order.deadline
           }
         }
-        const late = new JournalUnavailable({ reason: "the purchase could not be saved in time" })
         const decided = live.length === 0
           ? Effect.succeed<ReadonlyArray<PurchaseOutcome>>([])
           : earliest === Infinity
@@ -452,24 +461,31 @@ const make = Effect.gen(function*() {
      * child of the first message's sender (the batch that process sent) and links to the
      * others; the journal write and the replies are its children.
      */
-    const purchases = (requests: ReadonlyArray<PurchasesRequest>) => {
-      const orders = requests.flatMap((request) => request.payload.orders)
-      const senders: Array<Tracer.ExternalSpan> = []
+    const purchases = (requests: ReadonlyArray<PurchasesItem>) => {
+      const ordersOf = (request: PurchasesItem) => request._tag === "LocalOrders" ? request.orders : request.payload.orders
+      const orders = requests.flatMap(ordersOf)
+      const senders: Array<Tracer.AnySpan> = []
       for (const request of requests) {
-        Metrics.messageOrders.unsafeUpdate(request.payload.orders.length, [])
+        Metrics.messageOrders.unsafeUpdate(ordersOf(request).length, [])
+        if (request._tag === "LocalOrders") {
+          if (request.span !== undefined) senders.push(request.span)
+          continue
+        }
         const { sampled, spanId, traceId } = request
         if (spanId !== undefined && traceId !== undefined) senders.push(Tracer.externalSpan({ traceId, spanId, sampled }))
       }
       const [parent, ...others] = senders
+      const answer = (request: PurchasesItem, exit: Exit.Exit<ReadonlyArray<PurchaseOutcome>, ConcertNotFound>) =>
+        request._tag === "LocalOrders" ? Effect.sync(() => answerLocal(request, exit)) : replier.complete(request, exit)
       const reply = (decided: Either.Either<ReadonlyArray<PurchaseOutcome>, ConcertNotFound>) =>
         Either.match(decided, {
-          onLeft: (error) => Effect.forEach(requests, (request) => replier.fail(request, error), { discard: true }),
+          onLeft: (error) => Effect.forEach(requests, (request) => answer(request, Exit.fail(error)), { discard: true }),
           onRight: (outcomes) => {
             let offset = 0
             return Effect.forEach(requests, (request) => {
-              const count = request.payload.orders.length
+              const count = ordersOf(request).length
               offset += count
-              return replier.succeed(request, outcomes.slice(offset - count, offset))
+              return answer(request, Exit.succeed(outcomes.slice(offset - count, offset)))
             }, { discard: true })
           }
         }).pipe(Effect.withSpan("ConcertEntity.reply", { captureStackTrace: false, attributes: { messages: requests.length } }))
@@ -667,11 +683,11 @@ const make = Effect.gen(function*() {
         }))
 
     /** Consecutive purchase messages form one batch; anything else is applied where it arrived. */
-    const handle = Effect.fnUntraced(function*(requests: ReadonlyArray<Envelope.Request<Rpcs>>) {
+    const handle = Effect.fnUntraced(function*(requests: ReadonlyArray<Item>) {
       let start = 0
       while (start < requests.length) {
         const request = requests[start]!
-        if (request.tag !== "Purchases") {
+        if (!isPurchases(request)) {
           yield* request.tag === "Update"
             ? update(request as UpdateRequest)
             : request.tag === "Transition"
@@ -685,19 +701,48 @@ const make = Effect.gen(function*() {
           continue
         }
         let end = start
-        while (end < requests.length && requests[end]!.tag === "Purchases") end += 1
-        yield* purchases(requests.slice(start, end) as Array<PurchasesRequest>)
+        while (end < requests.length && isPurchases(requests[end]!)) end += 1
+        yield* purchases(requests.slice(start, end) as Array<PurchasesItem>)
         start = end
       }
     })
 
-    return mailbox.takeAll.pipe(
-      Effect.flatMap(([messages]) => {
-        Metrics.publishMailbox(concertId, messages.length)
-        return handle(Chunk.toReadonlyArray(messages))
-      }),
-      Effect.zipRight(Effect.sync(publish)),
-      Effect.forever,
+    /**
+     * Orders from this process come in through the door, beside the cluster's messages (moved
+     * to the same inbox as they arrive), and are taken in one order with them. Orders taken
+     * and not yet answered when the entity stops are answered as lost: their sender sends them
+     * again, through the cluster, and the journal's unique keys make that safe.
+     */
+    const taken = new Set<LocalOrders>()
+    const answerLocal = (orders: LocalOrders, exit: Exit.Exit<ReadonlyArray<PurchaseOutcome>, ConcertNotFound>) => {
+      if (taken.delete(orders)) orders.done(exit)
+    }
+
+    return Effect.gen(function*() {
+      const inbox = yield* Mailbox.make<Item>()
+      let open = true
+      const door: Door = (orders) => {
+        if (!open) return false
+        taken.add(orders)
+        return inbox.unsafeOffer(orders)
+      }
+      const stopped = Effect.sync(() => {
+        open = false
+        locals.close(concertId, door)
+        const lost = Exit.interrupt(FiberId.none)
+        for (const orders of [...taken]) answerLocal(orders, lost)
+      })
+      yield* Effect.fork(Effect.forever(Effect.flatMap(mailbox.takeAll, ([messages]) => inbox.offerAll(messages))))
+      const loop = inbox.takeAll.pipe(
+        Effect.flatMap(([messages]) => {
+          Metrics.publishMailbox(concertId, messages.length)
+          return handle(Chunk.toReadonlyArray(messages))
+        }),
+        Effect.zipRight(Effect.sync(publish)),
+        Effect.forever
+      )
+      return yield* Effect.ensuring(Effect.zipRight(Effect.sync(() => locals.open(concertId, door)), loop), stopped)
+    }).pipe(
       // The concert's journal is its organiser's database, which its id names. And what it
       // does is never background work, whoever's message (a sweep's wake-up) started it.
       Effect.locally(CurrentOrganiser, organiserOf(concertId)),
@@ -736,5 +781,5 @@ const FiguresOfOwnedLive = Layer.scopedDiscard(
 )
 
 export const ConcertEntityLive = Layer.merge(ConcertEntityLayer, FiguresOfOwnedLive).pipe(
-  Layer.provide([ConcertJournal.Default, HoldTimers.Default, Ownership.Default])
+  Layer.provide([ConcertJournal.Default, HoldTimers.Default, Ownership.Default, LocalConcerts.Default])
 )

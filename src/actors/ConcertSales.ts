@@ -5,7 +5,7 @@
  * Under a burst that is what keeps the cluster's per-message cost (envelope, mailbox, reply,
  * fibers) off the per-buyer path; the entity then journals all of a batch in one statement.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Option, Schedule, type Tracer } from "effect"
+import { Cause, Clock, Config, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Option, Schedule, type Tracer } from "effect"
 import {
   ConcertEntity,
   type HoldOrder,
@@ -29,6 +29,8 @@ import { RegistrationRecord } from "../domain/Registration.js"
 import { ReservationRecord } from "../domain/Reservation.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { positiveInteger } from "../Settings.js"
+import { LocalConcerts } from "./LocalConcerts.js"
+import { Ownership } from "./Ownership.js"
 
 type Client = Effect.Effect.Success<typeof ConcertEntity.client>
 type PurchasesError = Effect.Effect.Error<ReturnType<ReturnType<Client>["Purchases"]>>
@@ -64,9 +66,18 @@ const batchSpan = (concertId: string, batch: ReadonlyArray<Waiting>, attempt: nu
   })
 
 export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales", {
+  dependencies: [LocalConcerts.Default, Ownership.Default],
   scoped: Effect.gen(function*() {
     const client = yield* ConcertEntity.client
     const maxBatch = yield* positiveInteger("PURCHASE_BATCH_MAX", 1000)
+    const locals = yield* LocalConcerts
+    const ownership = yield* Ownership
+    // An entity that gets only local orders looks idle to the cluster, which stops idle
+    // entities after CONCERT_MAX_IDLE: a batch goes through the cluster at least this often.
+    const maxIdle = yield* Config.duration("CONCERT_MAX_IDLE").pipe(Config.withDefault(Duration.minutes(5)))
+    const viaClusterEvery = Math.min(Duration.toMillis(maxIdle) / 4, 60_000)
+    /** When each concert last had a batch sent through the cluster. */
+    const viaCluster = new Map<string, number>()
     /** The buyers waiting per concert; a concert is here while its sender fiber runs. */
     const waiting = new Map<string, Array<Waiting>>()
     // Runs after the senders are interrupted: nobody is left waiting at shutdown.
@@ -123,6 +134,32 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
     }
 
     /**
+     * One batch to the concert's entity. Through its door when it runs in this process, which
+     * holds its shard, and it had a batch through the cluster lately; through the cluster
+     * otherwise (which starts it, wherever it belongs).
+     */
+    const deliver = (concertId: string, batch: ReadonlyArray<Waiting>, now: number) => {
+      const orders = batch.map((w) => w.order)
+      const door = locals.door(concertId)
+      const sentLately = (viaCluster.get(concertId) ?? 0) > now - viaClusterEvery
+      const viaTheCluster = Effect.suspend(() => {
+        viaCluster.set(concertId, now)
+        return client(concertId).Purchases({ orders: orders as [Order, ...Array<Order>] })
+      })
+      if (door === undefined || !sentLately || !ownership.owns(concertId)) return viaTheCluster
+      return Effect.flatMap(Effect.currentSpan.pipe(Effect.option), (span) =>
+        Effect.async<ReadonlyArray<PurchaseOutcome>, PurchasesError>((resume) => {
+          const handed = door({
+            _tag: "LocalOrders",
+            orders,
+            span: Option.getOrUndefined(span),
+            done: (exit) => resume(exit)
+          })
+          if (!handed) resume(viaTheCluster)
+        }))
+    }
+
+    /**
      * Sends what waits for `concertId`, batch after batch, until nobody waits. Orders past their
      * deadline are answered here, unsent. When the message itself is lost (the concert's shard
      * moving to another runner, a runner stopping) the outcome is unknown, so the same orders,
@@ -137,16 +174,18 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           return
         }
         for (let attempt = 1;; attempt++) {
-          batch = expire(batch, yield* Clock.currentTimeMillis)
+          const now = yield* Clock.currentTimeMillis
+          batch = expire(batch, now)
           if (batch.length === 0) break
-          const [first, ...rest] = batch.map((w) => w.order)
           sending.set(concertId, batch)
-          const exit = yield* Effect.exit(client(concertId).Purchases({ orders: [first!, ...rest] }).pipe(batchSpan(concertId, batch, attempt)))
+          const exit = yield* Effect.exit(deliver(concertId, batch, now).pipe(batchSpan(concertId, batch, attempt)))
           sending.delete(concertId)
           if (Exit.isSuccess(exit) || !lost(exit.cause) || !batch.some((w) => w.order.deadline !== undefined)) {
             settle(batch, exit)
             break
           }
+          // Lost: sent again through the cluster, which knows where the concert runs now.
+          viaCluster.delete(concertId)
           yield* Effect.logWarning("a purchase message was lost; sending it again").pipe(
             Effect.annotateLogs({ concertId, batch: batch.length, attempt })
           )
