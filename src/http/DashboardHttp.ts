@@ -13,6 +13,7 @@ import { OrganiserDatabases } from "../sql/Organisers.js"
 import { operatorOnly } from "./Access.js"
 import { Dashboard } from "./Dashboard.js"
 
+// Beside this module in the sources, beside `dist/main.js` compiled (`build.mjs` copies them).
 const here = (file: string) => new URL(`./dashboard/${file}`, import.meta.url)
 const uplot = (file: string) => createRequire(import.meta.url).resolve(`uplot/dist/${file}`)
 

@@ -12,10 +12,12 @@ import * as WorkerThreads from "node:worker_threads"
 import { positiveInteger } from "../Settings.js"
 import { RenderSeating, RenderTicket, type SeatingDetails, type TicketDetails } from "./RenderProtocol.js"
 
-// Compiled (`npm start` runs `dist/`), the worker is JavaScript beside this module; from the
-// sources (tests, benches) it is TypeScript, loaded through tsx by a small ES module entry.
+// Compiled (`npm start` runs `dist/`), this code is part of `dist/main.js` and the worker is its
+// own bundle, `dist/workers/RenderWorker.js`; from the sources (tests, benches) the worker is
+// TypeScript beside this module, loaded through tsx by a small ES module entry.
 const compiled = import.meta.url.endsWith(".js")
-const spawn = () => new WorkerThreads.Worker(new URL(compiled ? "./RenderWorker.js" : "./renderWorker.mjs", import.meta.url))
+const spawn = () =>
+  new WorkerThreads.Worker(new URL(compiled ? "./workers/RenderWorker.js" : "./renderWorker.mjs", import.meta.url))
 
 export class Renderer extends Effect.Service<Renderer>()("Renderer", {
   scoped: Effect.gen(function*() {
