@@ -104,7 +104,7 @@ export const ladder = async (args: ReadonlyArray<string>) => {
       const port = await freePort()
       // JavaScript (the compiled service) runs as is; TypeScript through tsx.
       const entry = file.endsWith(".js") ? [file] : ["--import", "tsx", file]
-      const child = spawn(process.execPath, [...nodeArgs, "--max-semi-space-size=64", ...entry], {
+      const child = spawn(process.execPath, [...nodeArgs, "--max-semi-space-size=64", "--heap-growing-percent=30", ...entry], {
         cwd,
         env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
         stdio: ["ignore", "inherit", "inherit"]
@@ -146,7 +146,10 @@ export const ladder = async (args: ReadonlyArray<string>) => {
       const commit = git("rev-parse", "--short", base)
       const { checkout, remove } = await worktree(commit)
       cleanup.push(remove)
-      await start(`the full service (${commit})`, "src/main.ts", { DATABASE_URL: await databaseUrl("base") }, checkout)
+      // Compiled as well, when that commit has a build (`npm start` ran `dist/` since).
+      const compiled = git("ls-tree", "--name-only", commit, "build.mjs", "tsconfig.build.json") !== ""
+      if (compiled) execFileSync("npm", ["run", "build", "--silent"], { cwd: checkout, stdio: "inherit" })
+      await start(`the full service (${commit})`, compiled ? "dist/main.js" : "src/main.ts", { DATABASE_URL: await databaseUrl("base") }, checkout)
     }
 
     for (const rung of rungs) await wrk(rung.port, 3, scriptFile) // warm-up

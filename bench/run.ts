@@ -44,7 +44,7 @@ const rounds = Number(option(args, "rounds") ?? 1) || 1
 
 /** Every server runs with the service's Node settings (`npm start`), so ratios compare code. */
 const child = (script: string, env: Record<string, string>): ChildProcess =>
-  spawn(process.execPath, ["--max-semi-space-size=64", "--import", "tsx", script], {
+  spawn(process.execPath, ["--max-semi-space-size=64", "--heap-growing-percent=30", "--import", "tsx", script], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "inherit"]

@@ -56,7 +56,7 @@ const wrk = (port: number, script: string, seconds: number, connections: number)
 const startProcess = async (url: string, mode: "runner" | "client") => {
   const port = await freePort()
   const runnerPort = await freePort()
-  const child = spawn(process.execPath, ["--max-semi-space-size=64", "--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, ["--max-semi-space-size=64", "--heap-growing-percent=30", "--import", "tsx", "src/main.ts"], {
     cwd: root,
     env: {
       ...process.env,

@@ -35,7 +35,7 @@ const main = async () => {
     const entry = import.meta.url.endsWith(".js")
       ? [new URL("./main.js", import.meta.url).pathname]
       : ["--import", "tsx", "src/main.ts"]
-    const child = spawn(process.execPath, ["--max-semi-space-size=64", ...entry], {
+    const child = spawn(process.execPath, ["--max-semi-space-size=64", "--heap-growing-percent=30", ...entry], {
       env: { ...process.env, DATABASE_URL: url, ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })

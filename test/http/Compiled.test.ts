@@ -18,7 +18,7 @@ it.scopedLive("the compiled service (dist/), as npm start runs it, sells, holds,
     execFileSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "inherit" })
     const url = yield* freshDatabaseUrl
     const port = yield* Effect.promise(() => freePort())
-    const child = spawn(process.execPath, ["--max-semi-space-size=64", "dist/main.js"], {
+    const child = spawn(process.execPath, ["--max-semi-space-size=64", "--heap-growing-percent=30", "dist/main.js"], {
       cwd: root,
       env: {
         ...process.env,
