@@ -132,7 +132,7 @@ export const ladder = async (args: ReadonlyArray<string>) => {
     await start("empty HttpApi endpoint", "bench/ceilingServer.ts", { CEILING: "api" })
     for (const [step, name] of [
       ["lookups", "+ user, closed-sales and concert checks"],
-      ["sales", "+ ConcertSales and the cluster, entity answers at once"],
+      ["sales", "+ ConcertSales, to an entity that answers at once"],
       ["entity", "+ the real entity, journal write skipped"],
       ["journal", "+ the journal write (the whole purchase)"]
     ] as const) {
