@@ -703,9 +703,9 @@ const make = Effect.gen(function*() {
         }
         let end = start
         while (end < requests.length && isPurchases(requests[end]!)) end += 1
-        // A batch under way is finished before the entity stops (its shard moving, the idle
-        // reaper, a shutdown), as the cluster lets its own requests finish: the orders that came
-        // through the door are not the cluster's to wait for. Bounded by the orders' deadlines.
+        // Interrupting the entity (its shard moving, the idle reaper) does not cut off a batch
+        // under way: the cluster lets its own requests finish before it interrupts, and orders
+        // that came through the door are not its requests. Bounded by the orders' deadlines.
         yield* Effect.uninterruptible(purchases(requests.slice(start, end) as Array<PurchasesItem>))
         start = end
       }
