@@ -75,7 +75,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
     // An entity that gets only local orders looks idle to the cluster, which stops idle
     // entities after CONCERT_MAX_IDLE: a batch goes through the cluster at least this often,
     // leaving room for a batch through the door to finish (its orders' deadline). With an idle
-    // time too short for that, every batch goes through the cluster.
+    // time no longer than that deadline, every batch goes through the cluster.
     const maxIdle = yield* Config.duration("CONCERT_MAX_IDLE").pipe(Config.withDefault(Duration.minutes(5)))
     const purchaseTimeout = yield* purchaseTimeoutMillis
     const viaClusterEvery = Math.min((Duration.toMillis(maxIdle) - purchaseTimeout) / 2, 60_000)

@@ -5,8 +5,8 @@ import * as crypto from "node:crypto"
 import { ClusterLive } from "../../src/actors/Cluster.js"
 import { ConcertEntityLive } from "../../src/actors/ConcertEntity.js"
 import { ConcertSales } from "../../src/actors/ConcertSales.js"
-import { LocalConcerts } from "../../src/actors/LocalConcerts.js"
-import { ConcertEntity } from "../../src/domain/ConcertEntity.js"
+import { type Door, LocalConcerts } from "../../src/actors/LocalConcerts.js"
+import { ConcertEntity, type PurchaseOrder } from "../../src/domain/ConcertEntity.js"
 import { TicketId, UserId } from "../../src/domain/Ids.js"
 import { ConcertsRepo } from "../../src/sql/ConcertsRepo.js"
 import { TestDatabase } from "../fixtures/Database.js"
@@ -15,7 +15,7 @@ const user = UserId.make("00000000-0000-0000-0000-000000000001")
 const order = () => ({ ticketId: TicketId.make(crypto.randomUUID()), userId: user })
 
 /** Concert entities whose mailbox holds a single message. */
-const TinyMailboxes = Layer.mergeAll(ConcertEntityLive, ConcertSales.Default, ConcertsRepo.Default, LocalConcerts.Default).pipe(
+const TinyMailboxes = Layer.mergeAll(ConcertEntityLive, ConcertSales.Default, ConcertsRepo.Default).pipe(
   Layer.provideMerge(ClusterLive),
   Layer.provideMerge(TestDatabase),
   Layer.provide(Layer.setConfigProvider(
@@ -69,75 +69,90 @@ layer(TinyMailboxes, { excludeTestServices: true, timeout: "60 seconds" })("Conc
     }))
 })
 
-layer(TinyMailboxes, { excludeTestServices: true, timeout: "60 seconds" })("ConcertSales in the concert's own process", (it) => {
-  const ticketsOf = (concertId: string) =>
-    Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      sql<{ readonly id: string }>`SELECT id FROM tickets WHERE concert_id = ${concertId}`.pipe(
-        Effect.map((rows) => rows.map((row) => row.id)),
-        Effect.orDie
-      ))
+/** Concert entities as `npm start` runs them, with the idle time given. */
+const withIdle = (maxIdle: string) =>
+  Layer.mergeAll(ConcertEntityLive, ConcertSales.Default, ConcertsRepo.Default, LocalConcerts.Default).pipe(
+    Layer.provideMerge(ClusterLive),
+    Layer.provideMerge(TestDatabase),
+    Layer.provide(Layer.setConfigProvider(
+      ConfigProvider.fromMap(new Map([["CONCERT_MAX_IDLE", maxIdle]])).pipe(
+        ConfigProvider.orElse(() => ConfigProvider.fromEnv())
+      )
+    ))
+  )
 
+const ticketsOf = (concertId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ readonly id: string }>`SELECT id FROM tickets WHERE concert_id = ${concertId}`.pipe(
+      Effect.map((rows) => rows.map((row) => row.id)),
+      Effect.orDie
+    ))
+
+/**
+ * A concert whose entity runs here after its first order (sent through the cluster, which
+ * starts it), and its door replaced by `door(real)`, which counts what it is handed.
+ */
+const runningHere = (capacity: number, door: (real: Door) => Door = (real) => real) =>
+  Effect.gen(function*() {
+    const sales = yield* ConcertSales
+    const locals = yield* LocalConcerts
+    const concert = yield* createConcert(capacity)
+    expect(locals.door(concert.id)).toBeUndefined()
+    yield* sales.buy(concert.id, order())
+    const real = locals.door(concert.id)
+    expect(real).toBeDefined()
+    const counted = { orders: 0 }
+    const replaced = door(real!)
+    locals.open(concert.id, (orders) => {
+      counted.orders += orders.orders.length
+      return replaced(orders)
+    })
+    const buy = (orders: ReadonlyArray<PurchaseOrder>) =>
+      Effect.forEach(orders, (o) => sales.buy(concert.id, o), { concurrency: "unbounded" })
+    return { concert, counted, buy }
+  })
+
+layer(withIdle("5 minutes"), { excludeTestServices: true, timeout: "60 seconds" })("ConcertSales in the concert's own process", (it) => {
   it.effect("once the concert runs here, its orders go through its door, not the cluster", () =>
     Effect.gen(function*() {
-      const sales = yield* ConcertSales
-      const locals = yield* LocalConcerts
-      const concert = yield* createConcert(100)
-      // The first order goes through the cluster, which starts the entity here.
-      expect(locals.door(concert.id)).toBeUndefined()
-      yield* sales.buy(concert.id, order())
-      const door = locals.door(concert.id)!
-      expect(door).toBeDefined()
-      let handed = 0
-      locals.open(concert.id, (orders) => {
-        handed += orders.orders.length
-        return door(orders)
-      })
-      const bought = yield* Effect.forEach(Array.from({ length: 40 }, order), (o) => sales.buy(concert.id, o), {
-        concurrency: "unbounded"
-      })
-      expect(handed).toBe(40)
+      const { buy, concert, counted } = yield* runningHere(100)
+      const bought = yield* buy(Array.from({ length: 40 }, order))
+      expect(counted.orders).toBe(40)
       expect(new Set(bought.map((t) => t.seat)).size).toBe(40)
       expect((yield* ticketsOf(concert.id)).length).toBe(41)
     }))
 
   it.effect("orders whose answer is lost at the door are sent again through the cluster and bought once", () =>
     Effect.gen(function*() {
-      const sales = yield* ConcertSales
-      const locals = yield* LocalConcerts
-      const concert = yield* createConcert(100)
-      yield* sales.buy(concert.id, order())
-      const door = locals.door(concert.id)!
       // The entity writes the orders, and stops before answering: the sender cannot tell.
-      let lost = 0
-      locals.open(concert.id, (orders) =>
-        door({
+      const { buy, concert, counted } = yield* runningHere(100, (real) => (orders) =>
+        real({
           ...orders,
-          done: (exit) => {
-            lost += orders.orders.length
-            orders.done(Exit.isSuccess(exit) ? Exit.interrupt(FiberId.none) : exit)
-          }
+          done: (exit) => orders.done(Exit.isSuccess(exit) ? Exit.interrupt(FiberId.none) : exit)
         }))
       // Only an order with a deadline is sent again (as every order from the API has one).
       const orders = Array.from({ length: 30 }, () => ({ ...order(), deadline: Date.now() + 10_000 }))
-      const bought = yield* Effect.forEach(orders, (o) => sales.buy(concert.id, o), { concurrency: "unbounded" })
-      expect(lost).toBeGreaterThan(0)
+      const bought = yield* buy(orders)
+      expect(counted.orders).toBeGreaterThan(0)
       expect(bought.map((t) => t.id)).toEqual(orders.map((o) => o.ticketId))
-      const written = yield* ticketsOf(concert.id)
-      expect(written.length).toBe(31)
+      expect((yield* ticketsOf(concert.id)).length).toBe(31)
       expect(new Set(bought.map((t) => t.seat)).size).toBe(30)
     }))
 
   it.effect("a door that closed (its entity stopping) sends the orders through the cluster", () =>
     Effect.gen(function*() {
-      const sales = yield* ConcertSales
-      const locals = yield* LocalConcerts
-      const concert = yield* createConcert(10)
-      yield* sales.buy(concert.id, order())
-      locals.open(concert.id, () => false)
-      const bought = yield* Effect.forEach(Array.from({ length: 5 }, order), (o) => sales.buy(concert.id, o), {
-        concurrency: "unbounded"
-      })
-      expect(bought).toHaveLength(5)
+      const { buy, concert } = yield* runningHere(10, () => () => false)
+      expect(yield* buy(Array.from({ length: 5 }, order))).toHaveLength(5)
       expect((yield* ticketsOf(concert.id)).length).toBe(6)
+    }))
+})
+
+layer(withIdle("10 seconds"), { excludeTestServices: true, timeout: "60 seconds" })("ConcertSales with a short idle time", (it) => {
+  it.effect("an idle time no longer than the purchase timeout sends every batch through the cluster", () =>
+    Effect.gen(function*() {
+      const { buy, concert, counted } = yield* runningHere(50)
+      expect(yield* buy(Array.from({ length: 20 }, order))).toHaveLength(20)
+      expect(counted.orders).toBe(0)
+      expect((yield* ticketsOf(concert.id)).length).toBe(21)
     }))
 })
