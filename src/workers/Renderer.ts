@@ -8,6 +8,7 @@ import * as Worker from "@effect/platform/Worker"
 import * as NodeWorker from "@effect/platform-node/NodeWorker"
 import { Deferred, Effect, Exit, FiberId, Layer, Scope } from "effect"
 import * as os from "node:os"
+import * as v8 from "node:v8"
 import * as WorkerThreads from "node:worker_threads"
 import { positiveInteger } from "../Settings.js"
 import { RenderSeating, RenderTicket, type SeatingDetails, type TicketDetails } from "./RenderProtocol.js"
@@ -16,8 +17,15 @@ import { RenderSeating, RenderTicket, type SeatingDetails, type TicketDetails } 
 // own bundle, `dist/workers/RenderWorker.js`; from the sources (tests, benches) the worker is
 // TypeScript beside this module, loaded through tsx by a small ES module entry.
 const compiled = import.meta.url.endsWith(".js")
-const spawn = () =>
-  new WorkerThreads.Worker(new URL(compiled ? "./workers/RenderWorker.js" : "./renderWorker.mjs", import.meta.url))
+// The service starts with a large young generation (`--max-semi-space-size=64`) for the main
+// thread's many short-lived objects per purchase. That flag is process-wide and read when a heap
+// is created, which a worker's `resourceLimits` do not override: set back to V8's default before
+// a render thread starts, it gets a young generation of 2 x 16 MB rather than 2 x 64 MB. The main
+// thread's heap, created before this runs, keeps its own.
+const spawn = () => {
+  v8.setFlagsFromString("--max-semi-space-size=16")
+  return new WorkerThreads.Worker(new URL(compiled ? "./workers/RenderWorker.js" : "./renderWorker.mjs", import.meta.url))
+}
 
 export class Renderer extends Effect.Service<Renderer>()("Renderer", {
   scoped: Effect.gen(function*() {
