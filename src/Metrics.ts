@@ -122,6 +122,12 @@ export const batchOrders = Metric.histogram(
   "Orders decided together and journaled in one statement (group commit)"
 )
 
+export const writeConcerts = Metric.histogram(
+  "ticketoverflow_journal_write_concerts",
+  MetricBoundaries.fromIterable([1, 2, 5, 10, 20, 50, 100]),
+  "Concerts whose batches were journaled together in one statement (the concerts of one database)"
+)
+
 export const groupCommits = Metric.counter("ticketoverflow_group_commits", {
   description: "Batches of purchases and holds journaled, each in one statement",
   incremental: true

@@ -1,8 +1,11 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqlSchema from "@effect/sql/SqlSchema"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Data, Effect, Option, Schema } from "effect"
+import { Data, Deferred, Effect, Exit, Fiber, FiberId, FiberRef, Option, Schema, type Tracer } from "effect"
 import type { Ledger } from "../domain/Ledger.js"
+import { CurrentOrganiser } from "../domain/Organiser.js"
+import * as Metrics from "../Metrics.js"
+import { Background } from "./Organisers.js"
 import { Concert } from "../domain/Concert.js"
 import { ConcertId, TicketId } from "../domain/Ids.js"
 import { ReservationId, ReservationRecord, ReservationStatus } from "../domain/Reservation.js"
@@ -120,8 +123,24 @@ const KeyedRow = Schema.Struct({
   idempotencyKey: Schema.String
 })
 
+/** A concert's batch waiting for its database's writer (see `append`). */
+interface Append {
+  readonly ledger: Ledger
+  readonly rows: ReadonlyArray<JournalRow>
+  readonly holds: ReadonlyArray<HoldRow>
+  readonly span: Tracer.AnySpan | undefined
+  readonly done: Deferred.Deferred<void, JournalError>
+  cancelled: boolean
+}
+
+interface Writer {
+  queue: Array<Append>
+  running: boolean
+  inFlight: { readonly parts: ReadonlyArray<Append>; readonly fiber: Fiber.RuntimeFiber<ReadonlyArray<Exit.Exit<void, JournalError>>> } | undefined
+}
+
 export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJournal", {
-  effect: Effect.gen(function*() {
+  scoped: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
 
     const loadRow = SqlSchema.findOne({
@@ -185,42 +204,165 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
     })
 
     /**
-     * One statement for the whole batch: the tickets, the new reservations and the seats they
-     * hold, and the concert's status (SOLD_OUT when the batch took the last seat). `unnest`
-     * keeps the statement text fixed whatever the batch size. A batch of purchases alone leaves
-     * the concert row alone unless its status changes (the seating sweep sees new tickets by
-     * their count); holds bump its count of seat changes.
+     * One statement for the batches of several concerts of this database: their tickets, new
+     * reservations and the seats those hold, and each concert's status (SOLD_OUT when its batch
+     * took the last seat). `unnest` keeps the statement text fixed whatever the sizes. A batch of
+     * purchases alone leaves its concert row alone unless its status changes (the seating sweep
+     * sees new tickets by their count); holds bump its count of seat changes.
      */
-    const append = (ledger: Ledger, rows: ReadonlyArray<JournalRow>, holds: ReadonlyArray<HoldRow>) => {
-      const { capacity, id, status } = ledger.concert
-      const heldSeats = holds.flatMap((hold) => hold.seats)
-      const heldBy = holds.flatMap((hold) => hold.seats.map(() => hold.id))
+    const appendAll = (parts: ReadonlyArray<Append>) => {
+      const tickets = parts.flatMap((part) => part.rows.map((row) => ({ row, concert: part.ledger.concert })))
+      const holds = parts.flatMap((part) => part.holds.map((hold) => ({ hold, concert: part.ledger.concert })))
+      const seats = holds.flatMap(({ concert, hold }) => hold.seats.map((seat) => ({ seat, hold, concert })))
       return sql`
         WITH inserted AS (
           INSERT INTO tickets (id, concert_id, capacity, seat_no, user_id, idempotency_key)
-          SELECT t.id, ${id}, ${capacity}, t.seat_no, t.user_id, t.idempotency_key
-          FROM unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.seat)}::int[],
-                      ${rows.map((r) => r.userId)}::text[], ${rows.map((r) => r.idempotencyKey ?? null)}::text[])
-               AS t(id, seat_no, user_id, idempotency_key)
+          SELECT t.id, t.concert_id, t.capacity, t.seat_no, t.user_id, t.idempotency_key
+          FROM unnest(${tickets.map((t) => t.row.id)}::uuid[], ${tickets.map((t) => t.concert.id)}::uuid[],
+                      ${tickets.map((t) => t.concert.capacity)}::int[], ${tickets.map((t) => t.row.seat)}::int[],
+                      ${tickets.map((t) => t.row.userId)}::text[], ${tickets.map((t) => t.row.idempotencyKey ?? null)}::text[])
+               AS t(id, concert_id, capacity, seat_no, user_id, idempotency_key)
           RETURNING 1
         ), reserved AS (
           INSERT INTO reservations (id, concert_id, user_id, quantity, seats, status, expires_at, idempotency_key)
-          SELECT r.id, ${id}, r.user_id, cardinality(r.seats::int[]), r.seats::int[], 'HELD',
+          SELECT r.id, r.concert_id, r.user_id, cardinality(r.seats::int[]), r.seats::int[], 'HELD',
                  to_timestamp(r.expires_at / 1000.0), r.idempotency_key
-          FROM unnest(${holds.map((h) => h.id)}::uuid[], ${holds.map((h) => h.userId)}::text[],
-                      ${holds.map((h) => `{${h.seats.join(",")}}`)}::text[], ${holds.map((h) => h.expiresAt)}::float8[],
-                      ${holds.map((h) => h.idempotencyKey ?? null)}::text[])
-               AS r(id, user_id, seats, expires_at, idempotency_key)
+          FROM unnest(${holds.map((h) => h.hold.id)}::uuid[], ${holds.map((h) => h.concert.id)}::uuid[],
+                      ${holds.map((h) => h.hold.userId)}::text[], ${holds.map((h) => `{${h.hold.seats.join(",")}}`)}::text[],
+                      ${holds.map((h) => h.hold.expiresAt)}::float8[], ${holds.map((h) => h.hold.idempotencyKey ?? null)}::text[])
+               AS r(id, concert_id, user_id, seats, expires_at, idempotency_key)
           RETURNING 1
         ), held AS (
           INSERT INTO held_seats (concert_id, capacity, seat_no, reservation_id)
-          SELECT ${id}, ${capacity}, h.seat_no, h.reservation_id
-          FROM unnest(${heldSeats}::int[], ${heldBy}::uuid[]) AS h(seat_no, reservation_id)
+          SELECT h.concert_id, h.capacity, h.seat_no, h.reservation_id
+          FROM unnest(${seats.map((s) => s.concert.id)}::uuid[], ${seats.map((s) => s.concert.capacity)}::int[],
+                      ${seats.map((s) => s.seat)}::int[], ${seats.map((s) => s.hold.id)}::uuid[])
+               AS h(concert_id, capacity, seat_no, reservation_id)
           RETURNING 1
         )
-        UPDATE concerts SET status = ${status}, seat_changes = seat_changes + ${holds.length > 0 ? 1 : 0}, updated_at = now()
-        WHERE id = ${id} AND (status <> ${status} OR ${holds.length > 0})`
+        UPDATE concerts c SET status = u.status, seat_changes = c.seat_changes + u.changes, updated_at = now()
+        FROM unnest(${parts.map((p) => p.ledger.concert.id)}::uuid[], ${parts.map((p) => p.ledger.concert.status)}::text[],
+                    ${parts.map((p) => p.holds.length > 0 ? 1 : 0)}::int[]) AS u(id, status, changes)
+        WHERE c.id = u.id AND (c.status <> u.status OR u.changes > 0)`.pipe(
+        Effect.asVoid,
+        Effect.mapError(classify)
+      )
     }
+
+    /**
+     * Group commit across concerts. The concerts of one database (one organiser's) share a
+     * writer with one statement in flight: the batches that arrive meanwhile go together in the
+     * next. With nothing in flight a batch is sent at once, so a quiet sale waits for nothing;
+     * under load the database is asked once for many concerts, not once for each.
+     *
+     * A concert's batch is its own all the same:
+     * - a statement refused by a constraint (one concert's conflict) is tried again one batch at
+     *   a time, so that each gets its own answer and only the conflicting one fails;
+     * - a batch given up by its concert (its buyers' deadline) is taken out: before it is sent,
+     *   simply; once sent, by cancelling the statement, after which the others are sent again
+     *   (a statement that committed all the same is found by the concert when it reloads, and by
+     *   the others as a conflict with their own rows, each then answered from the journal).
+     */
+    const writers = new Map<number, Writer>()
+    const scope = yield* Effect.scope
+
+    const settle = (part: Append, exit: Exit.Exit<void, JournalError>) => {
+      Deferred.unsafeDone(part.done, exit)
+    }
+
+    const write = (parts: ReadonlyArray<Append>) =>
+      appendAll(parts).pipe(
+        Effect.as(parts.map((): Exit.Exit<void, JournalError> => Exit.void)),
+        Effect.catchAll((error) =>
+          parts.length === 1 || error.kind !== "Conflict"
+            ? Effect.succeed(parts.map(() => Exit.fail(error)))
+            : Effect.forEach(parts, (part) => Effect.exit(appendAll([part])), { concurrency: 4 })
+        ),
+        Effect.withSpan("ConcertJournal.write", {
+          captureStackTrace: false,
+          ...(parts[0]!.span === undefined ? {} : { parent: parts[0]!.span }),
+          links: parts.slice(1).flatMap((part) => part.span === undefined ? [] : [{ _tag: "SpanLink" as const, span: part.span, attributes: {} }]),
+          attributes: { concerts: parts.length, rows: parts.reduce((n, part) => n + part.rows.length, 0) }
+        })
+      )
+
+    const drain = (organiser: number, writer: Writer): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const parts = writer.queue.filter((part) => !part.cancelled)
+        writer.queue = []
+        if (parts.length === 0) {
+          writer.running = false
+          return Effect.void
+        }
+        Metrics.writeConcerts.unsafeUpdate(parts.length, [])
+        return write(parts).pipe(
+          Effect.locally(CurrentOrganiser, organiser),
+          Effect.locally(Background, false),
+          Effect.fork,
+          Effect.flatMap((fiber) => {
+            writer.inFlight = { parts, fiber }
+            return Fiber.await(fiber)
+          }),
+          Effect.flatMap((exit) =>
+            Effect.suspend(() => {
+              writer.inFlight = undefined
+              if (Exit.isSuccess(exit)) exit.value.forEach((result, i) => settle(parts[i]!, result))
+              else if (Exit.isInterrupted(exit)) writer.queue.unshift(...parts.filter((part) => !part.cancelled))
+              else for (const part of parts) settle(part, exit as Exit.Exit<never, never>)
+              return drain(organiser, writer)
+            })
+          )
+        )
+      }).pipe(
+        // The journal is closing: nothing more is written, and every waiting batch is told so.
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            const closing = Exit.fail(new JournalError({ kind: "Unavailable", cause: "the journal is closing" }))
+            for (const part of [...writer.queue, ...(writer.inFlight?.parts ?? [])]) settle(part, closing)
+            writer.queue = []
+            writer.running = false
+          })
+        )
+      )
+
+    const append = (ledger: Ledger, rows: ReadonlyArray<JournalRow>, holds: ReadonlyArray<HoldRow>) =>
+      Effect.flatMap(Effect.all([FiberRef.get(CurrentOrganiser), Effect.option(Effect.currentSpan)]), ([organiser, span]) =>
+        Effect.uninterruptibleMask((restore) => {
+          let writer = writers.get(organiser)
+          if (writer === undefined) {
+            writer = { queue: [], running: false, inFlight: undefined }
+            writers.set(organiser, writer)
+          }
+          const part: Append = {
+            ledger,
+            rows,
+            holds,
+            span: Option.getOrUndefined(span),
+            done: Deferred.unsafeMake(FiberId.none),
+            cancelled: false
+          }
+          writer.queue.push(part)
+          // Forked interruptible: a fiber inherits this region's uninterruptibility otherwise.
+          const started = writer.running
+            ? Effect.void
+            : Effect.asVoid(Effect.forkIn(Effect.interruptible(drain(organiser, writer)), scope))
+          writer.running = true
+          const given = writer
+          return Effect.zipRight(
+            started,
+            restore(Deferred.await(part.done)).pipe(
+              Effect.onInterrupt(() =>
+                Effect.suspend(() => {
+                  part.cancelled = true
+                  // Sent: the statement is cancelled (and waited for); the others go again.
+                  const inFlight = given.inFlight
+                  return inFlight !== undefined && inFlight.parts.includes(part) ? Fiber.interrupt(inFlight.fiber) : Effect.void
+                })
+              )
+            )
+          )
+        })
+      )
 
     /** HELD → AWAITING_PAYMENT with an invoice number (lowest recycled, else the next new one). */
     const checkout = (reservationId: string, expiresAt: number) =>
@@ -499,8 +641,6 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
         ),
       append: (ledger: Ledger, rows: ReadonlyArray<JournalRow>, holds: ReadonlyArray<HoldRow> = []) =>
         append(ledger, rows, holds).pipe(
-          Effect.asVoid,
-          Effect.mapError(classify),
           Effect.withSpan("ConcertJournal.append", {
             captureStackTrace: false,
             attributes: { concertId: ledger.concert.id, rows: rows.length, holds: holds.length }

@@ -1,0 +1,128 @@
+/**
+ * Group commit across concerts: the batches of a database's concerts that arrive while a write
+ * is in flight go in one statement, and each is still its own: one refused by a constraint does
+ * not fail the others, one given up is not written while the others are.
+ */
+import { SqlClient } from "@effect/sql"
+import { expect, layer } from "@effect/vitest"
+import { Effect, Exit, Fiber, Layer, Metric, Option, Redacted } from "effect"
+import * as crypto from "node:crypto"
+import Pg from "pg"
+import { ConcertId } from "../../src/domain/Ids.js"
+import * as Metrics from "../../src/Metrics.js"
+import { ConcertsRepo } from "../../src/sql/ConcertsRepo.js"
+import { ConcertJournal, type JournalRow } from "../../src/sql/ConcertJournal.js"
+import { MainDatabase } from "../../src/sql/Organisers.js"
+import { TestDatabase } from "../fixtures/Database.js"
+import { eventually } from "../fixtures/eventually.js"
+
+const Deps = Layer.mergeAll(ConcertJournal.Default, ConcertsRepo.Default).pipe(Layer.provideMerge(TestDatabase))
+
+/** A concert of 10 seats and its ledger as the journal loads it. */
+const concert = Effect.gen(function*() {
+  const created = yield* Effect.flatMap(ConcertsRepo, (repo) =>
+    repo.create({ name: "Together", venue: "Hall", date: "2027-05-06", capacity: 10, status: "ACTIVE" }))
+  return Option.getOrThrow(yield* Effect.flatMap(ConcertJournal, (journal) => journal.load(ConcertId.make(created.id))))
+})
+
+const row = (seat: number): JournalRow => ({ id: crypto.randomUUID(), seat, userId: "u1", idempotencyKey: undefined })
+
+/** Holds the tickets table against inserts, from a connection of its own, until released. */
+const lockTickets = Effect.gen(function*() {
+  const main = yield* MainDatabase
+  const client = new Pg.Client({ connectionString: Redacted.value(main.url) })
+  yield* Effect.promise(() => client.connect())
+  yield* Effect.promise(() => client.query("BEGIN; LOCK TABLE tickets IN EXCLUSIVE MODE"))
+  return Effect.promise(() => client.query("COMMIT").then(() => client.end()))
+})
+
+/** Appends waiting for the lock (seen in the database), so that the next ones queue behind. */
+const waitingForLock = (count: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const seen = yield* eventually(
+      Effect.map(
+        sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+                           WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO tickets%'`,
+        (rows) => rows[0]!.n
+      ),
+      (n) => n === count,
+      { within: "10 seconds" }
+    )
+    expect(seen).toBe(count)
+  })
+
+const soldSeats = (concertId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ seat_no: number }>`SELECT seat_no FROM tickets WHERE concert_id = ${concertId} ORDER BY seat_no`).pipe(
+      Effect.map((rows) => rows.map((r) => r.seat_no))
+    )
+
+const writes = Effect.map(Metric.value(Metrics.writeConcerts), (state) => ({ count: state.count, sum: state.sum }))
+
+layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertJournal, several concerts at once", (it) => {
+  it.effect("batches that arrive while a write is in flight go together in the next statement", () =>
+    Effect.gen(function*() {
+      const journal = yield* ConcertJournal
+      const [a, b, c] = yield* Effect.all([concert, concert, concert])
+      const release = yield* lockTickets
+      const before = yield* writes
+      const first = yield* Effect.fork(journal.append(a!, [row(1)]))
+      yield* waitingForLock(1)
+      const rest = yield* Effect.fork(Effect.all([journal.append(b!, [row(1), row(2)]), journal.append(c!, [row(1)])], { concurrency: 2 }))
+      yield* release
+      yield* Fiber.join(first)
+      yield* Fiber.join(rest)
+      const after = yield* writes
+      // Two statements: one for a, one for b and c together.
+      expect([after.count - before.count, after.sum - before.sum]).toEqual([2, 3])
+      expect(yield* soldSeats(a!.concert.id)).toEqual([1])
+      expect(yield* soldSeats(b!.concert.id)).toEqual([1, 2])
+      expect(yield* soldSeats(c!.concert.id)).toEqual([1])
+    }))
+
+  it.effect("a batch refused by a constraint fails alone: the others of its statement are written", () =>
+    Effect.gen(function*() {
+      const journal = yield* ConcertJournal
+      const [a, b, c] = yield* Effect.all([concert, concert, concert])
+      // Seat 1 of b was sold behind its entity's back.
+      yield* journal.append(b!, [row(1)])
+      const release = yield* lockTickets
+      const first = yield* Effect.fork(journal.append(a!, [row(1)]))
+      yield* waitingForLock(1)
+      const together = yield* Effect.fork(
+        Effect.all([journal.append(b!, [row(1)]), journal.append(c!, [row(1), row(2)])].map(Effect.exit), { concurrency: 2 })
+      )
+      yield* release
+      yield* Fiber.join(first)
+      const [conflicting, fine] = yield* Fiber.join(together)
+      expect(Exit.isFailure(conflicting!) && JSON.stringify(conflicting.cause)).toContain("Conflict")
+      expect(Exit.isSuccess(fine!)).toBe(true)
+      expect(yield* soldSeats(b!.concert.id)).toEqual([1])
+      expect(yield* soldSeats(c!.concert.id)).toEqual([1, 2])
+    }))
+
+  it.effect("a batch given up is not written, before or after its statement was sent; the others are", () =>
+    Effect.gen(function*() {
+      const journal = yield* ConcertJournal
+      const [x, a, b] = yield* Effect.all([concert, concert, concert])
+      const release = yield* lockTickets
+      // x is sent and waits for the lock; a and b queue behind it.
+      const sentAlone = yield* Effect.fork(journal.append(x!, [row(1)]))
+      yield* waitingForLock(1)
+      const givenUp = yield* Effect.fork(journal.append(a!, [row(1)]))
+      const kept = yield* Effect.fork(journal.append(b!, [row(1), row(2)]))
+      yield* Effect.sleep("100 millis")
+      // x given up once sent: its statement is cancelled, and a and b are sent together.
+      yield* Fiber.interrupt(sentAlone)
+      yield* waitingForLock(1)
+      // a given up once sent with b: cancelled again, and b is sent alone.
+      yield* Fiber.interrupt(givenUp)
+      yield* waitingForLock(1)
+      yield* release
+      yield* Fiber.join(kept)
+      expect(yield* soldSeats(x!.concert.id)).toEqual([])
+      expect(yield* soldSeats(a!.concert.id)).toEqual([])
+      expect(yield* soldSeats(b!.concert.id)).toEqual([1, 2])
+    }))
+})
