@@ -18,8 +18,8 @@ await esbuild.build({
   platform: "node",
   format: "esm",
   target: "node20",
-  minifyWhitespace: true,
-  minifySyntax: true,
+  minifyWhitespace: process.env.NO_MINIFY !== "1",
+  minifySyntax: process.env.NO_MINIFY !== "1",
   sourcemap: "linked",
   // Loaded at run time by name, or finding files beside themselves: pg's optional native
   // binding, the database binaries, msgpackr's native extension (runner-to-runner messages).

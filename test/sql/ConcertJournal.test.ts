@@ -107,16 +107,17 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertJourna
       const journal = yield* ConcertJournal
       const [x, a, b] = yield* Effect.all([concert, concert, concert])
       const release = yield* lockTickets
-      // x is sent and waits for the lock; a and b queue behind it.
+      // x is sent and waits for the lock; a and b, arriving together, go in a second statement
+      // (two may be in flight), which waits too.
       const sentAlone = yield* Effect.fork(journal.append(x!, [row(1)]))
       yield* waitingForLock(1)
       const givenUp = yield* Effect.fork(journal.append(a!, [row(1)]))
       const kept = yield* Effect.fork(journal.append(b!, [row(1), row(2)]))
-      yield* Effect.sleep("100 millis")
-      // x given up once sent: its statement is cancelled, and a and b are sent together.
+      yield* waitingForLock(2)
+      // x given up once sent: its statement is cancelled.
       yield* Fiber.interrupt(sentAlone)
       yield* waitingForLock(1)
-      // a given up once sent with b: cancelled again, and b is sent alone.
+      // a given up once sent with b: their statement is cancelled, and b is sent again alone.
       yield* Fiber.interrupt(givenUp)
       yield* waitingForLock(1)
       yield* release
