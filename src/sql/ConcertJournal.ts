@@ -275,11 +275,12 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
      */
     const writers = new Map<number, Writer>()
     const writesInFlight = yield* positiveInteger("JOURNAL_WRITES_IN_FLIGHT", 2)
-    const scope = yield* Effect.scope
-
-    const settle = (part: Append, exit: Exit.Exit<void, JournalError>) => {
-      Deferred.unsafeDone(part.done, exit)
+    const newWriter = (organiser: number) => {
+      const writer: Writer = { queue: [], loops: 0, inFlight: new Set() }
+      writers.set(organiser, writer)
+      return writer
     }
+    const scope = yield* Effect.scope
 
     const write = (parts: ReadonlyArray<Append>) =>
       appendAll(parts).pipe(
@@ -322,9 +323,9 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
           Effect.map((exit) => {
             writer.inFlight.delete(entry!)
             entry = undefined
-            if (Exit.isSuccess(exit)) exit.value.forEach((result, i) => settle(parts[i]!, result))
+            if (Exit.isSuccess(exit)) exit.value.forEach((result, i) => Deferred.unsafeDone(parts[i]!.done, result))
             else if (Exit.isInterrupted(exit)) writer.queue.unshift(...parts.filter((part) => !part.cancelled))
-            else for (const part of parts) settle(part, exit as Exit.Exit<never, never>)
+            else for (const part of parts) Deferred.unsafeDone(part.done, exit as Exit.Exit<never, never>)
           })
         )
       })
@@ -333,7 +334,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
         Effect.onInterrupt(() =>
           Effect.sync(() => {
             const closing = Exit.fail(new JournalError({ kind: "Unavailable", cause: "the journal is closing" }))
-            for (const part of [...writer.queue, ...(entry?.parts ?? [])]) settle(part, closing)
+            for (const part of [...writer.queue, ...(entry?.parts ?? [])]) Deferred.unsafeDone(part.done, closing)
             writer.queue = []
             writer.loops--
           })
@@ -344,11 +345,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
     const append = (ledger: Ledger, rows: ReadonlyArray<JournalRow>, holds: ReadonlyArray<HoldRow>) =>
       Effect.flatMap(Effect.all([FiberRef.get(CurrentOrganiser), Effect.option(Effect.currentSpan)]), ([organiser, span]) =>
         Effect.uninterruptibleMask((restore) => {
-          let writer = writers.get(organiser)
-          if (writer === undefined) {
-            writer = { queue: [], loops: 0, inFlight: new Set() }
-            writers.set(organiser, writer)
-          }
+          const writer = writers.get(organiser) ?? newWriter(organiser)
           const part: Append = {
             ledger,
             rows,
@@ -363,7 +360,6 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
             ? Effect.void
             : Effect.asVoid(Effect.forkIn(Effect.interruptible(drain(organiser, writer)), scope))
           if (writer.loops < writesInFlight) writer.loops++
-          const given = writer
           return Effect.zipRight(
             started,
             restore(Deferred.await(part.done)).pipe(
@@ -371,7 +367,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
                 Effect.suspend(() => {
                   part.cancelled = true
                   // Sent: the statement is cancelled (and waited for); the others go again.
-                  for (const inFlight of given.inFlight) {
+                  for (const inFlight of writer.inFlight) {
                     if (inFlight.parts.includes(part)) return Fiber.interrupt(inFlight.fiber)
                   }
                   return Effect.void

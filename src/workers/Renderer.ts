@@ -21,9 +21,16 @@ const compiled = import.meta.url.endsWith(".js")
 // thread's many short-lived objects per purchase. That flag is process-wide and read when a heap
 // is created, which a worker's `resourceLimits` do not override: set back to V8's default before
 // a render thread starts, it gets a young generation of 2 x 16 MB rather than 2 x 64 MB. The main
-// thread's heap, created before this runs, keeps its own.
+// thread's heap, created before this runs, keeps its own. A smaller setting is left as it is.
+const renderSemiSpace = Math.min(
+  16,
+  ...[...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].flatMap((arg) => {
+    const set = /^--max-semi-space-size=(\d+)$/.exec(arg)
+    return set === null ? [] : [Number(set[1])]
+  })
+)
 const spawn = () => {
-  v8.setFlagsFromString("--max-semi-space-size=16")
+  v8.setFlagsFromString(`--max-semi-space-size=${renderSemiSpace}`)
   return new WorkerThreads.Worker(new URL(compiled ? "./workers/RenderWorker.js" : "./renderWorker.mjs", import.meta.url))
 }
 

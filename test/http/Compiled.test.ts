@@ -11,14 +11,22 @@ const root = path.resolve(import.meta.dirname, "../..")
 
 /**
  * `npm start` runs the JavaScript `npm run build` compiles into `dist/`, not the sources, and
- * hands messages to its own entities without encoding them (the other tests encode them).
+ * hands messages to its own entities without encoding them (the other tests encode them). With
+ * its Node settings, the render thread gets V8's default young generation, not the main
+ * thread's 2 x 64 MB (each thread's heap limit, which includes it, printed by a preload).
  */
 it.scopedLive("the compiled service (dist/), as npm start runs it, sells, holds, refuses, renders, serves the dashboard and stops", () =>
   Effect.gen(function*() {
     execFileSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "inherit" })
     const url = yield* freshDatabaseUrl
     const port = yield* Effect.promise(() => freePort())
-    const child = spawn(process.execPath, ["--max-semi-space-size=64", "--heap-growing-percent=30", "dist/main.js"], {
+    const child = spawn(process.execPath, [
+      "--max-semi-space-size=64",
+      "--heap-growing-percent=30",
+      "--import",
+      path.join(root, "test/fixtures/heapLimit.mjs"),
+      "dist/main.js"
+    ], {
       cwd: root,
       env: {
         ...process.env,
@@ -68,6 +76,9 @@ it.scopedLive("the compiled service (dist/), as npm start runs it, sells, holds,
     )
     expect(plan.status).toBe(200)
     expect(plan.headers["content-type"]).toBe("image/svg+xml")
+    const limit = (thread: string) => Number(new RegExp(`heap limit ${thread} (\\d+) MB`).exec(output)?.[1])
+    // 3 x (64 - 16) MB less young generation for the render thread.
+    expect(limit("main") - limit("worker"), output).toBe(144)
     const dashboard = yield* Effect.promise(() => rawRequest(port, "GET", "/dashboard"))
     expect(dashboard.status).toBe(200)
     expect(dashboard.body).toContain("TicketOverflow")
