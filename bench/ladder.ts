@@ -14,6 +14,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
 import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
+import { serviceNodeArgs } from "../src/Settings.js"
 import { fmt, git, option, root, worktree } from "./shared.js"
 
 const concerts = Array.from({ length: 20 }, (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`)
@@ -104,7 +105,7 @@ export const ladder = async (args: ReadonlyArray<string>) => {
       const port = await freePort()
       // JavaScript (the compiled service) runs as is; TypeScript through tsx.
       const entry = file.endsWith(".js") ? [file] : ["--import", "tsx", file]
-      const child = spawn(process.execPath, [...nodeArgs, "--max-semi-space-size=64", "--heap-growing-percent=30", ...entry], {
+      const child = spawn(process.execPath, [...nodeArgs, ...serviceNodeArgs, ...entry], {
         cwd,
         env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
         stdio: ["ignore", "inherit", "inherit"]

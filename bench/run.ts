@@ -35,6 +35,7 @@ import { ladder } from "./ladder.js"
 import { draw } from "./draw.js"
 import { reservations } from "./reservations.js"
 import { scale } from "./scale.js"
+import { serviceNodeArgs } from "../src/Settings.js"
 import { buy, createConcert, databaseWork, fmt, load, option, printAll, request, root, startTarget } from "./shared.js"
 
 const args = process.argv.slice(2)
@@ -44,7 +45,7 @@ const rounds = Number(option(args, "rounds") ?? 1) || 1
 
 /** Every server runs with the service's Node settings (`npm start`), so ratios compare code. */
 const child = (script: string, env: Record<string, string>): ChildProcess =>
-  spawn(process.execPath, ["--max-semi-space-size=64", "--heap-growing-percent=30", "--import", "tsx", script], {
+  spawn(process.execPath, [...serviceNodeArgs, "--import", "tsx", script], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "inherit"]

@@ -13,6 +13,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
 import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
+import { serviceNodeArgs } from "../src/Settings.js"
 import { createConcert, fmt, option, request, root } from "./shared.js"
 
 const cgroupRoot = "/sys/fs/cgroup/cpu"
@@ -56,7 +57,7 @@ const wrk = (port: number, script: string, seconds: number, connections: number)
 const startProcess = async (url: string, mode: "runner" | "client") => {
   const port = await freePort()
   const runnerPort = await freePort()
-  const child = spawn(process.execPath, ["--max-semi-space-size=64", "--heap-growing-percent=30", "--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, [...serviceNodeArgs, "--import", "tsx", "src/main.ts"], {
     cwd: root,
     env: {
       ...process.env,

@@ -5,6 +5,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
 import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
+import { serviceNodeArgs } from "../src/Settings.js"
 
 export const root = path.resolve(import.meta.dirname, "..")
 
@@ -136,7 +137,7 @@ export const startTarget = async (args: ReadonlyArray<string>, checkout = root):
     if (compiled) execFileSync("npm", ["run", "build", "--silent"], { cwd: checkout, stdio: "inherit" })
     const entry = compiled ? ["dist/main.js"] : ["--import", "tsx", "src/main.ts"]
     // BENCH_NODE_ARGS replaces the service's Node settings, to measure others.
-    const nodeArgs = process.env.BENCH_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? ["--max-semi-space-size=64", "--heap-growing-percent=30"]
+    const nodeArgs = process.env.BENCH_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? serviceNodeArgs
     service = spawn(process.execPath, [...profile, ...nodeArgs, ...entry], {
       cwd: checkout,
       env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: host, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn" },

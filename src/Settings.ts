@@ -5,6 +5,14 @@
  */
 import { Config, Duration } from "effect"
 
+/**
+ * The Node settings the service runs with wherever it is started (`npm start` spells them out
+ * too): a 64 MB semi-space, since purchases allocate fast and fewer scavenges pay, and an old
+ * generation collected once it has grown 30 % past what survived, a bound that follows the live
+ * heap. (The render thread gets V8's default young generation: `src/workers/Renderer.ts`.)
+ */
+export const serviceNodeArgs: ReadonlyArray<string> = ["--max-semi-space-size=64", "--heap-growing-percent=30"]
+
 /** How this process takes part in the cluster (see `src/actors/Cluster.ts`). */
 export const clusterMode = Config.literal("single", "runner", "client")("CLUSTER_MODE").pipe(Config.withDefault("single"))
 export type ClusterMode = Config.Config.Success<typeof clusterMode>

@@ -8,6 +8,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { startEmbeddedPostgres } from "./sql/EmbeddedPostgres.js"
+import { serviceNodeArgs } from "./Settings.js"
 
 const option = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`)
@@ -35,7 +36,7 @@ const main = async () => {
     const entry = import.meta.url.endsWith(".js")
       ? [new URL("./main.js", import.meta.url).pathname]
       : ["--import", "tsx", "src/main.ts"]
-    const child = spawn(process.execPath, ["--max-semi-space-size=64", "--heap-growing-percent=30", ...entry], {
+    const child = spawn(process.execPath, [...serviceNodeArgs, ...entry], {
       env: { ...process.env, DATABASE_URL: url, ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })

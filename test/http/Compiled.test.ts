@@ -6,6 +6,7 @@ import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
 import { eventually } from "../fixtures/eventually.js"
 import { freePort, postConcert } from "../fixtures/Service.js"
+import { serviceNodeArgs } from "../../src/Settings.js"
 
 const root = path.resolve(import.meta.dirname, "../..")
 
@@ -21,8 +22,7 @@ it.scopedLive("the compiled service (dist/), as npm start runs it, sells, holds,
     const url = yield* freshDatabaseUrl
     const port = yield* Effect.promise(() => freePort())
     const child = spawn(process.execPath, [
-      "--max-semi-space-size=64",
-      "--heap-growing-percent=30",
+      ...serviceNodeArgs,
       "--import",
       path.join(root, "test/fixtures/heapLimit.mjs"),
       "dist/main.js"
