@@ -22,6 +22,8 @@ const user = (i: number) => `00000000-0000-0000-0000-${String((i % 5000) + 1).pa
 interface Sample {
   readonly status: number
   readonly ms: number
+  /** Why no answer came (status 0): the socket error's code. */
+  readonly error?: string
 }
 
 const send = (i: number): Promise<Sample> =>
@@ -39,7 +41,8 @@ const send = (i: number): Promise<Sample> =>
       res.resume()
       res.on("end", () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }))
     })
-    req.on("error", () => resolve({ status: 0, ms: performance.now() - started }))
+    req.on("error", (error: NodeJS.ErrnoException) =>
+      resolve({ status: 0, ms: performance.now() - started, error: error.code ?? error.message }))
     req.end(body)
   })
 
@@ -60,7 +63,11 @@ const main = async () => {
   const wallMs = performance.now() - started
   agent.destroy()
   const histogram: Record<string, number> = {}
-  for (const s of samples) histogram[s.status] = (histogram[s.status] ?? 0) + 1
+  const errors: Record<string, number> = {}
+  for (const s of samples) {
+    histogram[s.status] = (histogram[s.status] ?? 0) + 1
+    if (s.error !== undefined) errors[s.error] = (errors[s.error] ?? 0) + 1
+  }
   const all = samples.map((s) => s.ms).sort((a, b) => a - b)
   const ok = samples.filter((s) => s.status === 201).map((s) => s.ms).sort((a, b) => a - b)
   process.stdout.write(JSON.stringify({
@@ -72,7 +79,8 @@ const main = async () => {
     p99: percentile(all, 99),
     max: all.at(-1) ?? 0,
     okP50: percentile(ok, 50),
-    okP99: percentile(ok, 99)
+    okP99: percentile(ok, 99),
+    errors
   }) + "\n")
 }
 

@@ -162,7 +162,8 @@ const main = async () => {
         const oversold = counts.rows.filter((r) => r.n > r.capacity).length
         const failures = Object.entries(own.histogram).filter(([s]) => s === "0" || s.startsWith("5"))
         checks.push(`round ${round}, ${label}: ${sold} tickets in the database for ${own.histogram["201"] ?? 0} × 201, ` +
-          `${oversold} concerts oversold, 5xx and transport errors: ${failures.map(([s, n]) => `${n}×${s}`).join(", ") || "none"}`)
+          `${oversold} concerts oversold, 5xx and transport errors: ${failures.map(([s, n]) => `${n}×${s}`).join(", ") || "none"}` +
+          (Object.keys(own.errors).length > 0 ? ` (${JSON.stringify(own.errors)})` : ""))
       }
       await run("(a) 20k over 20 concerts", 1000, 20, 20_000, 256, false)
       await run("(b) 10k burst, cap 500", 500, 1, 10_000, 1000, true)

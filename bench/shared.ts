@@ -51,6 +51,8 @@ export interface LoadResult {
   readonly max: number
   readonly okP50: number
   readonly okP99: number
+  /** The socket errors behind the answers that never came (status 0), by code. */
+  readonly errors: Record<string, number>
 }
 
 /** Purchases from `bench/load.ts` in a process of its own (see there), and what they got. */
