@@ -18,7 +18,10 @@ const ServerLive = Layer.unwrapEffect(
     const maxBodyBytes = yield* positiveInteger("MAX_BODY_BYTES", 64 * 1024)
     const server = new ServiceServer({ keepAliveTimeout: 65_000, maxBodyBytes })
     return Layer.merge(
-      HttpServer.withLogAddress(NodeHttpServer.layer(() => server, { port, host })),
+      // A deep accept queue: an on-sale opening connects thousands of buyers at once, and each
+      // connection the queue (Node's default: 511) has no room for waits for its SYN to be
+      // sent again, a second and more later. The kernel caps it at `net.core.somaxconn`.
+      HttpServer.withLogAddress(NodeHttpServer.layer(() => server, { port, host, backlog: 65_535 })),
       Layer.succeed(RunningServer, server)
     )
   })

@@ -1,6 +1,8 @@
 import { expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFileSync, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
 import * as path from "node:path"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
@@ -12,7 +14,8 @@ const root = path.resolve(import.meta.dirname, "../..")
 
 /**
  * `npm start` runs the JavaScript `npm run build` compiles into `dist/`, not the sources, and
- * hands messages to its own entities without encoding them (the other tests encode them). With
+ * hands messages to its own entities without encoding them (the other tests encode them). It
+ * listens with a deep accept queue. With
  * its Node settings, the render thread gets V8's default young generation, not the main
  * thread's 2 x 64 MB (each thread's heap limit, which includes it, printed by a preload).
  */
@@ -50,6 +53,22 @@ it.scopedLive("the compiled service (dist/), as npm start runs it, sells, holds,
       { within: "60 seconds", every: "200 millis" }
     )
     expect(health, output).toBe(200)
+
+    // A thousand buyers connecting at the same moment are all let in, even while the service
+    // is busy: stopped, it accepts nothing, and the kernel completes the connections its accept
+    // queue has room for (Node's default queue, 511, would leave the rest retrying for seconds).
+    const somaxconn = Number(fs.readFileSync("/proc/sys/net/core/somaxconn", "utf8"))
+    child.kill("SIGSTOP")
+    const sockets = Array.from({ length: 1000 }, () => net.connect(port, "127.0.0.1"))
+    let connected = 0
+    for (const socket of sockets) {
+      socket.once("connect", () => connected++)
+      socket.on("error", () => {})
+    }
+    yield* Effect.sleep("1 second")
+    child.kill("SIGCONT")
+    for (const socket of sockets) socket.destroy()
+    expect(connected).toBe(Math.min(1000, somaxconn + 1))
     const concertId = yield* Effect.promise(() => postConcert(port, 3, "Compiled"))
     const order = (path: string, body: Record<string, unknown>) =>
       Effect.promise(() =>
