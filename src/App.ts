@@ -18,8 +18,9 @@ import { WorkersLive } from "./workers/Workers.js"
 
 /**
  * Spans, metrics and logs exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
- * Without an exporter nobody reads a span, so none is made: that is a third of a purchase's
- * CPU. Metrics are kept either way: `/metrics` and `/dashboard` read them.
+ * Without an exporter nobody reads a span, so none is made: not even a no-op one (`Spans.ts`
+ * and the server's own, `Server.ts`). Metrics are kept either way: `/metrics` and `/dashboard`
+ * read them.
  */
 export const TracingLive = Layer.unwrapEffect(
   Effect.gen(function*() {

@@ -51,6 +51,7 @@ import { rememberChange } from "./ChangeSpans.js"
 import { positiveInteger } from "../Settings.js"
 import { Ownership } from "./Ownership.js"
 import { type Door, LocalConcerts, type LocalOrders } from "./LocalConcerts.js"
+import { withSpan } from "../Spans.js"
 
 type Rpcs = typeof Purchases | typeof Update | typeof Transition | typeof Expire | typeof ChangeSale | typeof Withdraw
 type PurchasesRequest = Envelope.Request<typeof Purchases>
@@ -489,11 +490,11 @@ const make = Effect.gen(function*() {
               return answer(request, Exit.succeed(outcomes.slice(offset - count, offset)))
             }, { discard: true })
           }
-        }).pipe(Effect.withSpan("ConcertEntity.reply", { captureStackTrace: false, attributes: { messages: requests.length } }))
+        }).pipe(withSpan("ConcertEntity.reply", { captureStackTrace: false, attributes: { messages: requests.length } }))
       return decideInTime(orders).pipe(
         Effect.either,
         Effect.flatMap(reply),
-        Effect.withSpan("ConcertEntity.purchases", {
+        withSpan("ConcertEntity.purchases", {
           captureStackTrace: false,
           attributes: { concertId, messages: requests.length, batch: orders.length },
           ...(parent === undefined ? { root: true } : { parent }),
@@ -517,7 +518,7 @@ const make = Effect.gen(function*() {
           state.forget()
           return replier.fail(request as never, unavailable(error) as never)
         }),
-        Effect.withSpan(`ConcertEntity.${name}`, { captureStackTrace: false, attributes: { concertId } })
+        withSpan(`ConcertEntity.${name}`, { captureStackTrace: false, attributes: { concertId } })
       )
 
     const update = (request: UpdateRequest) =>

@@ -31,6 +31,7 @@ import { TicketRecord } from "../domain/Ticket.js"
 import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
 import { LocalConcerts } from "./LocalConcerts.js"
 import { Ownership } from "./Ownership.js"
+import { withSpan } from "../Spans.js"
 
 type Client = Effect.Effect.Success<typeof ConcertEntity.client>
 type PurchasesError = Effect.Effect.Error<ReturnType<ReturnType<Client>["Purchases"]>>
@@ -56,7 +57,7 @@ interface Waiting {
 
 /** The batch's span: a trace of its own, linked to each request it carries. */
 const batchSpan = (concertId: string, batch: ReadonlyArray<Waiting>, attempt: number) =>
-  Effect.withSpan("ConcertSales.batch", {
+  withSpan("ConcertSales.batch", {
     root: true,
     captureStackTrace: false,
     attributes: { concertId, orders: batch.length, attempt },

@@ -34,6 +34,7 @@ import { concertJson } from "../domain/Concert.js"
 import { CurrentOrganiser, newId, organiserOf } from "../domain/Organiser.js"
 import { OrganiserDatabases } from "../sql/Organisers.js"
 import { Access } from "./Access.js"
+import { withSpan } from "../Spans.js"
 
 const notFound = (id: Named<ConcertId>) => () => ConcertNotFound.of(sent(id))
 
@@ -93,7 +94,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
                 JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the concert could not be saved; retry" })),
                 ...clusterUnavailable
               }),
-              Effect.withSpan("ConcertsHttp.update", { captureStackTrace: false, attributes: { concertId: id } })
+              withSpan("ConcertsHttp.update", { captureStackTrace: false, attributes: { concertId: id } })
             )
           )
         ))

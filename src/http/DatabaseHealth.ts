@@ -2,6 +2,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import { Health as HealthBody } from "../domain/Api.js"
 import { DatabaseUnavailable } from "../domain/Errors.js"
+import { withSpan } from "../Spans.js"
 
 /** Healthy while the database answers within two seconds. */
 export class DatabaseHealth extends Effect.Service<DatabaseHealth>()("DatabaseHealth", {
@@ -14,7 +15,7 @@ export class DatabaseHealth extends Effect.Service<DatabaseHealth>()("DatabaseHe
         Effect.timeout("2 seconds"),
         Effect.as(new HealthBody({ status: "healthy", database: "up" })),
         Effect.catchAll(() => Effect.fail(DatabaseUnavailable.of())),
-        Effect.withSpan("DatabaseHealth.check")
+        withSpan("DatabaseHealth.check")
       )
     } as const
   })

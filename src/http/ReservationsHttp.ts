@@ -31,6 +31,7 @@ import { measured } from "./measured.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { ListPages } from "./ListPages.js"
 import { findOrNotFound, listFilter } from "./lookup.js"
+import { withSpan } from "../Spans.js"
 
 /** The invoice sequence's name: each organiser's database has its own one sequence. */
 const invoiceSequence = "default"
@@ -66,7 +67,7 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
             JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the reservation could not be saved; retry" })),
             ...clusterUnavailable
           }),
-          Effect.withSpan(`ReservationsHttp.${action}`, { captureStackTrace: false, attributes: { reservationId: reservation.id } })
+          withSpan(`ReservationsHttp.${action}`, { captureStackTrace: false, attributes: { reservationId: reservation.id } })
         ))
 
     const reserve = (concertNamed: Named<ConcertId>, user: Named<UserId>, quantity: number, key: string | undefined) =>
@@ -102,7 +103,7 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
       }).pipe(
         access.asBuyer(concertNamed, () => UnknownConcert.of(sent(concertNamed))),
         measured("reservation", Either.getOrUndefined(concertNamed)),
-        Effect.withSpan("ReservationsHttp.reserve", { captureStackTrace: false })
+        withSpan("ReservationsHttp.reserve", { captureStackTrace: false })
       )
 
     return handlers

@@ -7,8 +7,9 @@
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import { Config, Effect, Layer, LogLevel } from "effect"
+import { Config, Effect, FiberRef, Layer, LogLevel } from "effect"
 import { Api } from "../domain/Api.js"
 import { ConcertsHttpLive } from "./ConcertsHttp.js"
 import { ErrorResponsesLive } from "./ErrorResponses.js"
@@ -40,10 +41,14 @@ const requestLog = (app: HttpApp.Default): HttpApp.Default =>
   })
 
 const ServeLive = Layer.unwrapEffect(
-  Effect.map(
-    Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
-    (level) => LogLevel.lessThanEqual(level, LogLevel.Debug) ? HttpApiBuilder.serve(requestLog) : HttpApiBuilder.serve()
-  )
+  Effect.gen(function*() {
+    const level = yield* Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
+    const serve = LogLevel.lessThanEqual(level, LogLevel.Debug) ? HttpApiBuilder.serve(requestLog) : HttpApiBuilder.serve()
+    // With tracing off, no server span either: the platform's tracing middleware would still
+    // parse each request's URL, redact its headers and provide a no-op span to the handler.
+    const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
+    return tracing ? serve : HttpMiddleware.withTracerDisabledWhen(serve, () => true)
+  })
 )
 
 export const HttpLive = ServeLive.pipe(

@@ -31,6 +31,7 @@ import { ListPages } from "./ListPages.js"
 import { findOrNotFound, listFilter } from "./lookup.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
+import { withSpan } from "../Spans.js"
 
 /**
  * A ticket built here is valid by construction and its JSON is its encoding: written as is,
@@ -88,7 +89,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
       }).pipe(
         access.asBuyer(concert, () => UnknownConcert.of(sent(concert))),
         measured("purchase", Either.getOrUndefined(concert)),
-        Effect.withSpan("TicketsHttp.purchase", {
+        withSpan("TicketsHttp.purchase", {
           captureStackTrace: false,
           attributes: { concertId: sent(concert), userId: sent(user) }
         })

@@ -14,6 +14,7 @@ import { RegistrationId, RegistrationRecord, RegistrationStatus } from "../domai
 import { SaleMode } from "../domain/Sale.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { ticketColumns } from "./TicketsRepo.js"
+import { withSpan } from "../Spans.js"
 
 /**
  * Why a journal write failed: `Conflict` when a constraint refused it (a ticket id or key
@@ -290,7 +291,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
             ? Effect.succeed(parts.map(() => Exit.fail(error)))
             : Effect.forEach(parts, (part) => Effect.exit(appendAll([part])), { concurrency: 4 })
         ),
-        Effect.withSpan("ConcertJournal.write", {
+        withSpan("ConcertJournal.write", {
           captureStackTrace: false,
           ...(parts[0]!.span === undefined ? {} : { parent: parts[0]!.span }),
           links: parts.slice(1).flatMap((part) => part.span === undefined ? [] : [{ _tag: "SpanLink" as const, span: part.span, attributes: {} }]),
@@ -574,7 +575,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
             ? Effect.fail(classify(e as unknown as SqlError))
             : Effect.die(e)
         ),
-        Effect.withSpan(`ConcertJournal.${name}`, { captureStackTrace: false, attributes })
+        withSpan(`ConcertJournal.${name}`, { captureStackTrace: false, attributes })
       )
 
     return {
@@ -641,21 +642,21 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
             free
           }))),
           Effect.catchTags({ SqlError: (e) => Effect.fail(classify(e)), ParseError: Effect.die }),
-          Effect.withSpan("ConcertJournal.load", { captureStackTrace: false, attributes: { concertId: id } })
+          withSpan("ConcertJournal.load", { captureStackTrace: false, attributes: { concertId: id } })
         ),
       findByKeys: (keys: ReadonlyArray<string>) =>
         findByKeys(keys).pipe(
           Effect.catchTags({ SqlError: (e) => Effect.fail(classify(e)), ParseError: Effect.die }),
-          Effect.withSpan("ConcertJournal.findByKeys", { captureStackTrace: false, attributes: { keys: keys.length } })
+          withSpan("ConcertJournal.findByKeys", { captureStackTrace: false, attributes: { keys: keys.length } })
         ),
       findTicket: (id: TicketId) =>
         findTicket(id).pipe(
           Effect.catchTags({ SqlError: (e) => Effect.fail(classify(e)), ParseError: Effect.die }),
-          Effect.withSpan("ConcertJournal.findTicket", { captureStackTrace: false })
+          withSpan("ConcertJournal.findTicket", { captureStackTrace: false })
         ),
       append: (ledger: Ledger, rows: ReadonlyArray<JournalRow>, holds: ReadonlyArray<HoldRow> = []) =>
         append(ledger, rows, holds).pipe(
-          Effect.withSpan("ConcertJournal.append", {
+          withSpan("ConcertJournal.append", {
             captureStackTrace: false,
             attributes: { concertId: ledger.concert.id, rows: rows.length, holds: holds.length }
           })
@@ -664,7 +665,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
         update(ledger).pipe(
           Effect.asVoid,
           Effect.mapError(classify),
-          Effect.withSpan("ConcertJournal.update", { captureStackTrace: false, attributes: { concertId: ledger.concert.id } })
+          withSpan("ConcertJournal.update", { captureStackTrace: false, attributes: { concertId: ledger.concert.id } })
         )
     } as const
   })

@@ -5,6 +5,7 @@ import { keysetPages, type PageGate } from "./pages.js"
 import { Concert, type ConcertRow, type CreateConcert } from "../domain/Concert.js"
 import { ConcertId } from "../domain/Ids.js"
 import { CurrentOrganiser, newId } from "../domain/Organiser.js"
+import { withSpan } from "../Spans.js"
 
 const columns = "id, name, venue, date, capacity, status"
 
@@ -36,16 +37,16 @@ export class ConcertsRepo extends Effect.Service<ConcertsRepo>()("ConcertsRepo",
         Effect.flatMap(FiberRef.get(CurrentOrganiser), (organiser) =>
           insert(new Concert({ id: ConcertId.make(newId(organiser)), ...input }))).pipe(
           Effect.orDie,
-          Effect.withSpan("ConcertsRepo.create", { captureStackTrace: false })
+          withSpan("ConcertsRepo.create", { captureStackTrace: false })
         ),
       findById: (id: ConcertId) =>
-        findById(id).pipe(Effect.orDie, Effect.withSpan("ConcertsRepo.findById", { captureStackTrace: false, attributes: { id } })),
+        findById(id).pipe(Effect.orDie, withSpan("ConcertsRepo.findById", { captureStackTrace: false, attributes: { id } })),
       /** Every concert, in creation order, page by page (`keysetPages`); `each` wraps the reading of every page. */
       list: (size: number, each: PageGate = identity) =>
         keysetPages(
           "0",
           (after: string) =>
-            page(after, size).pipe(Effect.orDie, each, Effect.withSpan("ConcertsRepo.page", { captureStackTrace: false })),
+            page(after, size).pipe(Effect.orDie, each, withSpan("ConcertsRepo.page", { captureStackTrace: false })),
           size,
           (last) => last.seq
         )

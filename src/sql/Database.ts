@@ -7,6 +7,7 @@ import { MainDatabase, runDirectoryMigrations } from "./Organisers.js"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.js"
 import { positiveInteger } from "../Settings.js"
 import { StartupFailure } from "../StartupFailure.js"
+import { withSpan } from "../Spans.js"
 
 /**
  * The database URL: `DATABASE_URL` when set, otherwise an embedded PostgreSQL of our own with
@@ -32,7 +33,7 @@ const databaseUrl = Effect.gen(function*() {
     Effect.annotateLogs({ dataDir, port: server.port })
   )
   return Redacted.make(server.url)
-}).pipe(Effect.withSpan("Database.url"))
+}).pipe(withSpan("Database.url"))
 
 /** The connection pool's occupancy, for `/metrics`: in use, idle, waiting for one, and its size. */
 export class DatabasePool extends Context.Tag("DatabasePool")<DatabasePool, {

@@ -25,6 +25,7 @@ import Pg from "pg"
 import { CurrentOrganiser, defaultOrganiser, maxOrganiser, newId, organiserOf } from "../domain/Organiser.js"
 import { positiveInteger } from "../Settings.js"
 import { runMigrations } from "./migrations.js"
+import { withSpan } from "../Spans.js"
 
 /** The main database: the directory, the default organiser's data, the cluster's tables. */
 export class MainDatabase extends Context.Tag("MainDatabase")<MainDatabase, {
@@ -470,7 +471,7 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
           highest = Math.max(highest, number!)
         }).pipe(Effect.onError(() => undo))
         return { id, name, apiKey }
-      }).pipe(Effect.uninterruptible, Effect.withSpan("OrganiserDatabases.create", { captureStackTrace: false }))
+      }).pipe(Effect.uninterruptible, withSpan("OrganiserDatabases.create", { captureStackTrace: false }))
 
     return {
       routed,
@@ -522,7 +523,7 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
           const known = listed.get(number)
           if (known !== undefined) listed.set(number, { ...known, keySha256: sha256(secret), checkedAt: Date.now() })
           return Option.some({ id, name: rows[0]!.name, apiKey: `tko_${number.toString(36)}_${secret}` })
-        }).pipe(Effect.withSpan("OrganiserDatabases.replaceKey", { captureStackTrace: false })),
+        }).pipe(withSpan("OrganiserDatabases.replaceKey", { captureStackTrace: false })),
       /** Whether `ADMIN_TOKEN` is set: without it `POST /organisers` does not exist. */
       adminConfigured: Option.isSome(adminToken),
       /** Records that a concert is `organiser`'s (the directory; the id itself says so too). */

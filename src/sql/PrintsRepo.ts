@@ -2,6 +2,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqlSchema from "@effect/sql/SqlSchema"
 import { Effect, Option, Schema } from "effect"
 import { TicketId } from "../domain/Ids.js"
+import { withSpan } from "../Spans.js"
 
 /** What a print job needs, read when the job runs so it shows the concert as it is now. */
 export const PrintJobInput = Schema.Struct({
@@ -89,7 +90,7 @@ export class PrintsRepo extends Effect.Service<PrintsRepo>()("PrintsRepo", {
             WHERE p.ticket_id = ${ticketId}`
     })
 
-    const span = (name: string) => Effect.withSpan(`PrintsRepo.${name}`, { captureStackTrace: false })
+    const span = (name: string) => withSpan(`PrintsRepo.${name}`, { captureStackTrace: false })
     return {
       input: (ticketId: string) => input(ticketId).pipe(Effect.orDie, span("input")),
       requestPrint: (ticketId: TicketId) => requestPrint(ticketId).pipe(Effect.orDie, span("requestPrint")),

@@ -21,6 +21,7 @@ import {
 import { DrawAudit, RegistrationId, RegistrationRecord } from "../domain/Registration.js"
 import { keysetPages, type PageGate } from "./pages.js"
 import { ticketColumns } from "./TicketsRepo.js"
+import { withSpan } from "../Spans.js"
 
 
 const PagedRow = Schema.Struct({ ...ReservationRow.fields, seq: Schema.String })
@@ -134,7 +135,7 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
             WHERE concert_id = ${id} AND line_no <= (SELECT draw_count FROM concerts WHERE id = ${id}) ORDER BY line_no`
     })
 
-    const span = (name: string) => Effect.withSpan(`ReservationsRepo.${name}`, { captureStackTrace: false })
+    const span = (name: string) => withSpan(`ReservationsRepo.${name}`, { captureStackTrace: false })
     return {
       findById: (id: ReservationId): Effect.Effect<Option.Option<ReservationRecord>> =>
         findRow(id).pipe(

@@ -1,6 +1,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqlSchema from "@effect/sql/SqlSchema"
 import { Effect, Option, Schema } from "effect"
+import { withSpan } from "../Spans.js"
 
 /** A concert whose plan is missing or shows an older count or version than the journal. */
 export const StalePlan = Schema.Struct({
@@ -78,7 +79,7 @@ export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("Seatin
       execute: (concertId) => sql`SELECT etag, svg_gzip AS gzip FROM seating_plans WHERE concert_id = ${concertId}`
     })
 
-    const span = (name: string) => Effect.withSpan(`SeatingPlansRepo.${name}`, { captureStackTrace: false })
+    const span = (name: string) => withSpan(`SeatingPlansRepo.${name}`, { captureStackTrace: false })
     return {
       stale: (limit: number) => stale(limit).pipe(Effect.orDie, span("stale")),
       store: (plan: StalePlan, etag: string, gzip: Uint8Array) => store(plan, etag, gzip).pipe(Effect.asVoid, Effect.orDie, span("store")),

@@ -4,6 +4,7 @@ import { Effect, identity, Schema } from "effect"
 import { keysetPages, type PageGate } from "./pages.js"
 import { ConcertId, TicketId, UserId } from "../domain/Ids.js"
 import { TicketRecord, type TicketRow } from "../domain/Ticket.js"
+import { withSpan } from "../Spans.js"
 
 /** The select list that reads a `tickets` row as a `TicketRecord`. */
 export const ticketColumns =
@@ -48,7 +49,7 @@ export class TicketsRepo extends Effect.Service<TicketsRepo>()("TicketsRepo", {
 
     return {
       findById: (id: TicketId) =>
-        findById(id).pipe(Effect.orDie, Effect.withSpan("TicketsRepo.findById", { captureStackTrace: false, attributes: { id } })),
+        findById(id).pipe(Effect.orDie, withSpan("TicketsRepo.findById", { captureStackTrace: false, attributes: { id } })),
       /**
        * Every ticket matching the filter, page by page (`keysetPages`); `each` wraps the
        * reading of every page.
@@ -60,7 +61,7 @@ export class TicketsRepo extends Effect.Service<TicketsRepo>()("TicketsRepo", {
             page({ ...filter, size, ...(after === undefined ? {} : { after }) }).pipe(
               Effect.orDie,
               each,
-              Effect.withSpan("TicketsRepo.page", { captureStackTrace: false })
+              withSpan("TicketsRepo.page", { captureStackTrace: false })
             ),
           size,
           (last) => ({ concertId: ConcertId.make(last.concertId), seat: last.seat })

@@ -16,6 +16,7 @@ import { type PendingTicket, PrintsRepo } from "../sql/PrintsRepo.js"
 import { Renderer } from "./Renderer.js"
 import { CurrentOrganiser, organiserOf } from "../domain/Organiser.js"
 import { OrganiserDatabases } from "../sql/Organisers.js"
+import { withSpan } from "../Spans.js"
 
 interface Job extends PendingTicket {
   readonly seq: number
@@ -110,7 +111,7 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
         // In the database of the ticket's organiser, which its id names.
         Effect.locally(CurrentOrganiser, organiserOf(job.ticketId)),
         // A trace of its own, linked to the request that asked for it.
-        Effect.withSpan("PrintQueue.print", {
+        withSpan("PrintQueue.print", {
           root: true,
           captureStackTrace: false,
           attributes: { ticketId: job.ticketId, concertId: job.concertId, attempt },
@@ -179,7 +180,7 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
           for (const job of affected) known.delete(job.ticketId)
           yield* Effect.forEach(affected, (job) => FiberMap.remove(running, job.ticketId), { discard: true })
           yield* Effect.forEach(affected, (job) => enqueue({ ticketId: job.ticketId, concertId: job.concertId, date }), { discard: true })
-        }).pipe(Effect.withSpan("PrintQueue.concertChanged", { captureStackTrace: false, attributes: { concertId } }))
+        }).pipe(withSpan("PrintQueue.concertChanged", { captureStackTrace: false, attributes: { concertId } }))
     } as const
   })
 }) {

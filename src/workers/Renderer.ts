@@ -12,6 +12,7 @@ import * as v8 from "node:v8"
 import * as WorkerThreads from "node:worker_threads"
 import { positiveInteger } from "../Settings.js"
 import { RenderSeating, RenderTicket, type SeatingDetails, type TicketDetails } from "./RenderProtocol.js"
+import { withSpan } from "../Spans.js"
 
 // Compiled (`npm start` runs `dist/`), this code is part of `dist/main.js` and the worker is its
 // own bundle, `dist/workers/RenderWorker.js`; from the sources (tests, benches) the worker is
@@ -71,11 +72,11 @@ export class Renderer extends Effect.Service<Renderer>()("Renderer", {
       size,
       ticket: (details: TicketDetails) =>
         Effect.flatMap(pool, (workers) => workers.executeEffect(new RenderTicket(details))).pipe(
-          Effect.withSpan("Renderer.ticket", { captureStackTrace: false, attributes: { ticketId: details.ticketId } })
+          withSpan("Renderer.ticket", { captureStackTrace: false, attributes: { ticketId: details.ticketId } })
         ),
       seating: (details: SeatingDetails) =>
         Effect.flatMap(pool, (workers) => workers.executeEffect(new RenderSeating(details))).pipe(
-          Effect.withSpan("Renderer.seating", { captureStackTrace: false, attributes: { concertId: details.concertId } })
+          withSpan("Renderer.seating", { captureStackTrace: false, attributes: { concertId: details.concertId } })
         )
     } as const
   })

@@ -24,6 +24,7 @@ import * as Metrics from "../Metrics.js"
 import { Renderer } from "./Renderer.js"
 import { CurrentOrganiser, organiserOf } from "../domain/Organiser.js"
 import { Background, OrganiserDatabases } from "../sql/Organisers.js"
+import { withSpan } from "../Spans.js"
 
 /** A map that keeps its most recently used entries up to a total size. */
 export class Lru<V> {
@@ -172,7 +173,7 @@ export const SeatingSweep = Layer.scopedDiscard(
           )
         ),
         // A trace of its own, linked to the latest seat change it shows (and so to its buyers).
-        Effect.withSpan("SeatingPlans.render", {
+        withSpan("SeatingPlans.render", {
           root: true,
           captureStackTrace: false,
           attributes: { concertId: plan.concertId, capacity: plan.capacity, seatChanges: plan.seatChanges },
@@ -229,7 +230,7 @@ export const SeatingSweep = Layer.scopedDiscard(
           }),
         { concurrency: "unbounded", discard: true }
       )
-    }).pipe(Effect.withSpan("SeatingSweep.sweep", { captureStackTrace: false }))
+    }).pipe(withSpan("SeatingSweep.sweep", { captureStackTrace: false }))
 
     yield* sweep.pipe(
       Effect.catchAllCause((cause) => Effect.logWarning("seating sweep failed", cause)),

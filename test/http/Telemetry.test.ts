@@ -1,11 +1,12 @@
 import { expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
 import { postConcert, serviceResource } from "../fixtures/Service.js"
 import { eventually } from "../fixtures/eventually.js"
+import { withSpan } from "../../src/Spans.js"
 
 interface Link {
   readonly traceId: string
@@ -54,6 +55,15 @@ const collector = Effect.acquireRelease(
 )
 
 const attribute = (span: Span, key: string) => span.attributes?.find((a) => a.key === key)?.value.stringValue
+
+it.effect("with tracing off, a span of the service's is not made at all; with it on, it is", () =>
+  Effect.gen(function*() {
+    const current = Effect.map(Effect.option(Effect.currentSpan), Option.map((span) => span.name))
+    // Off: what runs inside sees no span (`Effect.withSpan` would give it a no-op one).
+    expect(yield* current.pipe(withSpan("inside"), Effect.withTracerEnabled(false))).toEqual(Option.none())
+    expect(yield* current.pipe(withSpan("inside"))).toEqual(Option.some("inside"))
+    expect(yield* current.pipe(Effect.withSpan("inside"), Effect.withTracerEnabled(false))).toEqual(Option.some("inside"))
+  }))
 
 it.scopedLive("one purchase is one story: request → batch (linked) → entity message → journal → reply; print and plan link back", () =>
   Effect.gen(function*() {
