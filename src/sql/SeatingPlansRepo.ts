@@ -12,7 +12,9 @@ export const StalePlan = Schema.Struct({
   version: Schema.Int,
   purchased: Schema.Int,
   /** The concert's count of seat changes (sales, holds, releases) the plan will show. */
-  seatChanges: Schema.Number
+  seatChanges: Schema.Number,
+  /** Its plan exists and shows its current details: only its seats are behind. */
+  redraw: Schema.Boolean
 })
 export type StalePlan = typeof StalePlan.Type
 
@@ -35,16 +37,22 @@ export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("Seatin
      * behind the journal, the longest-unrendered first.
      */
     const stale = SqlSchema.findAll({
-      Request: Schema.Int,
+      Request: Schema.Struct({ limit: Schema.Int, seats: Schema.Boolean }),
       Result: StalePlan,
-      execute: (limit) =>
+      execute: ({ limit, seats }) =>
         sql`SELECT c.id AS "concertId", c.name, c.venue, c.capacity, c.version, s.purchased,
-                   c.seat_changes::float8 AS "seatChanges"
+                   c.seat_changes::float8 AS "seatChanges",
+                   (p.concert_id IS NOT NULL AND p.concert_version = c.version) AS redraw
             FROM concerts c
-            CROSS JOIN LATERAL (SELECT count(*)::int AS purchased FROM tickets t WHERE t.concert_id = c.id) s
             LEFT JOIN seating_plans p ON p.concert_id = c.id
-            WHERE p.concert_id IS NULL OR p.concert_version <> c.version OR p.purchased <> s.purchased
-               OR p.seat_changes <> c.seat_changes
+            CROSS JOIN LATERAL (SELECT count(*)::int AS purchased FROM tickets t WHERE t.concert_id = c.id) s
+            WHERE ${
+          seats
+            ? sql`p.concert_id IS NULL OR p.concert_version <> c.version OR p.purchased <> s.purchased
+                  OR p.seat_changes <> c.seat_changes`
+            // Tickets are counted only for the concerts this finds.
+            : sql`p.concert_id IS NULL OR p.concert_version <> c.version`
+        }
             ORDER BY p.concert_id IS NOT NULL, CASE WHEN p.concert_id IS NULL THEN c.capacity END, p.rendered_at
             LIMIT ${limit}`
     })
@@ -81,7 +89,12 @@ export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("Seatin
 
     const span = (name: string) => withSpan(`SeatingPlansRepo.${name}`, { captureStackTrace: false })
     return {
-      stale: (limit: number) => stale(limit).pipe(Effect.orDie, span("stale")),
+      /**
+       * Up to `limit` plans to render; with `seats: false`, only those missing or showing old
+       * details (a new concert, a renamed one), not those only behind on seats.
+       */
+      stale: (limit: number, options: { readonly seats: boolean } = { seats: true }) =>
+        stale({ limit, seats: options.seats }).pipe(Effect.orDie, span("stale")),
       store: (plan: StalePlan, etag: string, gzip: Uint8Array) => store(plan, etag, gzip).pipe(Effect.asVoid, Effect.orDie, span("store")),
       seats: (concertId: string) => seats(concertId).pipe(Effect.orDie, span("seats")),
       etag: (concertId: string) => etag(concertId).pipe(Effect.map(Option.map((row) => row.etag)), Effect.orDie, span("etag")),

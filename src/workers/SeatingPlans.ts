@@ -5,7 +5,8 @@
  * renders them in the worker pool. A concert has at most one render in flight and the next
  * sweep as its one pending refresh, however fast it sells. A sweep renders for at most a
  * second, then rests until the next: a new concert's first plan never waits behind a backlog
- * of large ones, and rendering takes at most about half of the render threads' time.
+ * of large ones. Redrawing plans that are only behind on seats takes at most
+ * `SEATING_REDRAW_SHARE` (a fifth) of the render threads' time.
  *
  * Plans are stored gzipped in PostgreSQL (they survive restarts) with a strong ETag of the
  * concert version and seat count they show. `SeatingPlans` serves them: it asks the database
@@ -145,10 +146,19 @@ export const SeatingSweep = Layer.scopedDiscard(
     const ownership = yield* Ownership
     const organisers = yield* OrganiserDatabases
     const interval = yield* Config.duration("SEATING_REFRESH").pipe(Config.withDefault("1 second"))
+    const share = yield* Config.number("SEATING_REDRAW_SHARE").pipe(
+      Config.validate({ message: "must be a number above 0 and at most 1", validation: (n) => n > 0 && n <= 1 }),
+      Config.withDefault(0.2)
+    )
 
-    /** When the last sweep started, and the organisers with plans behind then. */
-    let lastSweep = 0
+    /**
+     * When the last sweep looked (for any plan, or for plans behind on seats too), the
+     * organisers with plans behind then, and until when redraws rest.
+     */
+    let lastLook = 0
+    let lastFullLook = 0
     let stillBehindIn = new Set<number>()
+    let restUntil = 0
     /** When each concert's plan was first seen behind the journal, until it is rendered. */
     const behindSince = new Map<string, number>()
 
@@ -188,48 +198,69 @@ export const SeatingSweep = Layer.scopedDiscard(
       )
 
     /**
-     * Renders the most urgent plans for at most `sweepSlice`, then rests until the next sweep:
-     * at most about half of the render threads' time under a backlog, so rendering never
-     * crowds out purchases, and a concert created meanwhile comes first in the next sweep.
+     * Renders the most urgent plans for at most `sweepSlice`, then rests until the next sweep,
+     * and a concert created meanwhile comes first in the next sweep. Plans only behind on seats
+     * (a selling concert's) are redrawn within `SEATING_REDRAW_SHARE` of the render threads'
+     * time: after redraws that took t, the sweeps rest from them for t × (1 / share − 1) and look
+     * only for new and changed concerts, whose plans never wait. Under a sale that keeps every
+     * plan behind, redrawing them all every second took half the render threads and a tenth
+     * of the purchases on two cores; a plan may lag by 3 minutes.
      */
     const sweep: Effect.Effect<void> = Effect.gen(function*() {
       // This process's concerts only: each plan is drawn by the runner that owns its concert.
       const wanted = renderer.size * 8
-      // In the organisers' databases used here since the last sweep (a plan falls behind when
-      // its concert sells or changes), and in those that still had plans behind then.
+      const seats = Date.now() >= restUntil
+      // In the organisers' databases used here since the last look of this kind (a plan falls
+      // behind when its concert sells or changes), and in those that still had plans behind.
       const found: Array<StalePlan> = []
-      const since = lastSweep - 1000
-      lastSweep = Date.now()
+      const since = (seats ? lastFullLook : lastLook) - 1000
+      lastLook = Date.now()
+      if (seats) lastFullLook = lastLook
       yield* organisers.forEach(
         { since, also: stillBehindIn },
-        () => Effect.map(repo.stale(wanted * 4), (plans) => void found.push(...plans))
+        () => Effect.map(repo.stale(wanted * 4, { seats }), (plans) => void found.push(...plans))
       )
       const behind = found.filter((plan) => ownership.owns(plan.concertId))
-      stillBehindIn = new Set(behind.map((plan) => organiserOf(plan.concertId)))
-      const batch = behind.slice(0, wanted)
       const started = Date.now()
-      const stillBehind = new Set(behind.map((plan) => plan.concertId))
-      for (const concertId of behindSince.keys()) if (!stillBehind.has(concertId)) behindSince.delete(concertId)
-      let oldest = started
-      for (const concertId of stillBehind) {
-        const since = behindSince.get(concertId) ?? started
-        behindSince.set(concertId, since)
-        if (since < oldest) oldest = since
+      // What is behind, and since when, as a look at every kind of plan sees it.
+      if (seats) {
+        stillBehindIn = new Set(behind.map((plan) => organiserOf(plan.concertId)))
+        const stillBehind = new Set(behind.map((plan) => plan.concertId))
+        for (const concertId of behindSince.keys()) if (!stillBehind.has(concertId)) behindSince.delete(concertId)
+        let oldest = started
+        for (const concertId of stillBehind) {
+          const since = behindSince.get(concertId) ?? started
+          behindSince.set(concertId, since)
+          if (since < oldest) oldest = since
+        }
+        Metrics.seatingBehind.unsafeUpdate(behind.length, [])
+        Metrics.seatingLag.unsafeUpdate((started - oldest) / 1000, [])
       }
-      Metrics.seatingBehind.unsafeUpdate(behind.length, [])
-      Metrics.seatingLag.unsafeUpdate((started - oldest) / 1000, [])
+      const batch = behind.slice(0, wanted)
       let next = 0
+      let redrawing = 0
+      const timed = (plan: StalePlan) =>
+        Effect.suspend(() => {
+          const from = Date.now()
+          return Effect.ensuring(
+            render(plan),
+            Effect.sync(() => {
+              if (plan.redraw) redrawing += Date.now() - from
+            })
+          )
+        })
       // One concert a worker at a time; a worker takes the next plan until the slice is over.
       yield* Effect.forEach(
         Array.from({ length: renderer.size }),
         () =>
           Effect.whileLoop({
             while: () => next < batch.length && Date.now() - started < sweepSlice,
-            body: () => render(batch[next++]!),
+            body: () => timed(batch[next++]!),
             step: () => undefined
           }),
         { concurrency: "unbounded", discard: true }
       )
+      if (redrawing > 0) restUntil = Date.now() + (redrawing / renderer.size) * (1 / share - 1)
     }).pipe(withSpan("SeatingSweep.sweep", { captureStackTrace: false }))
 
     yield* sweep.pipe(

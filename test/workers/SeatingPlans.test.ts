@@ -1,5 +1,6 @@
 import { expect, it, layer } from "@effect/vitest"
-import { Effect, Layer, Option } from "effect"
+import { ConfigProvider, Duration, Effect, Layer, Option } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
 import * as zlib from "node:zlib"
 import { ConcertsRepo } from "../../src/sql/ConcertsRepo.js"
 import { SeatingPlansRepo } from "../../src/sql/SeatingPlansRepo.js"
@@ -68,5 +69,64 @@ layer(Plans, { excludeTestServices: true, timeout: "120 seconds" })("seating pla
       expect(new Set(copies).size).toBe(1)
       expect(Buffer.from(copies[0]!).equals(zlib.gunzipSync(stored.gzip))).toBe(true)
       expect(yield* plans.svg(concert.id, stored)).toBe(copies[0])
+    }))
+})
+
+/** The same, with redraws given a hundredth of the render threads' time. */
+const Resting = Layer.mergeAll(
+  SeatingPlans.Default,
+  SeatingSweep.pipe(Layer.provide(Layer.setConfigProvider(
+    ConfigProvider.fromMap(new Map([["SEATING_REDRAW_SHARE", "0.01"]])).pipe(ConfigProvider.orElse(() => ConfigProvider.fromEnv()))
+  ))),
+  ConcertsRepo.Default
+).pipe(
+  Layer.provideMerge(Layer.mergeAll(SeatingPlansRepo.Default, Renderer.Live, Ownership.Everything)),
+  Layer.provideMerge(TestDatabase)
+)
+
+/** Polls until `f` holds, for at most `within`; the last value either way. */
+const until = <A>(get: Effect.Effect<A>, f: (a: A) => boolean, within: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const end = Date.now() + Duration.toMillis(within)
+    let value = yield* get
+    while (!f(value) && Date.now() < end) {
+      yield* Effect.sleep("50 millis")
+      value = yield* get
+    }
+    return value
+  })
+
+layer(Resting, { excludeTestServices: true, timeout: "120 seconds" })("seating plans, redrawn within their share", (it) => {
+  it.effect("a plan only behind on seats waits out its rest after a redraw; a new concert's first plan does not wait", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const repo = yield* SeatingPlansRepo
+      const arena = yield* create(150_000, "Arena")
+      const sell = (from: number, count: number) =>
+        sql`INSERT INTO tickets (id, concert_id, capacity, seat_no, user_id)
+            SELECT gen_random_uuid(), ${arena.id}, 150000, s, 'buyer' FROM generate_series(${from}::int, ${from + count - 1}::int) s`.pipe(Effect.orDie)
+      // The ETag says which count a plan shows: "<version>-<purchased>-<seat changes>".
+      const shown = Effect.map(repo.etag(arena.id), Option.map((etag) => Number(etag.split("-")[1])))
+      const showing = (n: number) => (plan: Option.Option<number>) => Option.contains(plan, n)
+
+      expect(yield* until(shown, showing(0), "30 seconds")).toEqual(Option.some(0))
+      // The first redraw comes at the next sweep (no redraw yet to rest from).
+      yield* sell(1, 10)
+      expect(yield* until(shown, showing(10), "10 seconds")).toEqual(Option.some(10))
+
+      // Behind again, and resting: 99 times what that redraw took.
+      yield* sell(11, 10)
+      const club = yield* create(20, "Club")
+      const asked = Date.now()
+      const clubPlan = yield* until(repo.etag(club.id), Option.isSome, "10 seconds")
+      expect(Option.isSome(clubPlan)).toBe(true)
+      expect(Date.now() - asked).toBeLessThan(4000)
+      // The new concert's plan came; the arena's redraw still waits, sweep after sweep.
+      yield* Effect.sleep("3 seconds")
+      expect(yield* shown).toEqual(Option.some(10))
+      expect((yield* repo.stale(10, { seats: false })).map((plan) => plan.concertId)).not.toContain(arena.id)
+      expect((yield* repo.stale(10)).find((plan) => plan.concertId === arena.id)?.redraw).toBe(true)
+      // And comes after its rest.
+      expect(yield* until(shown, showing(20), "90 seconds")).toEqual(Option.some(20))
     }))
 })
