@@ -5,7 +5,7 @@ import * as NodeWorkerRunner from "@effect/platform-node/NodeWorkerRunner"
 import { Effect, Layer } from "effect"
 import * as zlib from "node:zlib"
 import { RenderFailed, RenderRequest } from "./RenderProtocol.js"
-import { renderSeating } from "./SeatingSvg.js"
+import { renderSeatingBytes } from "./SeatingSvg.js"
 import { renderTicket } from "./TicketSvg.js"
 
 const failed = (cause: unknown) => new RenderFailed({ message: cause instanceof Error ? cause.message : String(cause) })
@@ -13,7 +13,7 @@ const failed = (cause: unknown) => new RenderFailed({ message: cause instanceof 
 const RenderRunner = WorkerRunner.layerSerialized(RenderRequest, {
   RenderTicket: (request) => Effect.try({ try: () => renderTicket(request), catch: failed }),
   RenderSeating: (request) =>
-    Effect.try({ try: () => new Uint8Array(zlib.gzipSync(renderSeating(request), { level: 6 })), catch: failed })
+    Effect.try({ try: () => new Uint8Array(zlib.gzipSync(renderSeatingBytes(request), { level: 6 })), catch: failed })
 }).pipe(Layer.provide(NodeWorkerRunner.layer))
 
 NodeRuntime.runMain(WorkerRunner.launch(RenderRunner))

@@ -11,6 +11,29 @@ const seats = (svg: string) => {
 }
 
 describe("renderSeating", () => {
+  it("a 150,000-seat plan, written as bytes: every seat, the last rows' numbers whole, names in UTF-8", () => {
+    const svg = renderSeating({
+      concertId: "786d3bb4-a858-49ba-8803-15ffa2ec3678",
+      name: "Çé ☃ on <Ice>",
+      venue: "Zürich & Co",
+      capacity: 150_000,
+      purchased: 0,
+      sold: [1, 150_000],
+      held: [2]
+    })
+    expect(XMLValidator.validate(svg)).toBe(true)
+    expect(svg).toContain(">Çé ☃ on &lt;Ice&gt;</text>")
+    expect(svg).toContain(">Zürich &amp; Co</text>")
+    const { height, perRow, size } = geometry(150_000)
+    const drawn = [...svg.matchAll(/<rect x="(\d+)" y="(\d+)" width="(\d+)" height="(\d+)" class="([sph])" \/>\n/g)]
+    expect(drawn).toHaveLength(150_000)
+    expect(drawn.map((m) => m[5]).join("").replace(/s/g, "")).toBe("php")
+    // The last seat is on the last row, whose y is the widest number drawn.
+    expect(Number(drawn.at(-1)![2])).toBe(240 + Math.floor((150_000 - 1) / perRow) * size)
+    expect(Number(drawn.at(-1)![2])).toBeLessThan(height)
+    expect(svg.endsWith("\" />\n</svg>\n")).toBe(true)
+  })
+
   // Seat size and plan height worked out by hand from the spec's formulas: 20 px up to 1,000
   // seats, else floor(20 - ln(capacity)); height 250 + floor(capacity / floor(1000 / size)) * size + 50.
   it.each([
