@@ -31,7 +31,7 @@ import { TicketRecord } from "../domain/Ticket.js"
 import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
 import { LocalConcerts } from "./LocalConcerts.js"
 import { Ownership } from "./Ownership.js"
-import { withSpan } from "../Spans.js"
+import { currentSpan, withSpan } from "../Spans.js"
 
 type Client = Effect.Effect.Success<typeof ConcertEntity.client>
 type PurchasesError = Effect.Effect.Error<ReturnType<ReturnType<Client>["Purchases"]>>
@@ -152,7 +152,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         return client(concertId).Purchases({ orders: orders as [Order, ...Array<Order>] })
       })
       if (door === undefined || !sentLately || !ownership.owns(concertId)) return viaTheCluster
-      return Effect.flatMap(Effect.currentSpan.pipe(Effect.option), (span) =>
+      return Effect.flatMap(currentSpan, (span) =>
         Effect.async<ReadonlyArray<PurchaseOutcome>, PurchasesError>((resume) => {
           const handed = door({
             _tag: "LocalOrders",
@@ -172,35 +172,38 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
      * repeat of a written order into that order's ticket, never a second one.
      */
     const send = (concertId: string, queue: Array<Waiting>): Effect.Effect<void> =>
+      // A loop, not a call to itself after each batch: that kept every batch sent (its buyers,
+      // their orders) on the fiber's stack for as long as the concert sold without a pause.
       Effect.gen(function*() {
-        let batch = queue.splice(0, maxBatch)
-        if (batch.length === 0) {
-          waiting.delete(concertId)
-          return
-        }
-        for (let attempt = 1;; attempt++) {
-          const now = yield* Clock.currentTimeMillis
-          batch = expire(batch, now)
-          if (batch.length === 0) break
-          sending.set(concertId, batch)
-          const exit = yield* Effect.exit(deliver(concertId, batch, now).pipe(batchSpan(concertId, batch, attempt)))
-          sending.delete(concertId)
-          if (Exit.isSuccess(exit) || !lost(exit.cause) || !batch.some((w) => w.order.deadline !== undefined)) {
-            settle(batch, exit)
-            break
+        for (;;) {
+          let batch = queue.splice(0, maxBatch)
+          if (batch.length === 0) {
+            waiting.delete(concertId)
+            return
           }
-          // Lost: sent again through the cluster, which knows where the concert runs now.
-          viaCluster.delete(concertId)
-          yield* Effect.logWarning("a purchase message was lost; sending it again").pipe(
-            Effect.annotateLogs({ concertId, batch: batch.length, attempt })
-          )
-          yield* Effect.sleep(Duration.millis(Math.min(100 * attempt, 1000)))
+          for (let attempt = 1;; attempt++) {
+            const now = yield* Clock.currentTimeMillis
+            batch = expire(batch, now)
+            if (batch.length === 0) break
+            sending.set(concertId, batch)
+            const exit = yield* Effect.exit(deliver(concertId, batch, now).pipe(batchSpan(concertId, batch, attempt)))
+            sending.delete(concertId)
+            if (Exit.isSuccess(exit) || !lost(exit.cause) || !batch.some((w) => w.order.deadline !== undefined)) {
+              settle(batch, exit)
+              break
+            }
+            // Lost: sent again through the cluster, which knows where the concert runs now.
+            viaCluster.delete(concertId)
+            yield* Effect.logWarning("a purchase message was lost; sending it again").pipe(
+              Effect.annotateLogs({ concertId, batch: batch.length, attempt })
+            )
+            yield* Effect.sleep(Duration.millis(Math.min(100 * attempt, 1000)))
+          }
         }
-        yield* send(concertId, queue)
       })
 
     const submit = (concertId: string, order: Order): Effect.Effect<Granted, NoTicket | PurchasesError> =>
-      Effect.flatMap(Effect.option(Effect.currentSpan), (span) => {
+      Effect.flatMap(currentSpan, (span) => {
         const deferred = Deferred.unsafeMake<Granted, NoTicket | PurchasesError>(FiberId.none)
         const entry: Waiting = { order, deferred, span: Option.getOrUndefined(span) }
         const queue = waiting.get(concertId)
