@@ -5,10 +5,19 @@
  * reads. The service's spans are made with `withSpan` from here, which is `Effect.withSpan`
  * when tracing is on and nothing at all when it is off.
  */
-import { Effect, FiberRef, type Tracer } from "effect"
+import { Effect, FiberRef, Option, Tracer } from "effect"
 
 export const withSpan = (name: string, options?: Tracer.SpanOptions) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.withFiberRuntime<A, E, R>((fiber) =>
     fiber.getFiberRef(FiberRef.currentTracerEnabled) ? Effect.withSpan(self, name, options ?? {}) : self
   )
+
+/**
+ * The current span, if there is one: `Effect.option(Effect.currentSpan)` without the failure
+ * it is made of when there is none (as with tracing off), an error with a stack trace.
+ */
+export const currentSpan: Effect.Effect<Option.Option<Tracer.Span>> = Effect.map(
+  Effect.serviceOption(Tracer.ParentSpan),
+  Option.filter((span): span is Tracer.Span => span._tag === "Span")
+)

@@ -4,12 +4,13 @@
  * kept, never the span with what it references.
  */
 import { Effect, Option, Tracer } from "effect"
+import { currentSpan } from "../Spans.js"
 
 const latest = new Map<string, Tracer.ExternalSpan>()
 
 /** The current span is the one that journaled a change of `concertId`'s seats. */
 export const rememberChange = (concertId: string) =>
-  Effect.map(Effect.option(Effect.currentSpan), (span) => {
+  Effect.map(currentSpan, (span) => {
     if (Option.isSome(span)) latest.set(concertId, identity(span.value))
   })
 

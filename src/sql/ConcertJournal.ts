@@ -14,7 +14,7 @@ import { RegistrationId, RegistrationRecord, RegistrationStatus } from "../domai
 import { SaleMode } from "../domain/Sale.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { ticketColumns } from "./TicketsRepo.js"
-import { withSpan } from "../Spans.js"
+import { currentSpan, withSpan } from "../Spans.js"
 
 /**
  * Why a journal write failed: `Conflict` when a constraint refused it (a ticket id or key
@@ -344,7 +344,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
     }
 
     const append = (ledger: Ledger, rows: ReadonlyArray<JournalRow>, holds: ReadonlyArray<HoldRow>) =>
-      Effect.flatMap(Effect.all([FiberRef.get(CurrentOrganiser), Effect.option(Effect.currentSpan)]), ([organiser, span]) =>
+      Effect.flatMap(Effect.all([FiberRef.get(CurrentOrganiser), currentSpan]), ([organiser, span]) =>
         Effect.uninterruptibleMask((restore) => {
           const writer = writers.get(organiser) ?? newWriter(organiser)
           const part: Append = {

@@ -16,7 +16,7 @@ import { type PendingTicket, PrintsRepo } from "../sql/PrintsRepo.js"
 import { Renderer } from "./Renderer.js"
 import { CurrentOrganiser, organiserOf } from "../domain/Organiser.js"
 import { OrganiserDatabases } from "../sql/Organisers.js"
-import { withSpan } from "../Spans.js"
+import { currentSpan, withSpan } from "../Spans.js"
 
 interface Job extends PendingTicket {
   readonly seq: number
@@ -66,7 +66,7 @@ export class PrintQueue extends Effect.Service<PrintQueue>()("PrintQueue", {
 
     /** Queues a PENDING ticket here if this process owns its concert; its owner prints it otherwise. */
     const enqueue = (ticket: PendingTicket) =>
-      Effect.flatMap(Effect.option(Effect.currentSpan), (span) => {
+      Effect.flatMap(currentSpan, (span) => {
         if (known.has(ticket.ticketId) || !ownership.owns(ticket.concertId)) return Effect.void
         const job: Job = {
           ticketId: ticket.ticketId,

@@ -6,7 +6,7 @@ import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
 import { postConcert, serviceResource } from "../fixtures/Service.js"
 import { eventually } from "../fixtures/eventually.js"
-import { withSpan } from "../../src/Spans.js"
+import { currentSpan, withSpan } from "../../src/Spans.js"
 
 interface Link {
   readonly traceId: string
@@ -63,6 +63,10 @@ it.effect("with tracing off, a span of the service's is not made at all; with it
     expect(yield* current.pipe(withSpan("inside"), Effect.withTracerEnabled(false))).toEqual(Option.none())
     expect(yield* current.pipe(withSpan("inside"))).toEqual(Option.some("inside"))
     expect(yield* current.pipe(Effect.withSpan("inside"), Effect.withTracerEnabled(false))).toEqual(Option.some("inside"))
+    // The service's own look at the current span: none, without failing, or the span.
+    const ours = Effect.map(currentSpan, Option.map((span) => span.name))
+    expect(yield* ours.pipe(withSpan("inside"), Effect.withTracerEnabled(false))).toEqual(Option.none())
+    expect(yield* ours.pipe(withSpan("inside"))).toEqual(Option.some("inside"))
   }))
 
 it.scopedLive("one purchase is one story: request → batch (linked) → entity message → journal → reply; print and plan link back", () =>
