@@ -12,8 +12,8 @@
  * concert version and seat count they show. `SeatingPlans` serves them: it asks the database
  * which plan is current (its ETag: whoever rendered it) and keeps the most recently used ones,
  * up to `SEATING_CACHE_MB` of gzip, and the plain SVG of those recently served uncompressed,
- * up to as much again: every reader of one plan shares one inflated copy, made once, and all
- * uncompressed answers together are written at most `SEATING_PLAIN_MB_PER_SECOND`.
+ * up to a quarter as much: every reader of one plan shares one inflated copy, made once, and
+ * all uncompressed answers together are written at most `SEATING_PLAIN_MB_PER_SECOND`.
  */
 import { Config, Deferred, Effect, Exit, FiberId, Layer, Option, RateLimiter, Schedule, Stream } from "effect"
 import * as zlib from "node:zlib"
@@ -82,7 +82,10 @@ export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans",
     const cacheBytes = (yield* positiveInteger("SEATING_CACHE_MB", 64)) * 1024 * 1024
     /** Stored plans by concert and ETag. */
     const plans = new Lru<StoredPlan>(cacheBytes)
-    const inflated = new Lru<Uint8Array>(cacheBytes)
+    // A plain plan is 20 times its gzip, and all of them together are written at most
+    // SEATING_PLAIN_MB_PER_SECOND (16): a budget as large as the gzip one (64 MB, seven plans of
+    // 150,000 seats) held about four seconds of writing in memory for clients that rarely exist.
+    const inflated = new Lru<Uint8Array>(cacheBytes / 4)
     /** Inflates in progress, by concert and ETag: concurrent readers of one plan wait for the same one. */
     const inflating = new Map<string, Deferred.Deferred<Uint8Array>>()
     // Uncompressed plans are 8.5 MB each at 150,000 seats: writing them costs the event loop
