@@ -215,31 +215,45 @@ export const SeatingSweep = Layer.scopedDiscard(
       const seats = Date.now() >= restUntil
       // In the organisers' databases used here since the last look of this kind (a plan falls
       // behind when its concert sells or changes), and in those that still had plans behind.
-      const found: Array<StalePlan> = []
+      const found: Array<ReadonlyArray<StalePlan>> = []
       const since = (seats ? lastFullLook : lastLook) - 1000
+      const previousFullLook = lastFullLook
       lastLook = Date.now()
       if (seats) lastFullLook = lastLook
       yield* organisers.forEach(
         { since, also: stillBehindIn },
-        () => Effect.map(repo.stale(wanted * 4, { seats }), (plans) => void found.push(...plans))
+        () => Effect.map(repo.stale(wanted * 4, { seats }), (plans) => void found.push(plans))
       )
-      const behind = found.filter((plan) => ownership.owns(plan.concertId))
+      const owned = found.map((plans) => plans.filter((plan) => ownership.owns(plan.concertId)))
+      const behind = owned.flat()
       const started = Date.now()
-      // What is behind, and since when, as a look at every kind of plan sees it.
+      // What is behind, and since when, as a look at every kind of plan sees it. A plan first
+      // seen behind on seats fell behind after the previous such look, which may be a rest ago:
+      // it counts from then, so a rest shows in the lag, never hides it.
       if (seats) {
         stillBehindIn = new Set(behind.map((plan) => organiserOf(plan.concertId)))
         const stillBehind = new Set(behind.map((plan) => plan.concertId))
         for (const concertId of behindSince.keys()) if (!stillBehind.has(concertId)) behindSince.delete(concertId)
-        let oldest = started
-        for (const concertId of stillBehind) {
-          const since = behindSince.get(concertId) ?? started
-          behindSince.set(concertId, since)
-          if (since < oldest) oldest = since
+        for (const plan of behind) {
+          if (behindSince.has(plan.concertId)) continue
+          behindSince.set(plan.concertId, plan.redraw && previousFullLook > 0 ? Math.min(previousFullLook, started) : started)
         }
-        Metrics.seatingBehind.unsafeUpdate(behind.length, [])
-        Metrics.seatingLag.unsafeUpdate((started - oldest) / 1000, [])
       }
-      const batch = behind.slice(0, wanted)
+      // Every sweep, from what is still behind (a render takes its concert out).
+      let oldest = started
+      for (const at of behindSince.values()) if (at < oldest) oldest = at
+      Metrics.seatingBehind.unsafeUpdate(behindSince.size, [])
+      Metrics.seatingLag.unsafeUpdate((started - oldest) / 1000, [])
+      // New and changed concerts' plans first, smallest first, whichever organiser's; then the
+      // redraws, taking each organiser's most behind in turn, so that one organiser's many
+      // selling concerts do not keep another's from the batch.
+      const fresh = behind.filter((plan) => !plan.redraw).sort((a, b) => a.capacity - b.capacity)
+      const redraws = owned.map((plans) => plans.filter((plan) => plan.redraw))
+      const turns: Array<StalePlan> = []
+      for (let i = 0; turns.length < wanted && redraws.some((plans) => i < plans.length); i++) {
+        for (const plans of redraws) if (i < plans.length) turns.push(plans[i]!)
+      }
+      const batch = [...fresh, ...turns].slice(0, wanted)
       let next = 0
       let redrawing = 0
       const timed = (plan: StalePlan) =>
