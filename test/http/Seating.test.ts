@@ -1,7 +1,7 @@
 import { expect, layer } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import * as zlib from "node:zlib"
-import { json, raw, type RawResponse, TestApp } from "../fixtures/Http.js"
+import { json, raw, type RawResponse, TestApp, TestAppWith } from "../fixtures/Http.js"
 import { eventually } from "../fixtures/eventually.js"
 
 const bob = "00000000-0000-0000-0000-000000002357"
@@ -60,5 +60,43 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("seating pl
       expect(gz.headers.etag).toBe(etag)
       expect(zlib.gunzipSync(gz.bytes).toString()).toBe(plain.body)
       expect(gz.bytes.length).toBeLessThan(plain.bytes.length / 5)
+    }))
+})
+
+const adminToken = "an-admin-token-for-the-seating-tests"
+
+// Redraws take every sweep here (no rest), and one render thread takes 8 plans a sweep.
+layer(TestAppWith({ ADMIN_TOKEN: adminToken, SEATING_REDRAW_SHARE: "1", RENDER_WORKERS: "1" }), {
+  excludeTestServices: true,
+  timeout: "90 seconds"
+})("seating plans across organisers", (it) => {
+  it.effect("one organiser's many selling concerts do not keep another organiser's new concert from its plan", () =>
+    Effect.gen(function*() {
+      const busy: Array<string> = []
+      for (let i = 0; i < 12; i++) {
+        const created = yield* raw("POST", "/api/v1/concerts", JSON.stringify({ name: `Busy ${i}`, venue: "Hall", date: "2027-01-01", capacity: 5000, status: "ACTIVE" }))
+        busy.push((json(created) as { id: string }).id)
+      }
+      for (const id of busy) yield* planShowing(id, `${id}|5000|0`)
+      // From now on all twelve are behind at every sweep: more than a sweep's batch.
+      const selling = yield* Effect.fork(Effect.forever(Effect.zipRight(
+        Effect.forEach(busy, (id) => raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: id, user_id: bob })), { discard: true }),
+        Effect.sleep("100 millis")
+      )))
+      yield* Effect.sleep("2500 millis")
+      const other = json(yield* raw("POST", "/api/v1/organisers", JSON.stringify({ name: "Other" }), { authorization: `Bearer ${adminToken}` })) as {
+        api_key: string
+      }
+      const created = yield* raw(
+        "POST",
+        "/api/v1/concerts",
+        JSON.stringify({ name: "Other's", venue: "Hall", date: "2027-01-01", capacity: 40, status: "ACTIVE" }),
+        { authorization: `Bearer ${other.api_key}` }
+      )
+      const id = (json(created) as { id: string }).id
+      const asked = Date.now()
+      yield* planShowing(id, `${id}|40|0`)
+      expect(Date.now() - asked).toBeLessThan(5000)
+      yield* Fiber.interrupt(selling)
     }))
 })
