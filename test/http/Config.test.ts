@@ -104,9 +104,18 @@ if (fs.existsSync(published)) {
   })
 }
 
-it.live("a count setting of zero or less stops the start, naming the setting", () =>
+it.live("a count setting of zero or less, or a share outside (0, 1], stops the start, naming the setting", () =>
   Effect.gen(function*() {
-    for (const [name, value] of [["PURCHASE_BATCH_MAX", "0"], ["TICKETS_PAGE_SIZE", "-5"], ["MAX_BODY_BYTES", "0"]]) {
+    for (
+      const [name, value] of [
+        ["PURCHASE_BATCH_MAX", "0"],
+        ["TICKETS_PAGE_SIZE", "-5"],
+        ["MAX_BODY_BYTES", "0"],
+        ["SEATING_REDRAW_SHARE", "0"],
+        ["SEATING_REDRAW_SHARE", "1.5"],
+        ["SEATING_REDRAW_SHARE", "a fifth"]
+      ]
+    ) {
       const exit = yield* Effect.exit(Effect.scoped(Layer.build(configured({ [name!]: value! }))))
       expect(Exit.isFailure(exit)).toBe(true)
       if (Exit.isFailure(exit)) expect(Cause.pretty(exit.cause)).toContain(`${name}`)
