@@ -79,10 +79,17 @@ layer(TestAppWith({ ADMIN_TOKEN: adminToken, SEATING_REDRAW_SHARE: "1", RENDER_W
       }
       for (const id of busy) yield* planShowing(id, `${id}|5000|0`)
       // From now on all twelve are behind at every sweep: more than a sweep's batch.
-      const selling = yield* Effect.fork(Effect.forever(Effect.zipRight(
-        Effect.forEach(busy, (id) => raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: id, user_id: bob })), { discard: true }),
-        Effect.sleep("100 millis")
-      )))
+      // Stopped by a flag and waited for: an interrupted fiber would leave its request running.
+      let sell = true
+      const selling = yield* Effect.fork(Effect.whileLoop({
+        while: () => sell,
+        body: () =>
+          Effect.zipRight(
+            Effect.forEach(busy, (id) => raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: id, user_id: bob })), { discard: true }),
+            Effect.sleep("100 millis")
+          ),
+        step: () => undefined
+      }))
       yield* Effect.sleep("2500 millis")
       const other = json(yield* raw("POST", "/api/v1/organisers", JSON.stringify({ name: "Other" }), { authorization: `Bearer ${adminToken}` })) as {
         api_key: string
@@ -97,6 +104,7 @@ layer(TestAppWith({ ADMIN_TOKEN: adminToken, SEATING_REDRAW_SHARE: "1", RENDER_W
       const asked = Date.now()
       yield* planShowing(id, `${id}|40|0`)
       expect(Date.now() - asked).toBeLessThan(5000)
-      yield* Fiber.interrupt(selling)
+      sell = false
+      yield* Fiber.join(selling)
     }))
 })
