@@ -181,6 +181,10 @@ export const seatingLag = Metric.gauge("ticketoverflow_seating_plan_lag_seconds"
   description: "How long the most outdated seating plan has been behind the journal (0 when every plan is current)"
 })
 
+export const seatingCacheBytes = MetricKey.gauge("ticketoverflow_seating_cache_bytes", {
+  description: "Seating plans kept in memory for readers, by kind (gzip: each concert's current plan, up to SEATING_CACHE_MB; plain: inflated for readers without gzip, up to a quarter of it)"
+})
+
 export const seatingRenders = Metric.counter("ticketoverflow_seating_renders", {
   description: "Seating plans rendered",
   incremental: true

@@ -10,10 +10,11 @@
  *
  * Plans are stored gzipped in PostgreSQL (they survive restarts) with a strong ETag of the
  * concert version and seat count they show. `SeatingPlans` serves them: it asks the database
- * which plan is current (its ETag: whoever rendered it) and keeps the most recently used ones,
- * up to `SEATING_CACHE_MB` of gzip, and the plain SVG of those recently served uncompressed,
- * up to a quarter as much: every reader of one plan shares one inflated copy, made once, and
- * all uncompressed answers together are written at most `SEATING_PLAIN_MB_PER_SECOND`.
+ * which plan is current (its ETag: whoever rendered it) and keeps the current plan of the
+ * concerts most recently read, up to `SEATING_CACHE_MB` of gzip, and the plain SVG of those
+ * recently served uncompressed, up to a quarter as much: every reader of one plan shares one
+ * inflated copy, made once, and all uncompressed answers together are written at most
+ * `SEATING_PLAIN_MB_PER_SECOND`. A redrawn plan takes its concert's place in both.
  */
 import { Config, Deferred, Effect, Exit, FiberId, Layer, Option, RateLimiter, Schedule, Stream } from "effect"
 import * as zlib from "node:zlib"
@@ -55,6 +56,11 @@ export class Lru<V> {
       this.total -= entry.size
     }
   }
+
+  /** The total size of the entries kept. */
+  get size(): number {
+    return this.total
+  }
 }
 
 /**
@@ -80,12 +86,20 @@ export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans",
   scoped: Effect.gen(function*() {
     const repo = yield* SeatingPlansRepo
     const cacheBytes = (yield* positiveInteger("SEATING_CACHE_MB", 64)) * 1024 * 1024
-    /** Stored plans by concert and ETag. */
+    // One entry per concert, its current plan: a redrawn plan takes the place of the one it
+    // replaces (keyed by concert and ETag, superseded plans stayed until the budget pushed
+    // them out, and a selling tour filled it with versions nobody would be served again).
+    /** The stored plan of each concert, as last read. */
     const plans = new Lru<StoredPlan>(cacheBytes)
     // A plain plan is 20 times its gzip, and all of them together are written at most
     // SEATING_PLAIN_MB_PER_SECOND (16): a budget as large as the gzip one (64 MB, seven plans of
     // 150,000 seats) held about four seconds of writing in memory for clients that rarely exist.
-    const inflated = new Lru<Uint8Array>(cacheBytes / 4)
+    /** The plain SVG of each concert's plan, with the ETag it was inflated from. */
+    const inflated = new Lru<{ readonly etag: string; readonly svg: Uint8Array }>(cacheBytes / 4)
+    const cacheGauge = {
+      gzip: Metrics.labelled(Metrics.seatingCacheBytes, { kind: "gzip" }),
+      plain: Metrics.labelled(Metrics.seatingCacheBytes, { kind: "plain" })
+    }
     /** Inflates in progress, by concert and ETag: concurrent readers of one plan wait for the same one. */
     const inflating = new Map<string, Deferred.Deferred<Uint8Array>>()
     // Uncompressed plans are 8.5 MB each at 150,000 seats: writing them costs the event loop
@@ -103,12 +117,14 @@ export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans",
       latest: (concertId: string): Effect.Effect<Option.Option<StoredPlan>> =>
         Effect.flatMap(repo.etag(concertId), (etag) => {
           if (Option.isNone(etag)) return Effect.succeed(Option.none())
-          const key = `${concertId} ${etag.value}`
-          const cached = plans.get(key)
-          if (cached !== undefined) return Effect.succeed(Option.some(cached))
+          const cached = plans.get(concertId)
+          if (cached !== undefined && cached.etag === etag.value) return Effect.succeed(Option.some(cached))
           return Effect.tap(repo.find(concertId), (found) =>
             Option.isSome(found)
-              ? Effect.sync(() => plans.set(`${concertId} ${found.value.etag}`, found.value, found.value.gzip.length))
+              ? Effect.sync(() => {
+                plans.set(concertId, found.value, found.value.gzip.length)
+                cacheGauge.gzip.unsafeUpdate(plans.size, [])
+              })
               : Effect.void)
         }),
       /** The plain SVG of a plan, written a piece at a time within the shared byte budget. */
@@ -119,15 +135,20 @@ export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans",
       /** The plain SVG of a concert's stored plan, shared by everyone who asks for it. */
       svg: (concertId: string, plan: StoredPlan): Effect.Effect<Uint8Array> =>
         Effect.suspend(() => {
+          const done = inflated.get(concertId)
+          if (done !== undefined && done.etag === plan.etag) return Effect.succeed(done.svg)
           const key = `${concertId} ${plan.etag}`
-          const done = inflated.get(key)
-          if (done !== undefined) return Effect.succeed(done)
           const pending = inflating.get(key)
           if (pending !== undefined) return Deferred.await(pending)
           const deferred = Deferred.unsafeMake<Uint8Array>(FiberId.none)
           inflating.set(key, deferred)
           return gunzip(plan.gzip).pipe(
-            Effect.tap((svg) => Effect.sync(() => inflated.set(key, svg, svg.length))),
+            Effect.tap((svg) =>
+              Effect.sync(() => {
+                inflated.set(concertId, { etag: plan.etag, svg }, svg.length)
+                cacheGauge.plain.unsafeUpdate(inflated.size, [])
+              })
+            ),
             Effect.onExit((exit) =>
               Effect.sync(() => {
                 inflating.delete(key)

@@ -21,6 +21,18 @@ const create = (capacity: number, name = "Plan") =>
 const planOf = (concertId: string) =>
   Effect.flatMap(SeatingPlans, (plans) => plans.latest(concertId))
 
+/** Polls until `f` holds, for at most `within`; the last value either way. */
+const until = <A, R>(get: Effect.Effect<A, never, R>, f: (a: A) => boolean, within: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const end = Date.now() + Duration.toMillis(within)
+    let value = yield* get
+    while (!f(value) && Date.now() < end) {
+      yield* Effect.sleep("50 millis")
+      value = yield* get
+    }
+    return value
+  })
+
 it("the LRU keeps the most recently used entries within its budget", () => {
   const lru = new Lru<string>(10)
   lru.set("a", "A", 4)
@@ -71,6 +83,33 @@ layer(Plans, { excludeTestServices: true, timeout: "120 seconds" })("seating pla
       expect(Buffer.from(copies[0]!).equals(zlib.gunzipSync(stored.gzip))).toBe(true)
       expect(yield* plans.svg(concert.id, stored)).toBe(copies[0])
     }))
+
+  it.effect("a redrawn plan takes its concert's place in the caches: a superseded one is not kept", () =>
+    Effect.gen(function*() {
+      const plans = yield* SeatingPlans
+      const sql = yield* SqlClient.SqlClient
+      const cached = (kind: "gzip" | "plain") =>
+        Effect.map(Metric.value(Metrics.labelled(Metrics.seatingCacheBytes, { kind })), (gauge) => gauge.value)
+      const concert = yield* create(3000, "Redrawn")
+      const first = yield* until(planOf(concert.id), Option.isSome, "30 seconds")
+      const before = { gzip: yield* cached("gzip"), plain: yield* cached("plain") }
+      const firstSvg = yield* plans.svg(concert.id, Option.getOrThrow(first))
+
+      yield* sql`INSERT INTO tickets (id, concert_id, capacity, seat_no, user_id)
+          SELECT gen_random_uuid(), ${concert.id}, 3000, s, 'buyer' FROM generate_series(1, 500) s`.pipe(Effect.orDie)
+      const second = Option.getOrThrow(
+        yield* until(planOf(concert.id), (plan) => Option.isSome(plan) && plan.value.etag !== Option.getOrThrow(first).etag, "30 seconds")
+      )
+      const secondSvg = yield* plans.svg(concert.id, second)
+      expect(secondSvg).not.toBe(firstSvg)
+      // The second plan's bytes replaced the first's, rather than joining them.
+      const firstPlan = Option.getOrThrow(first)
+      expect(yield* cached("gzip")).toBe(before.gzip - firstPlan.gzip.length + second.gzip.length)
+      expect(yield* cached("plain")).toBe(before.plain + secondSvg.length)
+      // And it is what readers get.
+      expect(Option.getOrThrow(yield* planOf(concert.id)).etag).toBe(second.etag)
+      expect(yield* plans.svg(concert.id, second)).toBe(secondSvg)
+    }))
 })
 
 /** The same, with redraws given a hundredth of the render threads' time. */
@@ -84,18 +123,6 @@ const Resting = Layer.mergeAll(
   Layer.provideMerge(Layer.mergeAll(SeatingPlansRepo.Default, Renderer.Live, Ownership.Everything)),
   Layer.provideMerge(TestDatabase)
 )
-
-/** Polls until `f` holds, for at most `within`; the last value either way. */
-const until = <A>(get: Effect.Effect<A>, f: (a: A) => boolean, within: Duration.DurationInput) =>
-  Effect.gen(function*() {
-    const end = Date.now() + Duration.toMillis(within)
-    let value = yield* get
-    while (!f(value) && Date.now() < end) {
-      yield* Effect.sleep("50 millis")
-      value = yield* get
-    }
-    return value
-  })
 
 layer(Resting, { excludeTestServices: true, timeout: "120 seconds" })("seating plans, redrawn within their share", (it) => {
   it.effect("a plan only behind on seats waits out its rest after a redraw; a new concert's first plan does not wait", () =>
