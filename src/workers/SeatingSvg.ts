@@ -46,10 +46,12 @@ const writeInt = (out: Uint8Array, at: number, n: number): number => {
  * The plan as UTF-8 bytes, written into one buffer: a 150,000-seat plan as 150,000 strings
  * joined took the render thread's young generation through a scavenge every few plans, each
  * copying the strings still held (and promoting them), and its bytes were then encoded again
- * for gzip.
+ * for gzip. The buffer is `into(size)` when given (a buffer of at least `size` bytes the caller
+ * reuses; the plan is then a view of it, good until the next render), a new one otherwise.
  */
 export const renderSeatingBytes = (
-  { capacity, concertId, held, name, purchased, sold: soldSeats, venue }: SeatingDetails
+  { capacity, concertId, held, name, purchased, sold: soldSeats, venue }: SeatingDetails,
+  into?: (size: number) => Uint8Array
 ): Uint8Array => {
   const { height, perRow, size, width } = geometry(capacity)
   const sold = Math.min(Math.max(soldSeats?.length ?? purchased, 0), capacity)
@@ -85,7 +87,8 @@ export const renderSeatingBytes = (
   const classes = [115, 112, 104] // s, p, h
   // x and y have at most as many digits as the plan's width and height.
   const longest = open.length + String(width).length + afterX.length + String(height).length + afterY.length + 1 + close.length
-  const out = new Uint8Array(head.length + capacity * longest + tail.length)
+  const bound = head.length + capacity * longest + tail.length
+  const out = into === undefined ? new Uint8Array(bound) : into(bound)
   out.set(head, 0)
   let at = head.length
   for (let seat = 0; seat < capacity; seat++) {

@@ -2,6 +2,7 @@ import { expect, layer } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import * as zlib from "node:zlib"
 import { Renderer } from "../../src/workers/Renderer.js"
+import { renderSeatingBytes } from "../../src/workers/SeatingSvg.js"
 
 layer(Renderer.Live, { excludeTestServices: true, timeout: "60 seconds" })("Renderer", (it) => {
   it.effect("renders tickets and gzipped seating plans in worker threads", () =>
@@ -33,6 +34,20 @@ layer(Renderer.Live, { excludeTestServices: true, timeout: "60 seconds" })("Rend
       const plan = yield* Fiber.join(render)
       expect(ranMeanwhile).toBe(true)
       expect(zlib.gunzipSync(plan).toString()).toContain("<desc>c|150000|75000</desc>")
+    }))
+
+  it.effect("plans of every size after one another on the same threads are each exactly the plan drawn alone", () =>
+    Effect.gen(function*() {
+      const renderer = yield* Renderer
+      const sizes = [150_000, 40, 3_000, 150_000, 7]
+      for (const capacity of sizes) {
+        const details = { concertId: "c", name: "Ñame", venue: "V", capacity, purchased: Math.floor(capacity / 3) }
+        // As many renders as threads: every thread draws each size in turn.
+        const plans = yield* Effect.all(Array.from({ length: renderer.size }, () => renderer.seating(details)), {
+          concurrency: "unbounded"
+        })
+        for (const plan of plans) expect(zlib.gunzipSync(plan).equals(Buffer.from(renderSeatingBytes(details)))).toBe(true)
+      }
     }))
 })
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { XMLParser, XMLValidator } from "fast-xml-parser"
-import { geometry, renderSeating } from "../../src/workers/SeatingSvg.js"
+import { geometry, renderSeating, renderSeatingBytes } from "../../src/workers/SeatingSvg.js"
 
 const plan = (capacity: number, purchased: number) =>
   renderSeating({ concertId: "786d3bb4-a858-49ba-8803-15ffa2ec3678", name: "Bob \"on\" <Ice>", venue: "A & B", capacity, purchased })
@@ -71,5 +71,21 @@ describe("renderSeating", () => {
     expect(drawn).toHaveLength(150_000)
     expect(drawn.filter((s) => s.sold)).toHaveLength(70_000)
     expect(svg.length).toBeLessThan(11_000_000)
+  })
+
+  it("written into a reused buffer, a plan is byte for byte the one written into a new buffer, after a larger one too", () => {
+    let buffer = new Uint8Array(0)
+    const reused = (size: number) => {
+      if (buffer.length < size) buffer = new Uint8Array(size)
+      return buffer
+    }
+    const details = (capacity: number, purchased: number, name: string) =>
+      ({ concertId: "786d3bb4-a858-49ba-8803-15ffa2ec3678", name, venue: "Hall", capacity, purchased })
+    for (const [capacity, purchased, name] of [[150_000, 1_000, "Stadium"], [40, 7, "Club"], [3_000, 3_000, "Théâtre"]] as const) {
+      const fresh = renderSeatingBytes(details(capacity, purchased, name))
+      const inReused = renderSeatingBytes(details(capacity, purchased, name), reused)
+      expect(inReused.buffer).toBe(buffer.buffer)
+      expect(Buffer.from(inReused).equals(Buffer.from(fresh))).toBe(true)
+    }
   })
 })
