@@ -14,7 +14,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
 import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
-import { serviceNodeArgs } from "../src/Settings.js"
+import { serviceEnv, serviceNodeArgs } from "../src/Settings.js"
 import { fmt, git, option, root, worktree } from "./shared.js"
 
 const concerts = Array.from({ length: 20 }, (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`)
@@ -107,7 +107,7 @@ export const ladder = async (args: ReadonlyArray<string>) => {
       const entry = file.endsWith(".js") ? [file] : ["--import", "tsx", file]
       const child = spawn(process.execPath, [...nodeArgs, ...serviceNodeArgs, ...entry], {
         cwd,
-        env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
+        env: { ...serviceEnv, ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
         stdio: ["ignore", "inherit", "inherit"]
       })
       cleanup.unshift(async () => {

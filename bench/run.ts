@@ -35,7 +35,7 @@ import { ladder } from "./ladder.js"
 import { draw } from "./draw.js"
 import { reservations } from "./reservations.js"
 import { scale } from "./scale.js"
-import { serviceNodeArgs } from "../src/Settings.js"
+import { serviceEnv, serviceNodeArgs } from "../src/Settings.js"
 import { buy, createConcert, databaseWork, fmt, load, option, printAll, request, root, startTarget } from "./shared.js"
 
 const args = process.argv.slice(2)
@@ -47,7 +47,7 @@ const rounds = Number(option(args, "rounds") ?? 1) || 1
 const child = (script: string, env: Record<string, string>): ChildProcess =>
   spawn(process.execPath, [...serviceNodeArgs, "--import", "tsx", script], {
     cwd: root,
-    env: { ...process.env, LOG_LEVEL: "warn", ...env },
+    env: { ...serviceEnv, ...process.env, LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "inherit"]
   })
 

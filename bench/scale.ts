@@ -13,7 +13,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
 import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
-import { serviceNodeArgs } from "../src/Settings.js"
+import { serviceEnv, serviceNodeArgs } from "../src/Settings.js"
 import { createConcert, fmt, option, request, root } from "./shared.js"
 
 const cgroupRoot = "/sys/fs/cgroup/cpu"
@@ -60,6 +60,7 @@ const startProcess = async (url: string, mode: "runner" | "client") => {
   const child = spawn(process.execPath, [...serviceNodeArgs, "--import", "tsx", "src/main.ts"], {
     cwd: root,
     env: {
+      ...serviceEnv,
       ...process.env,
       DATABASE_URL: url,
       CLUSTER_MODE: mode,

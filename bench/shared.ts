@@ -5,7 +5,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
 import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
-import { serviceNodeArgs } from "../src/Settings.js"
+import { serviceEnv, serviceNodeArgs } from "../src/Settings.js"
 
 export const root = path.resolve(import.meta.dirname, "..")
 
@@ -142,7 +142,7 @@ export const startTarget = async (args: ReadonlyArray<string>, checkout = root):
     const nodeArgs = process.env.BENCH_NODE_ARGS?.split(" ").filter((a) => a !== "") ?? serviceNodeArgs
     service = spawn(process.execPath, [...profile, ...nodeArgs, ...entry], {
       cwd: checkout,
-      env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: host, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn" },
+      env: { ...serviceEnv, ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: host, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? "warn" },
       stdio: ["ignore", "inherit", "inherit"]
     })
     const running = service

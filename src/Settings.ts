@@ -13,6 +13,15 @@ import { Config, Duration } from "effect"
  */
 export const serviceNodeArgs: ReadonlyArray<string> = ["--max-semi-space-size=64", "--heap-growing-percent=30"]
 
+/**
+ * The environment the service's processes start with (`npm start` sets it too), where not set
+ * already: glibc's `malloc` with a fixed size (256 KiB) from which a block is mapped on its own,
+ * and given back to the system when freed. Left to itself, glibc raises that size to the
+ * largest block freed so far (a 7 MB seating plan), and the large blocks after it come from the
+ * heap, whose freed memory the process keeps (`docs/BENCHMARKS.md`, the Q8 tour).
+ */
+export const serviceEnv: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: "262144" }
+
 /** How this process takes part in the cluster (see `src/actors/Cluster.ts`). */
 export const clusterMode = Config.literal("single", "runner", "client")("CLUSTER_MODE").pipe(Config.withDefault("single"))
 export type ClusterMode = Config.Config.Success<typeof clusterMode>

@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { startEmbeddedPostgres } from "./sql/EmbeddedPostgres.js"
-import { serviceNodeArgs } from "./Settings.js"
+import { serviceEnv, serviceNodeArgs } from "./Settings.js"
 
 const option = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`)
@@ -37,7 +37,7 @@ const main = async () => {
       ? [new URL("./main.js", import.meta.url).pathname]
       : ["--import", "tsx", "src/main.ts"]
     const child = spawn(process.execPath, [...serviceNodeArgs, ...entry], {
-      env: { ...process.env, DATABASE_URL: url, ...env },
+      env: { ...serviceEnv, ...process.env, DATABASE_URL: url, ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })
     for (const stream of [child.stdout, child.stderr]) {

@@ -8,7 +8,7 @@ import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
 import { eventually } from "../fixtures/eventually.js"
 import { freePort, postConcert } from "../fixtures/Service.js"
-import { serviceNodeArgs } from "../../src/Settings.js"
+import { serviceEnv, serviceNodeArgs } from "../../src/Settings.js"
 
 const root = path.resolve(import.meta.dirname, "../..")
 
@@ -32,6 +32,7 @@ it.scopedLive("the compiled service (dist/), as npm start runs it, sells, holds,
     ], {
       cwd: root,
       env: {
+        ...serviceEnv,
         ...process.env,
         DATABASE_URL: url,
         PORT: String(port),

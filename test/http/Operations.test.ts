@@ -5,9 +5,11 @@
 import { expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
+import * as fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
 import * as path from "node:path"
+import { serviceEnv, serviceNodeArgs } from "../../src/Settings.js"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
 import { freePort, postConcert, serviceResource, spawnService } from "../fixtures/Service.js"
@@ -168,13 +170,29 @@ it.scopedLive("an operator's log: ready with its URL, shards, requests at debug,
     expect(linesWith("message=\"stopping: answering the requests in flight\"")).toHaveLength(1)
   }), 120_000)
 
+/** The Node process serving `port` (Linux): its arguments and its environment. */
+const serviceProcess = (port: number) => {
+  for (const pid of fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const args = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
+      const env = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")
+      if (args.some((arg) => arg.endsWith("dist/main.js")) && env.includes(`PORT=${port}`)) return { args, env }
+    } catch {
+      // A process that ended meanwhile, or another user's.
+    }
+  }
+  return undefined
+}
+
 it.scopedLive("SIGTERM to `npm start`, as a supervisor sends it, stops the service itself", () =>
   Effect.gen(function*() {
     const url = yield* freshDatabaseUrl
     const port = yield* Effect.promise(freePort)
+    // What `npm start` sets itself, not inherited.
+    const { MALLOC_MMAP_THRESHOLD_: _, ...inherited } = process.env
     const npm = spawn("npm", ["start"], {
       cwd: path.resolve(import.meta.dirname, "../.."),
-      env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info" },
+      env: { ...inherited, DATABASE_URL: url, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "info" },
       stdio: ["ignore", "pipe", "pipe"]
     })
     let output = ""
@@ -182,6 +200,12 @@ it.scopedLive("SIGTERM to `npm start`, as a supervisor sends it, stops the servi
     yield* Effect.addFinalizer(() => Effect.sync(() => npm.kill("SIGKILL")))
     yield* eventually(Effect.sync(() => output.includes("message=ready")), (ready) => ready, { within: "60 seconds", every: "100 millis" })
     expect(output).toContain("message=ready")
+    // `npm start` runs the service as the benches and `npm run cluster` do: with the same Node
+    // settings and environment.
+    const running = serviceProcess(port)
+    expect(running).toBeDefined()
+    for (const arg of serviceNodeArgs) expect(running!.args).toContain(arg)
+    for (const [name, value] of Object.entries(serviceEnv)) expect(running!.env).toContain(`${name}=${value}`)
 
     npm.kill("SIGTERM")
     // The service stops: its port closes and its claim on the database is released, so
