@@ -89,8 +89,13 @@ export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans",
     // One entry per concert, its current plan: a redrawn plan takes the place of the one it
     // replaces (keyed by concert and ETag, superseded plans stayed until the budget pushed
     // them out, and a selling tour filled it with versions nobody would be served again).
-    /** The stored plan of each concert, as last read. */
-    const plans = new Lru<StoredPlan>(cacheBytes)
+    /**
+     * The stored plan of each concert, as last read, with the number of the read that fetched
+     * it: a read started later sees the same plan or a newer one, so a read finishing late
+     * (begun before a redraw) never puts the older plan back.
+     */
+    const plans = new Lru<{ readonly plan: StoredPlan; readonly read: number }>(cacheBytes)
+    let reads = 0
     // A plain plan is 20 times its gzip, and all of them together are written at most
     // SEATING_PLAIN_MB_PER_SECOND (16): a budget as large as the gzip one (64 MB, seven plans of
     // 150,000 seats) held about four seconds of writing in memory for clients that rarely exist.
@@ -118,14 +123,16 @@ export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans",
         Effect.flatMap(repo.etag(concertId), (etag) => {
           if (Option.isNone(etag)) return Effect.succeed(Option.none())
           const cached = plans.get(concertId)
-          if (cached !== undefined && cached.etag === etag.value) return Effect.succeed(Option.some(cached))
+          if (cached !== undefined && cached.plan.etag === etag.value) return Effect.succeed(Option.some(cached.plan))
+          const read = ++reads
           return Effect.tap(repo.find(concertId), (found) =>
-            Option.isSome(found)
-              ? Effect.sync(() => {
-                plans.set(concertId, found.value, found.value.gzip.length)
-                cacheGauge.gzip.unsafeUpdate(plans.size, [])
-              })
-              : Effect.void)
+            Effect.sync(() => {
+              if (Option.isNone(found)) return
+              const kept = plans.get(concertId)
+              if (kept !== undefined && kept.read > read) return
+              plans.set(concertId, { plan: found.value, read }, found.value.gzip.length)
+              cacheGauge.gzip.unsafeUpdate(plans.size, [])
+            }))
         }),
       /** The plain SVG of a plan, written a piece at a time within the shared byte budget. */
       paced: (svg: Uint8Array): Stream.Stream<Uint8Array> =>
@@ -145,6 +152,10 @@ export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans",
           return gunzip(plan.gzip).pipe(
             Effect.tap((svg) =>
               Effect.sync(() => {
+                // Kept only while it is the concert's current plan as last read: a reader still
+                // holding the plan before a redraw gets its SVG without taking the new one's place.
+                const current = plans.get(concertId)
+                if (current !== undefined && current.plan.etag !== plan.etag) return
                 inflated.set(concertId, { etag: plan.etag, svg }, svg.length)
                 cacheGauge.plain.unsafeUpdate(inflated.size, [])
               })
