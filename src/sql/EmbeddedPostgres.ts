@@ -252,7 +252,7 @@ const initialise = async (binaries: Binaries, databaseDir: string, password: str
       "--encoding=UTF8",
       "--locale=C",
       "--no-sync"
-    ], { ...account, stdio: ["ignore", "pipe", "pipe"] })
+    ], { ...account, env: databaseEnv(), stdio: ["ignore", "pipe", "pipe"] })
     child.stdout.on("data", (chunk: Buffer) => output.push(chunk.toString()))
     child.stderr.on("data", (chunk: Buffer) => output.push(chunk.toString()))
     const code = await new Promise<number | null>((resolve, reject) => {
@@ -267,6 +267,15 @@ const initialise = async (binaries: Binaries, databaseDir: string, password: str
   }
 }
 
+/**
+ * The environment of the database's processes: this process's, without its `malloc` setting
+ * (`serviceEnv`), which was measured for the service, not for PostgreSQL.
+ */
+const databaseEnv = (): NodeJS.ProcessEnv => {
+  const { MALLOC_MMAP_THRESHOLD_: _, ...env } = process.env
+  return env
+}
+
 const run = (
   binaries: Binaries,
   databaseDir: string,
@@ -275,7 +284,7 @@ const run = (
   account: Account | undefined
 ): Promise<ChildProcess> => {
   const args = ["-D", databaseDir, "-p", String(port), ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])]
-  const child = spawn(binaries.postgres, args, { ...account, detached: true, stdio: ["ignore", "ignore", "pipe"] })
+  const child = spawn(binaries.postgres, args, { ...account, env: databaseEnv(), detached: true, stdio: ["ignore", "ignore", "pipe"] })
   const output: Array<string> = []
   return new Promise((resolve, reject) => {
     const onData = (chunk: Buffer) => {
