@@ -90,21 +90,25 @@ layer(TestAppWith({ ADMIN_TOKEN: adminToken, SEATING_REDRAW_SHARE: "1", RENDER_W
           ),
         step: () => undefined
       }))
-      yield* Effect.sleep("2500 millis")
-      const other = json(yield* raw("POST", "/api/v1/organisers", JSON.stringify({ name: "Other" }), { authorization: `Bearer ${adminToken}` })) as {
-        api_key: string
-      }
-      const created = yield* raw(
-        "POST",
-        "/api/v1/concerts",
-        JSON.stringify({ name: "Other's", venue: "Hall", date: "2027-01-01", capacity: 40, status: "ACTIVE" }),
-        { authorization: `Bearer ${other.api_key}` }
-      )
-      const id = (json(created) as { id: string }).id
-      const asked = Date.now()
-      yield* planShowing(id, `${id}|40|0`)
-      expect(Date.now() - asked).toBeLessThan(5000)
-      sell = false
-      yield* Fiber.join(selling)
+      // However this ends, the seller stops and is waited for.
+      yield* Effect.gen(function*() {
+        yield* Effect.sleep("2500 millis")
+        const other = json(yield* raw("POST", "/api/v1/organisers", JSON.stringify({ name: "Other" }), { authorization: `Bearer ${adminToken}` })) as {
+          api_key: string
+        }
+        const created = yield* raw(
+          "POST",
+          "/api/v1/concerts",
+          JSON.stringify({ name: "Other's", venue: "Hall", date: "2027-01-01", capacity: 40, status: "ACTIVE" }),
+          { authorization: `Bearer ${other.api_key}` }
+        )
+        const id = (json(created) as { id: string }).id
+        const asked = Date.now()
+        yield* planShowing(id, `${id}|40|0`)
+        expect(Date.now() - asked).toBeLessThan(5000)
+      }).pipe(Effect.ensuring(Effect.suspend(() => {
+        sell = false
+        return Fiber.await(selling)
+      })))
     }))
 })
