@@ -86,13 +86,12 @@ export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans",
   scoped: Effect.gen(function*() {
     const repo = yield* SeatingPlansRepo
     const cacheBytes = (yield* positiveInteger("SEATING_CACHE_MB", 64)) * 1024 * 1024
-    // One entry per concert, its current plan: a redrawn plan takes the place of the one it
-    // replaces (keyed by concert and ETag, superseded plans stayed until the budget pushed
-    // them out, and a selling tour filled it with versions nobody would be served again).
     /**
-     * The stored plan of each concert, as last read, with the number of the read that fetched
-     * it: a read started later sees the same plan or a newer one, so a read finishing late
-     * (begun before a redraw) never puts the older plan back.
+     * The stored plan of each concert, as last read: one entry per concert, so a redrawn plan
+     * takes the place of the one it replaces (keyed by concert and ETag, superseded plans stayed
+     * until the budget pushed them out, and a selling tour filled it with versions nobody would
+     * be served again). With it, the number of the read that fetched it: a read started later
+     * sees the same plan or a newer one, so a read finishing late never puts the older one back.
      */
     const plans = new Lru<{ readonly plan: StoredPlan; readonly read: number }>(cacheBytes)
     let reads = 0

@@ -25,7 +25,7 @@ const column = (k: number, n: number): number => {
   return k % 2 === 0 ? centre + k / 2 : centre - (k + 1) / 2
 }
 
-/** A seat's `<rect …/>` line is these pieces around its x, y and class. */
+/** The bytes of an ASCII string (the fixed pieces of a seat's `<rect …/>` line). */
 const ascii = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0))
 
 /** Writes the decimal digits of a non-negative integer at `at`; returns where they end. */
