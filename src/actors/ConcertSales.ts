@@ -5,7 +5,7 @@
  * Under a burst that is what keeps the cluster's per-message cost (envelope, mailbox, reply,
  * fibers) off the per-buyer path; the entity then journals all of a batch in one statement.
  */
-import { Cause, Clock, Config, Deferred, Duration, Effect, Exit, FiberId, FiberSet, Option, Schedule, type Tracer } from "effect"
+import { Cause, Clock, Config, Context, Duration, Effect, Exit, FiberId, FiberRef, FiberSet, Option, Schedule, Tracer } from "effect"
 import {
   ConcertEntity,
   type HoldOrder,
@@ -48,11 +48,23 @@ const notInTime = new JournalUnavailable({ reason: "the purchase could not be sa
 /** A message that failed without an answer from the entity: its orders may or may not be written. */
 const lost = (cause: Cause.Cause<unknown>) => Option.isNone(Cause.failureOption(cause))
 
+/** What an order's buyer is told: its grant, or why it got none. */
+export type Answer<A extends Granted, E> = (exit: Exit.Exit<A, E>) => void
+
 interface Waiting {
   readonly order: Order
-  readonly deferred: Deferred.Deferred<Granted, NoTicket | PurchasesError>
+  /** Told the order's outcome, once: the first answer counts (see `answer`). */
+  readonly done: Answer<Granted, NoTicket | PurchasesError>
+  answered: boolean
   /** The buyer's request, which the batch's span links to. */
   readonly span: Tracer.AnySpan | undefined
+}
+
+/** The first answer an order gets is its buyer's: a later one (after a 503 for lateness) is dropped. */
+const answer = (w: Waiting, exit: Exit.Exit<Granted, NoTicket | PurchasesError>) => {
+  if (w.answered) return
+  w.answered = true
+  w.done(exit)
 }
 
 /** The batch's span: a trace of its own, linked to each request it carries. */
@@ -79,22 +91,26 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
     // time no longer than that deadline, every batch goes through the cluster.
     const maxIdle = yield* Config.duration("CONCERT_MAX_IDLE").pipe(Config.withDefault(Duration.minutes(5)))
     const purchaseTimeout = yield* purchaseTimeoutMillis
+    const clock = yield* Effect.clock
+    // With tracing off (no exporter), batches through the door are sent without a fiber (`pump`):
+    // no span to make or link, and nothing a fiber would add.
+    const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
     const viaClusterEvery = Math.min((Duration.toMillis(maxIdle) - purchaseTimeout) / 2, 60_000)
     /** When each concert last had a batch sent through the cluster. */
     const viaCluster = new Map<string, number>()
     /** The buyers waiting per concert; a concert is here while its sender fiber runs. */
     const waiting = new Map<string, Array<Waiting>>()
+    /** The batch each concert has in flight now. */
+    const sending = new Map<string, ReadonlyArray<Waiting>>()
     // Runs after the senders are interrupted: nobody is left waiting at shutdown.
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
-        for (const queue of waiting.values()) {
-          for (const { deferred } of queue) Deferred.unsafeDone(deferred, Exit.interrupt(FiberId.none))
+        for (const queue of [...waiting.values(), ...sending.values()]) {
+          for (const w of queue) answer(w, Exit.interrupt(FiberId.none))
         }
         waiting.clear()
       })
     )
-    /** The batch each concert's sender has in flight now. */
-    const sending = new Map<string, ReadonlyArray<Waiting>>()
     const runFork = yield* FiberSet.makeRuntime<never>()
 
     // The entity answers every order by its deadline; this covers a message that never reached
@@ -106,7 +122,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         Effect.sync(() => {
           const overdue = (w: Waiting) => w.order.deadline !== undefined && w.order.deadline + answerGrace <= now
           for (const queue of [...waiting.values(), ...sending.values()]) {
-            for (const w of queue) if (overdue(w)) Deferred.unsafeDone(w.deferred, Exit.fail(notInTime))
+            for (const w of queue) if (overdue(w)) answer(w, Exit.fail(notInTime))
           }
           for (const [concertId, at] of viaCluster) if (at <= now - viaClusterEvery) viaCluster.delete(concertId)
         })),
@@ -114,11 +130,11 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
     ))
 
     const settle = (batch: ReadonlyArray<Waiting>, exit: Exit.Exit<ReadonlyArray<PurchaseOutcome>, PurchasesError>) => {
-      batch.forEach(({ deferred }, i) => {
-        if (Exit.isFailure(exit)) return Deferred.unsafeDone(deferred, Exit.failCause(exit.cause))
+      batch.forEach((w, i) => {
+        if (Exit.isFailure(exit)) return answer(w, Exit.failCause(exit.cause))
         const outcome = exit.value[i]
-        Deferred.unsafeDone(
-          deferred,
+        answer(
+          w,
           outcome instanceof TicketRecord || outcome instanceof ReservationRecord || outcome instanceof RegistrationRecord
             ? Exit.succeed(outcome)
             : outcome === undefined
@@ -133,25 +149,32 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       if (batch.every((w) => w.order.deadline === undefined || w.order.deadline > now)) return batch
       return batch.filter((w) => {
         if (w.order.deadline === undefined || w.order.deadline > now) return true
-        Deferred.unsafeDone(w.deferred, Exit.fail(notInTime))
+        answer(w, Exit.fail(notInTime))
         return false
       })
     }
 
     /**
-     * One batch to the concert's entity. Through its door when it runs in this process, which
-     * holds its shard, and it had a batch through the cluster lately; through the cluster
-     * otherwise (which starts it, wherever it belongs).
+     * The concert's door, when a batch may go through it: the entity runs in this process,
+     * which holds its shard, and it had a batch through the cluster lately. Otherwise batches
+     * go through the cluster (which starts the entity, wherever it belongs).
      */
+    const doorOf = (concertId: string, now: number) => {
+      const door = locals.door(concertId)
+      if (door === undefined || viaClusterEvery <= 0) return undefined
+      if ((viaCluster.get(concertId) ?? 0) <= now - viaClusterEvery || !ownership.owns(concertId)) return undefined
+      return door
+    }
+
+    /** One batch to the concert's entity: through its door when it may, else through the cluster. */
     const deliver = (concertId: string, batch: ReadonlyArray<Waiting>, now: number) => {
       const orders = batch.map((w) => w.order)
-      const door = locals.door(concertId)
-      const sentLately = viaClusterEvery > 0 && (viaCluster.get(concertId) ?? 0) > now - viaClusterEvery
+      const door = doorOf(concertId, now)
       const viaTheCluster = Effect.suspend(() => {
         viaCluster.set(concertId, now)
         return client(concertId).Purchases({ orders: orders as [Order, ...Array<Order>] })
       })
-      if (door === undefined || !sentLately || !ownership.owns(concertId)) return viaTheCluster
+      if (door === undefined) return viaTheCluster
       return Effect.flatMap(currentSpan, (span) =>
         Effect.async<ReadonlyArray<PurchaseOutcome>, PurchasesError>((resume) => {
           const handed = door({
@@ -164,60 +187,144 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         }))
     }
 
+    /** Whether a batch's failure left its outcome unknown, so that it is sent again. */
+    const resend = (batch: ReadonlyArray<Waiting>, exit: Exit.Exit<unknown, unknown>) =>
+      Exit.isFailure(exit) && lost(exit.cause) && batch.some((w) => w.order.deadline !== undefined)
+
+    /** After a lost batch: logged, and a pause growing with the attempts before it goes again. */
+    const backOff = (concertId: string, batch: ReadonlyArray<Waiting>, attempt: number) => {
+      // Sent again through the cluster, which knows where the concert runs now.
+      viaCluster.delete(concertId)
+      return Effect.zipRight(
+        Effect.logWarning("a purchase message was lost; sending it again").pipe(
+          Effect.annotateLogs({ concertId, batch: batch.length, attempt })
+        ),
+        Effect.sleep(Duration.millis(Math.min(100 * attempt, 1000)))
+      )
+    }
+
     /**
-     * Sends what waits for `concertId`, batch after batch, until nobody waits. Orders past their
-     * deadline are answered here, unsent. When the message itself is lost (the concert's shard
-     * moving to another runner, a runner stopping) the outcome is unknown, so the same orders,
-     * with the same ticket ids, go again until their deadline: the journal's unique keys turn a
-     * repeat of a written order into that order's ticket, never a second one.
+     * Sends what waits for `concertId`, batch after batch, until nobody waits, starting with
+     * `lostBatch` when a batch was lost before. Orders past their deadline are answered here,
+     * unsent. When the message itself is lost (the concert's shard moving to another runner, a
+     * runner stopping) the outcome is unknown, so the same orders, with the same ticket ids, go
+     * again until their deadline: the journal's unique keys turn a repeat of a written order
+     * into that order's ticket, never a second one.
      */
-    const send = (concertId: string, queue: Array<Waiting>): Effect.Effect<void> =>
+    const send = (
+      concertId: string,
+      queue: Array<Waiting>,
+      lostBatch?: { readonly batch: Array<Waiting>; readonly attempt: number }
+    ): Effect.Effect<void> =>
       // A loop, not a call to itself after each batch: that kept every batch sent (its buyers,
       // their orders) on the fiber's stack for as long as the concert sold without a pause.
       Effect.gen(function*() {
         for (;;) {
-          let batch = queue.splice(0, maxBatch)
+          let batch = lostBatch?.batch ?? queue.splice(0, maxBatch)
+          let attempt = 1
+          if (lostBatch !== undefined) {
+            yield* backOff(concertId, batch, lostBatch.attempt)
+            attempt = lostBatch.attempt + 1
+            lostBatch = undefined
+          }
           if (batch.length === 0) {
             waiting.delete(concertId)
             return
           }
-          for (let attempt = 1;; attempt++) {
+          for (;; attempt++) {
             const now = yield* Clock.currentTimeMillis
             batch = expire(batch, now)
             if (batch.length === 0) break
             sending.set(concertId, batch)
             const exit = yield* Effect.exit(deliver(concertId, batch, now).pipe(batchSpan(concertId, batch, attempt)))
             sending.delete(concertId)
-            if (Exit.isSuccess(exit) || !lost(exit.cause) || !batch.some((w) => w.order.deadline !== undefined)) {
+            if (!resend(batch, exit)) {
               settle(batch, exit)
               break
             }
-            // Lost: sent again through the cluster, which knows where the concert runs now.
-            viaCluster.delete(concertId)
-            yield* Effect.logWarning("a purchase message was lost; sending it again").pipe(
-              Effect.annotateLogs({ concertId, batch: batch.length, attempt })
-            )
-            yield* Effect.sleep(Duration.millis(Math.min(100 * attempt, 1000)))
+            yield* backOff(concertId, batch, attempt)
           }
         }
       })
 
-    const submit = (concertId: string, order: Order): Effect.Effect<Granted, NoTicket | PurchasesError> =>
-      Effect.flatMap(currentSpan, (span) => {
-        const deferred = Deferred.unsafeMake<Granted, NoTicket | PurchasesError>(FiberId.none)
-        const entry: Waiting = { order, deferred, span: Option.getOrUndefined(span) }
-        const queue = waiting.get(concertId)
-        if (queue === undefined) {
-          const fresh = [entry]
-          waiting.set(concertId, fresh)
-          runFork(send(concertId, fresh))
-        } else {
-          queue.push(entry)
+    /**
+     * `send` without a fiber, for a concert whose entity takes batches through its door (and
+     * with tracing off): each batch goes when the one before is answered, from the entity's
+     * answer. Whatever else comes (no door, a door that refuses, a lost batch) is handed to
+     * `send`, which carries on until nobody waits.
+     */
+    const pump = (concertId: string, queue: Array<Waiting>): void => {
+      for (;;) {
+        const now = clock.unsafeCurrentTimeMillis()
+        const door = doorOf(concertId, now)
+        if (door === undefined) return void runFork(send(concertId, queue))
+        const batch = expire(queue.splice(0, maxBatch), now)
+        if (batch.length === 0) {
+          if (queue.length > 0) continue
+          waiting.delete(concertId)
+          return
         }
-        return Deferred.await(deferred)
-      })
+        sending.set(concertId, batch)
+        const handed = door({
+          _tag: "LocalOrders",
+          orders: batch.map((w) => w.order),
+          span: undefined,
+          done: (exit) => {
+            sending.delete(concertId)
+            if (resend(batch, exit)) return void runFork(send(concertId, queue, { batch, attempt: 1 }))
+            settle(batch, exit)
+            pump(concertId, queue)
+          }
+        })
+        if (handed) return
+        // The entity is stopping: this batch, and the rest, through the cluster.
+        sending.delete(concertId)
+        queue.unshift(...batch)
+        return void runFork(send(concertId, queue))
+      }
+    }
+
+    /** The order joins its concert's queue; the first to find none starts its sender. */
+    const enqueue = (concertId: string, entry: Waiting) => {
+      const queue = waiting.get(concertId)
+      if (queue !== undefined) return void queue.push(entry)
+      const fresh = [entry]
+      waiting.set(concertId, fresh)
+      if (tracing) runFork(send(concertId, fresh))
+      else pump(concertId, fresh)
+    }
+
+    const submit = (concertId: string, order: Order): Effect.Effect<Granted, NoTicket | PurchasesError> =>
+      Effect.withFiberRuntime((fiber) =>
+        Effect.async<Granted, NoTicket | PurchasesError>((resume) => {
+          const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
+          let gone = false
+          enqueue(concertId, {
+            order,
+            done: (exit) => gone || resume(exit),
+            answered: false,
+            span: Option.isSome(span) && span.value._tag === "Span" ? span.value : undefined
+          })
+          // A buyer who went away is not waited for; the order stands (as a request sent does).
+          return Effect.sync(() => {
+            gone = true
+          })
+        })
+      )
 
     return {
+      /**
+       * `buy` without a fiber, for the API's busiest path: `done` is told the outcome once, from
+       * whichever fiber answers it (with tracing off: the batch has no span to link to).
+       */
+      unsafeBuy: (
+        concertId: string,
+        order: PurchaseOrder,
+        done: Answer<
+          TicketRecord,
+          Exclude<NoTicket, NotEnoughSeats | QuantityOverLimit | AlreadyRegistered | NotInLine> | PurchasesError
+        >
+      ): void => enqueue(concertId, { order, done: done as Answer<Granted, NoTicket | PurchasesError>, answered: false, span: undefined }),
       /** One seat, sold at once. */
       buy: (concertId: string, order: PurchaseOrder) =>
         submit(concertId, order) as Effect.Effect<

@@ -29,6 +29,8 @@ export class KnownConcerts extends Effect.Service<KnownConcerts>()("KnownConcert
         })
     return {
       exists,
+      /** Whether the concert is known here already, without asking the database. */
+      known: (id: ConcertId): boolean => known.has(id),
       /** The concert a client named, or 404 as for any unknown concert. */
       require: (named: Named<ConcertId>): Effect.Effect<ConcertId, ConcertNotFound> =>
         Either.match(named, {

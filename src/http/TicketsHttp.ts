@@ -1,7 +1,8 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Clock, Effect, Either, Layer, Option } from "effect"
+import { Cause, Clock, Context, Effect, Either, Exit, FiberRef, Layer, Option } from "effect"
 import { ConcertSales } from "../actors/ConcertSales.js"
+import type { PurchaseOrder } from "../domain/ConcertEntity.js"
 import { Api } from "../domain/Api.js"
 import {
   ConcertCancelled,
@@ -14,19 +15,19 @@ import {
   UnknownUser
 } from "../domain/Errors.js"
 import { type ConcertId, type Named, sent, TicketId, type UserId } from "../domain/Ids.js"
-import { newId, organiserOf } from "../domain/Organiser.js"
-import { type Ticket, ticketJson, type TicketRecord } from "../domain/Ticket.js"
+import { defaultOrganiser, newId, organiserOf } from "../domain/Organiser.js"
+import { type Ticket, ticketJson } from "../domain/Ticket.js"
 import { PrintsRepo } from "../sql/PrintsRepo.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
 import { TicketsRepo } from "../sql/TicketsRepo.js"
-import { Access } from "./Access.js"
+import { Access, CurrentCaller } from "./Access.js"
 import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
-import { clusterUnavailable } from "./clusterErrors.js"
+import { clusterBusy } from "./clusterErrors.js"
 import { DatabaseHealth } from "./DatabaseHealth.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { jsonArrayResponse } from "./jsonArray.js"
-import { measured } from "./measured.js"
+import { measured, recordAnswer } from "./measured.js"
 import { ListPages } from "./ListPages.js"
 import { findOrNotFound, listFilter } from "./lookup.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
@@ -61,6 +62,40 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     /** A ticket is its buyer's to read and print by its id, whoever organises the concert. */
     const asTicketBuyer = (id: Named<TicketId>) => access.asBuyer(id, () => TicketNotFound.of(sent(id)))
 
+    const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
+
+    const orderOf = (concertId: ConcertId, userId: UserId, now: number, idempotencyKey: string | undefined): PurchaseOrder => ({
+      ticketId: TicketId.make(newId(organiserOf(concertId))),
+      userId,
+      deadline: now + purchaseTimeout,
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey })
+    })
+
+    type Refusal = Parameters<Parameters<typeof sales.unsafeBuy>[2]>[0] extends Exit.Exit<any, infer E> ? E : never
+
+    /** A purchase's refusal as the buyer is answered it, and what it tells `closedSales`. */
+    const answerTo = (concertId: ConcertId, refusal: Refusal, now: number) => {
+      switch (refusal._tag) {
+        case "ConcertNotFound":
+          return UnknownConcert.of(concertId)
+        case "SoldOut":
+          closedSales.note(concertId, "SoldOut", now, refusal.reopensAt)
+          return refusal
+        case "ConcertCancelled":
+          closedSales.note(concertId, "Cancelled", now)
+          return refusal
+        case "JournalUnavailable":
+          return new NotSaved({ message: "the purchase could not be saved; retry" })
+        case "MailboxFull":
+        case "AlreadyProcessingMessage":
+        case "PersistenceError":
+          return clusterBusy[refusal._tag]
+        default:
+          return refusal
+      }
+    }
+
+    /** Any purchase: every check, the caller's organiser, its span. */
     const purchase = (concert: Named<ConcertId>, user: Named<UserId>, idempotencyKey: string | undefined) =>
       Effect.gen(function*() {
         if (Either.isLeft(user) || !users.has(user.right)) return yield* UnknownUser.of(sent(user))
@@ -72,19 +107,8 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
         if (closed !== undefined) return yield* (closed === "SoldOut" ? soldOut : cancelled)
         if (!(yield* knownConcerts.exists(concertId))) return yield* UnknownConcert.of(concertId)
         const now = yield* Clock.currentTimeMillis
-        return yield* sales.buy(concertId, {
-          ticketId: TicketId.make(newId(organiserOf(concertId))),
-          userId: user.right,
-          deadline: now + purchaseTimeout,
-          ...(idempotencyKey === undefined ? {} : { idempotencyKey })
-        }).pipe(
-          Effect.catchTags({
-            ConcertNotFound: () => Effect.fail(UnknownConcert.of(concertId)),
-            SoldOut: (refused) => Effect.zipRight(closedSales.remember(concertId, "SoldOut", refused.reopensAt), Effect.fail(refused)),
-            ConcertCancelled: (refused) => Effect.zipRight(closedSales.remember(concertId, "Cancelled"), Effect.fail(refused)),
-            JournalUnavailable: () => Effect.fail(new NotSaved({ message: "the purchase could not be saved; retry" })),
-            ...clusterUnavailable
-          })
+        return yield* sales.buy(concertId, orderOf(concertId, user.right, now, idempotencyKey)).pipe(
+          Effect.catchAll((refusal) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(answerTo(concertId, refusal, now))))
         )
       }).pipe(
         access.asBuyer(concert, () => UnknownConcert.of(sent(concert))),
@@ -94,6 +118,45 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
           attributes: { concertId: sent(concert), userId: sent(user) }
         })
       )
+
+    /**
+     * A buyer's purchase of a concert known here, on sale as far as this process knows, with
+     * tracing off: the same checks and answers as `purchase`, in two runtime steps instead of
+     * about seventy (the burst's every request comes this way). Anything else takes `purchase`.
+     */
+    const purchaseNow = (
+      concert: Named<ConcertId>,
+      user: Named<UserId>,
+      idempotencyKey: string | undefined,
+      request: Parameters<typeof baseUrl.of>[0]
+    ) =>
+      Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse, Effect.Effect.Error<ReturnType<typeof purchase>>>((fiber) => {
+        const slow = Effect.map(purchase(concert, user, idempotencyKey), (ticket) => ticketResponse(ticket.toTicket(baseUrl.of(request)), 201))
+        if (tracing || Either.isLeft(concert) || Either.isLeft(user) || !users.has(user.right)) return slow
+        const concertId = concert.right
+        // The caller's organiser as `access.asBuyer` has it: the default one's concerts only.
+        if (fiber.getFiberRef(CurrentCaller)._tag === "Organiser" || organiserOf(concertId) !== defaultOrganiser) return slow
+        if (!knownConcerts.known(concertId)) return slow
+        const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+        const now = clock.unsafeCurrentTimeMillis()
+        if (idempotencyKey === undefined && closedSales.at(concertId, now) !== undefined) return slow
+        const started = performance.now()
+        return Effect.async((resume) => {
+          let gone = false
+          sales.unsafeBuy(concertId, orderOf(concertId, user.right, now, idempotencyKey), (exit) => {
+            if (gone) return
+            const answered = Exit.isSuccess(exit)
+              ? Exit.succeed(ticketResponse(exit.value.toTicket(baseUrl.of(request)), 201))
+              : Exit.failCause(Cause.map(exit.cause, (refusal) => answerTo(concertId, refusal, clock.unsafeCurrentTimeMillis())))
+            recordAnswer("purchase", concertId, answered, started)
+            resume(answered)
+          })
+          // A buyer who went away is answered nothing (and not counted); the order stands.
+          return Effect.sync(() => {
+            gone = true
+          })
+        })
+      })
 
     return handlers
       .handle("health", () => health.check)
@@ -105,10 +168,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
           return jsonArrayResponse(pages, (ticket) => ticketJson(ticket, base))
         }).pipe(access.asOwner(urlParams.concert_id, () => ConcertNotFound.of(sent(urlParams.concert_id!)))))
       .handle("purchase", ({ headers, payload, request }) =>
-        Effect.map(
-          purchase(payload.concert_id, payload.user_id, headers["idempotency-key"]),
-          (ticket: TicketRecord) => ticketResponse(ticket.toTicket(baseUrl.of(request)), 201)
-        ))
+        purchaseNow(payload.concert_id, payload.user_id, headers["idempotency-key"], request))
       .handle("get", ({ path, request }) =>
         Effect.map(findTicket(path.id), (ticket) => ticketResponse(ticket.toTicket(baseUrl.of(request)), 200)).pipe(
           asTicketBuyer(path.id)

@@ -69,10 +69,14 @@ layer(TinyMailboxes, { excludeTestServices: true, timeout: "60 seconds" })("Conc
     }))
 })
 
-/** Concert entities as `npm start` runs them, with the idle time given. */
-const withIdle = (maxIdle: string) =>
+/**
+ * Concert entities as `npm start` runs them, with the idle time given. With tracing off (as
+ * without an exporter), batches through a door are sent without a fiber.
+ */
+const withIdle = (maxIdle: string, tracing = true) =>
   Layer.mergeAll(ConcertEntityLive, ConcertSales.Default, ConcertsRepo.Default, LocalConcerts.Default).pipe(
     Layer.provideMerge(ClusterLive),
+    Layer.provide(Layer.setTracerEnabled(tracing)),
     Layer.provideMerge(TestDatabase),
     Layer.provide(Layer.setConfigProvider(
       ConfigProvider.fromMap(new Map([["CONCERT_MAX_IDLE", maxIdle]])).pipe(
@@ -112,7 +116,8 @@ const runningHere = (capacity: number, door: (real: Door) => Door = (real) => re
     return { concert, counted, buy }
   })
 
-layer(withIdle("5 minutes"), { excludeTestServices: true, timeout: "60 seconds" })("ConcertSales in the concert's own process", (it) => {
+for (const tracing of [true, false]) {
+layer(withIdle("5 minutes", tracing), { excludeTestServices: true, timeout: "60 seconds" })(`ConcertSales in the concert's own process, tracing ${tracing ? "on" : "off"}`, (it) => {
   it.effect("once the concert runs here, its orders go through its door, not the cluster", () =>
     Effect.gen(function*() {
       const { buy, concert, counted } = yield* runningHere(100)
@@ -146,6 +151,7 @@ layer(withIdle("5 minutes"), { excludeTestServices: true, timeout: "60 seconds" 
       expect((yield* ticketsOf(concert.id)).length).toBe(6)
     }))
 })
+}
 
 layer(withIdle("10 seconds"), { excludeTestServices: true, timeout: "60 seconds" })("ConcertSales with a short idle time", (it) => {
   it.effect("an idle time no longer than the purchase timeout sends every batch through the cluster", () =>
