@@ -1,9 +1,13 @@
 import { Entity, ShardingConfig } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Either, FastCheck as fc, Layer } from "effect"
+import { Effect, Either, FastCheck as fc, Layer, Ref } from "effect"
 import * as crypto from "node:crypto"
-import { ConcertEntityLive } from "../../src/actors/ConcertEntity.js"
+import { ConcertEntityLayer, ConcertEntityLive } from "../../src/actors/ConcertEntity.js"
+import { HoldTimers } from "../../src/actors/HoldTimers.js"
+import { LocalConcerts } from "../../src/actors/LocalConcerts.js"
+import { Ownership } from "../../src/actors/Ownership.js"
+import { ConcertJournal } from "../../src/sql/ConcertJournal.js"
 import { ConcertSales } from "../../src/actors/ConcertSales.js"
 import { ConcertEntity, JournalUnavailable } from "../../src/domain/ConcertEntity.js"
 import { SoldOut } from "../../src/domain/Errors.js"
@@ -190,5 +194,36 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
       expect(tickets._tag).toBe("None")
       const sold = yield* Effect.flatMap(TicketsRepo, (repo) => repo.findById(keyed.ticketId))
       expect(sold._tag).toBe("Some")
+    }))
+
+  it.scoped("a journal write that outlasts the buyers' deadline is cut off there: 503 for each, the write cancelled", () =>
+    Effect.gen(function*() {
+      const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
+        repo.create({ name: "Stalled", venue: "Hall", date: "2027-03-04", capacity: 5, status: "ACTIVE" }))
+      // The real journal, except that appending hangs until it is interrupted (a stalled database).
+      const cancelled = yield* Ref.make(0)
+      const Stalled = Layer.effect(
+        ConcertJournal,
+        Effect.map(ConcertJournal, (journal) =>
+          new ConcertJournal({
+            ...journal,
+            append: () => Effect.onInterrupt(Effect.never, () => Ref.update(cancelled, (n) => n + 1))
+          }))
+      ).pipe(Layer.provide(ConcertJournal.Default))
+      const entities = ConcertEntityLayer.pipe(
+        Layer.provide([Stalled, HoldTimers.Default, Ownership.Default, LocalConcerts.Default])
+      )
+      const makeClient = yield* Entity.makeTestClient(ConcertEntity, entities)
+      const entity = yield* makeClient(concert.id)
+
+      const started = Date.now()
+      const outcomes = yield* entity.Purchases({
+        orders: [order({ deadline: started + 400 }), order({ deadline: started + 5_000 }), order()]
+      })
+      const took = Date.now() - started
+      expect(outcomes).toEqual(Array(3).fill(new JournalUnavailable({ reason: "the purchase could not be saved in time" })))
+      expect(took).toBeGreaterThanOrEqual(350)
+      expect(took).toBeLessThan(4_000)
+      expect(yield* Ref.get(cancelled)).toBe(1)
     }))
 })
