@@ -5,7 +5,7 @@
  * reads. The service's spans are made with `withSpan` from here, which is `Effect.withSpan`
  * when tracing is on and nothing at all when it is off.
  */
-import { Effect, FiberRef, Option, Tracer } from "effect"
+import { Context, Effect, type Fiber, FiberRef, Option, Tracer } from "effect"
 
 export const withSpan = (name: string, options?: Tracer.SpanOptions) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
@@ -21,3 +21,9 @@ export const currentSpan: Effect.Effect<Option.Option<Tracer.Span>> = Effect.map
   Effect.serviceOption(Tracer.ParentSpan),
   Option.filter((span): span is Tracer.Span => span._tag === "Span")
 )
+
+/** `currentSpan` of a fiber, read from its context directly (in `Effect.withFiberRuntime`). */
+export const spanOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Tracer.Span | undefined => {
+  const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
+  return Option.isSome(span) && span.value._tag === "Span" ? span.value : undefined
+}

@@ -3,15 +3,17 @@
  * causes can link to it (and through it to the buyers' requests). Only the span's identity is
  * kept, never the span with what it references.
  */
-import { Effect, Option, Tracer } from "effect"
-import { currentSpan } from "../Spans.js"
+import { Effect, Tracer } from "effect"
+import { spanOf } from "../Spans.js"
 
 const latest = new Map<string, Tracer.ExternalSpan>()
 
 /** The current span is the one that journaled a change of `concertId`'s seats. */
-export const rememberChange = (concertId: string) =>
-  Effect.map(currentSpan, (span) => {
-    if (Option.isSome(span)) latest.set(concertId, identity(span.value))
+export const rememberChange = (concertId: string): Effect.Effect<void> =>
+  Effect.withFiberRuntime((fiber) => {
+    const span = spanOf(fiber)
+    if (span !== undefined) latest.set(concertId, identity(span))
+    return Effect.void
   })
 
 /** The span of the latest change of `concertId`'s seats made here, if it was traced. */

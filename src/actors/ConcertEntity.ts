@@ -762,6 +762,8 @@ const make = Effect.gen(function*() {
         for (const orders of [...taken]) answerLocal(orders, lost)
       })
       yield* Effect.fork(Effect.forever(Effect.flatMap(mailbox.takeAll, ([messages]) => inbox.offerAll(messages))))
+      // `forever` yields after each round: the buyers just answered run first, and the orders
+      // they bring meanwhile make the next batch (without it, purchases measured 0.90-0.96x).
       const loop = inbox.takeAll.pipe(
         Effect.flatMap(([messages]) => {
           Metrics.publishMailbox(concertId, messages.length)

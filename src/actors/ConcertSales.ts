@@ -5,7 +5,7 @@
  * Under a burst that is what keeps the cluster's per-message cost (envelope, mailbox, reply,
  * fibers) off the per-buyer path; the entity then journals all of a batch in one statement.
  */
-import { Cause, Clock, Config, Context, Duration, Effect, Exit, FiberId, FiberRef, FiberSet, Option, Schedule, Tracer } from "effect"
+import { Cause, Clock, Config, Duration, Effect, Exit, FiberId, FiberRef, FiberSet, Option, Schedule, type Tracer } from "effect"
 import {
   ConcertEntity,
   type HoldOrder,
@@ -31,7 +31,7 @@ import { TicketRecord } from "../domain/Ticket.js"
 import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
 import { LocalConcerts } from "./LocalConcerts.js"
 import { Ownership } from "./Ownership.js"
-import { currentSpan, withSpan } from "../Spans.js"
+import { currentSpan, spanOf, withSpan } from "../Spans.js"
 
 type Client = Effect.Effect.Success<typeof ConcertEntity.client>
 type PurchasesError = Effect.Effect.Error<ReturnType<ReturnType<Client>["Purchases"]>>
@@ -297,13 +297,12 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
     const submit = (concertId: string, order: Order): Effect.Effect<Granted, NoTicket | PurchasesError> =>
       Effect.withFiberRuntime((fiber) =>
         Effect.async<Granted, NoTicket | PurchasesError>((resume) => {
-          const span = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
           let gone = false
           enqueue(concertId, {
             order,
             done: (exit) => gone || resume(exit),
             answered: false,
-            span: Option.isSome(span) && span.value._tag === "Span" ? span.value : undefined
+            span: spanOf(fiber)
           })
           // A buyer who went away is not waited for; the order stands (as a request sent does).
           return Effect.sync(() => {

@@ -1,7 +1,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqlSchema from "@effect/sql/SqlSchema"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Data, Deferred, Effect, Exit, Fiber, FiberId, FiberRef, Option, Schema, type Tracer } from "effect"
+import { Data, Deferred, Effect, Exit, Fiber, FiberId, Option, Schema, type Tracer } from "effect"
 import type { Ledger } from "../domain/Ledger.js"
 import { CurrentOrganiser } from "../domain/Organiser.js"
 import * as Metrics from "../Metrics.js"
@@ -14,7 +14,7 @@ import { RegistrationId, RegistrationRecord, RegistrationStatus } from "../domai
 import { SaleMode } from "../domain/Sale.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { ticketColumns } from "./TicketsRepo.js"
-import { currentSpan, withSpan } from "../Spans.js"
+import { spanOf, withSpan } from "../Spans.js"
 
 /**
  * Why a journal write failed: `Conflict` when a constraint refused it (a ticket id or key
@@ -344,14 +344,16 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
     }
 
     const append = (ledger: Ledger, rows: ReadonlyArray<JournalRow>, holds: ReadonlyArray<HoldRow>) =>
-      Effect.flatMap(Effect.all([FiberRef.get(CurrentOrganiser), currentSpan]), ([organiser, span]) =>
-        Effect.uninterruptibleMask((restore) => {
+      Effect.withFiberRuntime<void, JournalError>((fiber) => {
+        const organiser = fiber.getFiberRef(CurrentOrganiser)
+        const span = spanOf(fiber)
+        return Effect.uninterruptibleMask((restore) => {
           const writer = writers.get(organiser) ?? newWriter(organiser)
           const part: Append = {
             ledger,
             rows,
             holds,
-            span: Option.getOrUndefined(span),
+            span,
             done: Deferred.unsafeMake(FiberId.none),
             cancelled: false
           }
@@ -377,7 +379,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
             )
           )
         })
-      )
+      })
 
     /** HELD → AWAITING_PAYMENT with an invoice number (lowest recycled, else the next new one). */
     const checkout = (reservationId: string, expiresAt: number) =>
