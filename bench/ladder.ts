@@ -15,7 +15,7 @@ import * as path from "node:path"
 import pg from "pg"
 import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
 import { serviceEnv, serviceNodeArgs } from "../src/Settings.js"
-import { fmt, git, option, root, worktree } from "./shared.js"
+import { bundled, fmt, git, option, root, worktree } from "./shared.js"
 
 const concerts = Array.from({ length: 20 }, (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`)
 
@@ -103,9 +103,9 @@ export const ladder = async (args: ReadonlyArray<string>) => {
     const rungs: Array<Rung> = []
     const start = async (name: string, file: string, env: Record<string, string>, cwd = root, nodeArgs: Array<string> = []) => {
       const port = await freePort()
-      // JavaScript (the compiled service) runs as is; TypeScript through tsx.
-      const entry = file.endsWith(".js") ? [file] : ["--import", "tsx", file]
-      const child = spawn(process.execPath, [...nodeArgs, ...serviceNodeArgs, ...entry], {
+      // JavaScript (the compiled service) runs as is; the bench's servers bundled the same way.
+      const entry = file.endsWith(".js") ? file : await bundled(file)
+      const child = spawn(process.execPath, [...nodeArgs, ...serviceNodeArgs, entry], {
         cwd,
         env: { ...serviceEnv, ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
         stdio: ["ignore", "inherit", "inherit"]

@@ -36,16 +36,19 @@ import { draw } from "./draw.js"
 import { reservations } from "./reservations.js"
 import { scale } from "./scale.js"
 import { serviceEnv, serviceNodeArgs } from "../src/Settings.js"
-import { buy, createConcert, databaseWork, fmt, load, option, printAll, request, root, startTarget } from "./shared.js"
+import { bundled, buy, createConcert, databaseWork, fmt, load, option, printAll, request, root, startTarget } from "./shared.js"
 
 const args = process.argv.slice(2)
 // Every option takes a value: the scenario is the first argument that is neither.
 const scenario = args.find((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--")) ?? "purchases"
 const rounds = Number(option(args, "rounds") ?? 1) || 1
 
-/** Every server runs with the service's Node settings (`npm start`), so ratios compare code. */
-const child = (script: string, env: Record<string, string>): ChildProcess =>
-  spawn(process.execPath, [...serviceNodeArgs, "--import", "tsx", script], {
+/**
+ * Every server runs with the service's Node settings (`npm start`) and bundled as it is, so
+ * ratios compare code.
+ */
+const child = async (script: string, env: Record<string, string>): Promise<ChildProcess> =>
+  spawn(process.execPath, [...serviceNodeArgs, await bundled(script)], {
     cwd: root,
     env: { ...serviceEnv, ...process.env, LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "inherit"]
@@ -77,13 +80,13 @@ const main = async () => {
     if (db === undefined) throw new Error(`the ${scenario} benchmark reads the database: set DATABASE_URL with --url`)
     const servicePort = target.port
     const rawPort = await freePort()
-    const raw = child("bench/rawServer.ts", { PORT: String(rawPort) })
+    const raw = await child("bench/rawServer.ts", { PORT: String(rawPort) })
     cleanup.push(async () => void raw.kill("SIGTERM"))
     await waitHealthy(rawPort, "/")
     const ceilings = { app: await freePort(), api: await freePort() }
     if (scenario === "purchases") {
       for (const [mode, port] of Object.entries(ceilings)) {
-        const server = child("bench/ceilingServer.ts", { PORT: String(port), CEILING: mode })
+        const server = await child("bench/ceilingServer.ts", { PORT: String(port), CEILING: mode })
         cleanup.push(async () => void server.kill("SIGTERM"))
         await waitHealthy(port, "/")
       }
@@ -101,7 +104,7 @@ const main = async () => {
 
     const baselines = { skiplocked: await freePort(), counter: await freePort() }
     for (const [mode, port] of Object.entries(baselines)) {
-      const server = child("bench/baselineServer.ts", { DATABASE_URL: databaseUrl, PORT: String(port), BASELINE: mode })
+      const server = await child("bench/baselineServer.ts", { DATABASE_URL: databaseUrl, PORT: String(port), BASELINE: mode })
       cleanup.push(async () => void server.kill("SIGTERM"))
       await waitHealthy(port, "/")
     }

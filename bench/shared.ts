@@ -12,6 +12,19 @@ export const root = path.resolve(import.meta.dirname, "..")
 export const git = (...args: Array<string>) => execFileSync("git", args, { cwd: root, encoding: "utf8" }).trim()
 
 /**
+ * A bench server (`bench/ceilingServer.ts`, ...) bundled as the service is (`bundle.mjs`), so
+ * that servers measured beside the service run code built the same way; returns the bundle's
+ * path. It goes under `node_modules/.cache`, where the packages it leaves out are found.
+ */
+export const bundled = async (script: string): Promise<string> => {
+  const { bundleOptions } = await import(path.join(root, "bundle.mjs"))
+  const esbuild = await import("esbuild")
+  const outfile = path.join(root, "node_modules", ".cache", "ticketoverflow-bench", script.replace(/\.ts$/, ".js"))
+  await esbuild.build({ ...bundleOptions, entryPoints: [path.join(root, script)], outfile })
+  return outfile
+}
+
+/**
  * Commit `commit` checked out in a temporary directory others can enter (the embedded database
  * runs as another user), sharing this checkout's `node_modules` when the lockfiles agree.
  */
