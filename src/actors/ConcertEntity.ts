@@ -109,6 +109,7 @@ const make = Effect.gen(function*() {
   const address = yield* Entity.CurrentAddress
   const concertId = ConcertId.make(address.entityId)
   const locals = yield* LocalConcerts
+  const clock = yield* Effect.clock
 
   return (mailbox: Mailbox.ReadonlyMailbox<Envelope.Request<Rpcs>>, replier: Entity.Replier<Rpcs>) => {
     const state = new ConcertState(concertId, journal)
@@ -280,7 +281,7 @@ const make = Effect.gen(function*() {
      * the draw run if its time has come, and seats that are free while people wait offered to
      * them. Whatever is decided next sees that state, whether or not a wake-up came yet.
      */
-    const current: Effect.Effect<Option.Option<Loaded>, JournalError> = Effect.gen(function*() {
+    const caughtUp: Effect.Effect<Option.Option<Loaded>, JournalError> = Effect.gen(function*() {
       const loaded = yield* state.current
       if (Option.isNone(loaded)) return loaded
       const now = yield* Clock.currentTimeMillis
@@ -307,6 +308,15 @@ const make = Effect.gen(function*() {
       else yield* offerToLine(settled, now)
       yield* rewake
       return yield* state.current
+    })
+    /** What `caughtUp` gives, at once when nothing has lapsed and no draw is due (every batch but a few). */
+    const current: Effect.Effect<Option.Option<Loaded>, JournalError> = Effect.suspend(() => {
+      const held = state.snapshot()
+      if (held === undefined) return caughtUp
+      const now = clock.unsafeCurrentTimeMillis()
+      if (drawDue(held.ledger.sale, now)) return caughtUp
+      for (const r of held.live.values()) if (r.expiresAt !== null && r.expiresAt <= now) return caughtUp
+      return state.current
     })
 
     /** Plans every order against the ledger, journals the winners in one statement, then answers. */
@@ -346,7 +356,7 @@ const make = Effect.gen(function*() {
           if (isRegistration(order)) registerOrders.push(order)
           else seatOrders.push(order)
         }
-        const now = yield* Clock.currentTimeMillis
+        const now = clock.unsafeCurrentTimeMillis()
         const plan = SeatLedger.plan(ledger, seatOrders as Array<SeatLedger.Request>, existing, now, byDraw(ledger))
         const seatOutcomes = outcomesOf(concertId, seatOrders, plan, now, state.earliestExpiry())
         Metrics.batchOrders.unsafeUpdate(orders.length, [])
@@ -444,7 +454,8 @@ const make = Effect.gen(function*() {
      * connection): the buyers are answered 503 and the ledger is reloaded before the next batch.
      */
     const decideInTime = (orders: ReadonlyArray<Order>) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      Effect.suspend(() => {
+        const now = clock.unsafeCurrentTimeMillis()
         const live: Array<Order> = []
         let earliest = Infinity
         for (const order of orders) {
@@ -501,21 +512,34 @@ const make = Effect.gen(function*() {
       const [parent, ...others] = senders
       const answer = (request: PurchasesItem, exit: Exit.Exit<ReadonlyArray<PurchaseOutcome>, ConcertNotFound>) =>
         request._tag === "LocalOrders" ? Effect.sync(() => answerLocal(request, exit)) : replier.complete(request, exit)
-      const reply = (decided: Either.Either<ReadonlyArray<PurchaseOutcome>, ConcertNotFound>) =>
+      /** Each request's share of the outcomes, or the failure for all. */
+      const exits = (
+        decided: Either.Either<ReadonlyArray<PurchaseOutcome>, ConcertNotFound>
+      ): ReadonlyArray<Exit.Exit<ReadonlyArray<PurchaseOutcome>, ConcertNotFound>> =>
         Either.match(decided, {
-          onLeft: (error) => Effect.forEach(requests, (request) => answer(request, Exit.fail(error)), { discard: true }),
+          onLeft: (error) => requests.map(() => Exit.fail(error)),
           onRight: (outcomes) => {
             let offset = 0
-            return Effect.forEach(requests, (request) => {
+            return requests.map((request) => {
               const count = ordersOf(request).length
               offset += count
-              return answer(request, Exit.succeed(outcomes.slice(offset - count, offset)))
-            }, { discard: true })
+              return Exit.succeed(outcomes.slice(offset - count, offset))
+            })
           }
-        }).pipe(withSpan("ConcertEntity.reply", { captureStackTrace: false, attributes: { messages: requests.length } }))
+        })
+      // Orders from this process are answered in one step; the cluster's requests through it.
+      const local = requests.every((request) => request._tag === "LocalOrders")
+      const reply = (decided: Either.Either<ReadonlyArray<PurchaseOutcome>, ConcertNotFound>) =>
+        (local
+          ? Effect.sync(() => exits(decided).forEach((exit, i) => answerLocal(requests[i] as LocalOrders, exit)))
+          : Effect.forEach(exits(decided), (exit, i) => answer(requests[i]!, exit), { discard: true })).pipe(
+            withSpan("ConcertEntity.reply", { captureStackTrace: false, attributes: { messages: requests.length } })
+          )
       return decideInTime(orders).pipe(
-        Effect.either,
-        Effect.flatMap(reply),
+        Effect.matchEffect({
+          onFailure: (error) => reply(Either.left(error)),
+          onSuccess: (outcomes) => reply(Either.right(outcomes))
+        }),
         withSpan("ConcertEntity.purchases", {
           captureStackTrace: false,
           attributes: { concertId, messages: requests.length, batch: orders.length },
