@@ -14,7 +14,7 @@
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import * as Entity from "@effect/cluster/Entity"
-import { Clock, Config, Effect, Exit, Layer } from "effect"
+import { Clock, Config, Context, Effect, Exit, Layer } from "effect"
 import * as crypto from "node:crypto"
 import { ClusterLive } from "../src/actors/Cluster.js"
 import { ConcertEntityLayer } from "../src/actors/ConcertEntity.js"
@@ -24,7 +24,7 @@ import { RoutedSqlLive } from "../src/sql/Organisers.js"
 import { Ownership } from "../src/actors/Ownership.js"
 import { ConcertEntity, type Order } from "../src/domain/ConcertEntity.js"
 import { LocalConcerts } from "../src/actors/LocalConcerts.js"
-import { ConcertId, TicketId } from "../src/domain/Ids.js"
+import { ConcertId, TicketId, type UserId } from "../src/domain/Ids.js"
 import { PurchaseTicket, Ticket, TicketRecord } from "../src/domain/Ticket.js"
 import { ClosedSales } from "../src/http/ClosedSales.js"
 import { KnownConcerts } from "../src/http/KnownConcerts.js"
@@ -51,21 +51,23 @@ const handlers = (step: Step) =>
       const closedSales = yield* ClosedSales
       const knownConcerts = yield* KnownConcerts
       const sales = yield* ConcertSales
+      // As the service's handler does it (TicketsHttp's `purchaseNow`): checks in plain code, then
+      // one wait for the order's batch.
+      const bought = (concertId: ConcertId, userId: UserId, now: number) =>
+        step === "lookups"
+          ? Effect.succeed(new TicketRecord({ id: TicketId.make(crypto.randomUUID()), concertId, userId, seat: 1, printStatus: "NOT_PRINTED" }).toTicket(base))
+          : Effect.async<Ticket>((resume) =>
+            sales.unsafeBuy(concertId, { ticketId: TicketId.make(crypto.randomUUID()), userId, deadline: now + 10_000 }, (exit) =>
+              resume(Exit.isSuccess(exit) ? Exit.succeed(exit.value.toTicket(base)) : Exit.die(exit.cause))))
       return handlers.handle("purchase", ({ payload }) =>
-        Effect.gen(function*() {
+        Effect.withFiberRuntime<Ticket>((fiber) => {
           const { concert_id: concert, user_id: user } = payload
-          if (concert._tag === "Left" || user._tag === "Left" || !users.has(user.right)) return yield* Effect.die("unknown")
+          if (concert._tag === "Left" || user._tag === "Left" || !users.has(user.right)) return Effect.die("unknown")
           const concertId = concert.right
-          if ((yield* closedSales.get(concertId)) !== undefined) return yield* Effect.die("closed")
-          if (!(yield* knownConcerts.exists(concertId))) return yield* Effect.die("unknown concert")
-          if (step === "lookups") {
-            return new TicketRecord({ id: TicketId.make(crypto.randomUUID()), concertId, userId: user.right, seat: 1, printStatus: "NOT_PRINTED" }).toTicket(base)
-          }
-          const now = yield* Clock.currentTimeMillis
-          const ticket = yield* sales.buy(concertId, { ticketId: TicketId.make(crypto.randomUUID()), userId: user.right, deadline: now + 10_000 }).pipe(
-            Effect.orDieWith((error) => error)
-          )
-          return ticket.toTicket(base)
+          const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+          if (closedSales.at(concertId, now) !== undefined) return Effect.die("closed")
+          if (knownConcerts.known(concertId)) return bought(concertId, user.right, now)
+          return Effect.flatMap(knownConcerts.exists(concertId), (found) => found ? bought(concertId, user.right, now) : Effect.die("unknown concert"))
         }))
     })
   )
