@@ -60,11 +60,20 @@ interface Waiting {
   readonly span: Tracer.AnySpan | undefined
 }
 
-/** The first answer an order gets is its buyer's: a later one (after a 503 for lateness) is dropped. */
+/**
+ * The first answer an order gets is its buyer's: a later one (after a 503 for lateness) is
+ * dropped. A buyer's callback runs inside whoever answers (the entity's reply, a sender): one
+ * that throws must not keep the rest of the batch, or the concert's next batch, from theirs
+ * (the API's own callback catches what it throws and answers 500).
+ */
 const answer = (w: Waiting, exit: Exit.Exit<Granted, NoTicket | PurchasesError>) => {
   if (w.answered) return
   w.answered = true
-  w.done(exit)
+  try {
+    w.done(exit)
+  } catch {
+    // The callback's failure is its own: see above.
+  }
 }
 
 /** The batch's span: a trace of its own, linked to each request it carries. */
@@ -98,19 +107,28 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
     const viaClusterEvery = Math.min((Duration.toMillis(maxIdle) - purchaseTimeout) / 2, 60_000)
     /** When each concert last had a batch sent through the cluster. */
     const viaCluster = new Map<string, number>()
-    /** The buyers waiting per concert; a concert is here while its sender fiber runs. */
+    /** The buyers waiting per concert; a concert is here while a sender (`pump` or `send`) serves it. */
     const waiting = new Map<string, Array<Waiting>>()
     /** The batch each concert has in flight now. */
     const sending = new Map<string, ReadonlyArray<Waiting>>()
-    // Runs after the senders are interrupted: nobody is left waiting at shutdown.
+    /** Set at shutdown: nothing more is sent, and whoever comes is answered at once. */
+    let closed = false
+    // Runs after the sender fibers are interrupted: nobody is left waiting at shutdown, and a
+    // batch answered after it (through a door) sends nothing more.
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
+        closed = true
         for (const queue of [...waiting.values(), ...sending.values()]) {
           for (const w of queue) answer(w, Exit.interrupt(FiberId.none))
         }
+        for (const queue of waiting.values()) queue.length = 0
         waiting.clear()
       })
     )
+    /** The concert's queue is served no more: unless a newer queue has taken its place. */
+    const done = (concertId: string, queue: Array<Waiting>) => {
+      if (waiting.get(concertId) === queue) waiting.delete(concertId)
+    }
     const runFork = yield* FiberSet.makeRuntime<never>()
 
     // The entity answers every order by its deadline; this covers a message that never reached
@@ -223,27 +241,27 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           let batch = lostBatch?.batch ?? queue.splice(0, maxBatch)
           let attempt = 1
           if (lostBatch !== undefined) {
+            // In `sending` while it waits to go again: the sweeper and the shutdown see it.
+            sending.set(concertId, batch)
             yield* backOff(concertId, batch, lostBatch.attempt)
             attempt = lostBatch.attempt + 1
             lostBatch = undefined
           }
-          if (batch.length === 0) {
-            waiting.delete(concertId)
-            return
-          }
+          if (batch.length === 0) return done(concertId, queue)
           for (;; attempt++) {
             const now = yield* Clock.currentTimeMillis
             batch = expire(batch, now)
             if (batch.length === 0) break
             sending.set(concertId, batch)
             const exit = yield* Effect.exit(deliver(concertId, batch, now).pipe(batchSpan(concertId, batch, attempt)))
-            sending.delete(concertId)
             if (!resend(batch, exit)) {
+              sending.delete(concertId)
               settle(batch, exit)
               break
             }
             yield* backOff(concertId, batch, attempt)
           }
+          sending.delete(concertId)
         }
       })
 
@@ -255,14 +273,17 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
      */
     const pump = (concertId: string, queue: Array<Waiting>): void => {
       for (;;) {
+        if (closed) {
+          for (const w of queue.splice(0)) answer(w, Exit.interrupt(FiberId.none))
+          return done(concertId, queue)
+        }
         const now = clock.unsafeCurrentTimeMillis()
         const door = doorOf(concertId, now)
         if (door === undefined) return void runFork(send(concertId, queue))
         const batch = expire(queue.splice(0, maxBatch), now)
         if (batch.length === 0) {
           if (queue.length > 0) continue
-          waiting.delete(concertId)
-          return
+          return done(concertId, queue)
         }
         sending.set(concertId, batch)
         const handed = door({
@@ -271,7 +292,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           span: undefined,
           done: (exit) => {
             sending.delete(concertId)
-            if (resend(batch, exit)) return void runFork(send(concertId, queue, { batch, attempt: 1 }))
+            if (resend(batch, exit) && !closed) return void runFork(send(concertId, queue, { batch, attempt: 1 }))
             settle(batch, exit)
             pump(concertId, queue)
           }
@@ -286,6 +307,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
 
     /** The order joins its concert's queue; the first to find none starts its sender. */
     const enqueue = (concertId: string, entry: Waiting) => {
+      if (closed) return answer(entry, Exit.interrupt(FiberId.none))
       const queue = waiting.get(concertId)
       if (queue !== undefined) return void queue.push(entry)
       const fresh = [entry]

@@ -147,11 +147,20 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
           let gone = false
           sales.unsafeBuy(concertId, orderOf(concertId, user.right, now, idempotencyKey), (exit) => {
             if (gone) return
-            const answered = Exit.isSuccess(exit)
-              ? Exit.succeed(ticketResponse(exit.value, baseUrl.of(request), 201))
-              : Exit.failCause(Cause.map(exit.cause, (refusal) => answerTo(concertId, refusal, clock.unsafeCurrentTimeMillis())))
-            recordAnswer("purchase", concertId, answered, started)
-            resume(answered)
+            // Run inside the entity's reply: whatever goes wrong here is this buyer's 500 alone.
+            let answered: Exit.Exit<HttpServerResponse.HttpServerResponse, ReturnType<typeof answerTo>>
+            try {
+              answered = Exit.isSuccess(exit)
+                ? Exit.succeed(ticketResponse(exit.value, baseUrl.of(request), 201))
+                : Exit.failCause(Cause.map(exit.cause, (refusal) => answerTo(concertId, refusal, clock.unsafeCurrentTimeMillis())))
+            } catch (defect) {
+              answered = Exit.die(defect)
+            }
+            try {
+              recordAnswer("purchase", concertId, answered, started)
+            } finally {
+              resume(answered)
+            }
           })
           // A buyer who went away is answered nothing (and not counted); the order stands.
           return Effect.sync(() => {

@@ -1,12 +1,14 @@
 import { expect, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { ConfigProvider, Effect, Either, Exit, FiberId, Layer } from "effect"
+import { ConfigProvider, Context, Effect, Either, Exit, Fiber, FiberId, Layer, Scope } from "effect"
 import * as crypto from "node:crypto"
 import { ClusterLive } from "../../src/actors/Cluster.js"
 import { ConcertEntityLive } from "../../src/actors/ConcertEntity.js"
 import { ConcertSales } from "../../src/actors/ConcertSales.js"
-import { type Door, LocalConcerts } from "../../src/actors/LocalConcerts.js"
+import { type Door, LocalConcerts, type LocalOrders } from "../../src/actors/LocalConcerts.js"
+import { Ownership } from "../../src/actors/Ownership.js"
 import { ConcertEntity, type PurchaseOrder } from "../../src/domain/ConcertEntity.js"
+import { SoldOut } from "../../src/domain/Errors.js"
 import { TicketId, UserId } from "../../src/domain/Ids.js"
 import { ConcertsRepo } from "../../src/sql/ConcertsRepo.js"
 import { TestDatabase } from "../fixtures/Database.js"
@@ -160,5 +162,46 @@ layer(withIdle("10 seconds"), { excludeTestServices: true, timeout: "60 seconds"
       expect(yield* buy(Array.from({ length: 20 }, order))).toHaveLength(20)
       expect(counted.orders).toBe(0)
       expect((yield* ticketsOf(concert.id)).length).toBe(21)
+    }))
+})
+
+layer(withIdle("5 minutes", false), { excludeTestServices: true, timeout: "60 seconds" })("ConcertSales at shutdown", (it) => {
+  it.effect("every buyer is answered, and a batch answered after it sends nothing more", () =>
+    Effect.gen(function*() {
+      const { concert } = yield* runningHere(10)
+      const locals = yield* LocalConcerts
+      // A ConcertSales of its own, closed below, sharing this process's entities and doors.
+      const scope = yield* Scope.make()
+      const sales = yield* Layer.buildWithScope(
+        ConcertSales.DefaultWithoutDependencies.pipe(
+          Layer.provide(Ownership.Default),
+          Layer.provide(Layer.setTracerEnabled(false))
+        ),
+        scope
+      ).pipe(Effect.map(Context.get(ConcertSales)))
+      yield* sales.buy(concert.id, order()) // through the cluster first, then through the door
+      const real = locals.door(concert.id)!
+      // The door takes the next batch and holds it unanswered.
+      const handed: Array<LocalOrders> = []
+      locals.open(concert.id, (orders) => {
+        handed.push(orders)
+        return handed.length === 1 ? true : real(orders)
+      })
+      const first = yield* Effect.fork(sales.buy(concert.id, order()))
+      while (handed.length === 0) yield* Effect.sleep("10 millis")
+      const second = yield* Effect.fork(sales.buy(concert.id, order()))
+      yield* Effect.sleep("50 millis")
+      expect(handed).toHaveLength(1)
+
+      yield* Scope.close(scope, Exit.void)
+      expect(Exit.isInterrupted(yield* Fiber.await(first))).toBe(true)
+      expect(Exit.isInterrupted(yield* Fiber.await(second))).toBe(true)
+      // The held batch is answered after the shutdown: the buyer behind it is not sent.
+      handed[0]!.done(Exit.succeed([SoldOut.of()]))
+      yield* Effect.sleep("50 millis")
+      expect(handed).toHaveLength(1)
+      // And whoever comes now is answered at once.
+      expect(Exit.isInterrupted(yield* Effect.exit(sales.buy(concert.id, order())))).toBe(true)
+      expect(handed).toHaveLength(1)
     }))
 })
