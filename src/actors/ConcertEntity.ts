@@ -68,17 +68,19 @@ type PurchasesItem = PurchasesRequest | LocalOrders
  * `Effect.timeoutOption` with one fiber instead of two: `self` runs in a child fiber, which a
  * timer interrupts at the deadline (and is waited for); `None` when it was cut off there. Every
  * batch pays for it: a second fiber to sleep, and the race between the two, were a third of a
- * batch's runtime steps.
+ * batch's runtime steps. The timer is Node's, not the Effect clock's (a `TestClock` does not
+ * move it); a deadline beyond its longest delay (24.8 days) sets none.
  */
 const within = (millis: number) =>
 <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<Option.Option<A>, E, R> =>
   Effect.flatMap(Effect.fork(self), (fiber) =>
     Effect.async<Option.Option<A>, E>((resume) => {
       let cutOff = false
-      const timer = setTimeout(() => {
+      const timer = millis > 2 ** 31 - 1 ? undefined : setTimeout(() => {
         cutOff = true
         fiber.unsafeInterruptAsFork(FiberId.none)
-      }, Math.min(millis, 2 ** 31 - 1)) // setTimeout's longest delay (24.8 days)
+      }, millis)
+      timer?.unref()
       fiber.addObserver((exit) => {
         clearTimeout(timer)
         resume(cutOff && Exit.isInterrupted(exit) ? Exit.succeed(Option.none()) : Exit.map(exit, Option.some))
