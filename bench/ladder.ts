@@ -103,9 +103,10 @@ export const ladder = async (args: ReadonlyArray<string>) => {
     const rungs: Array<Rung> = []
     const start = async (name: string, file: string, env: Record<string, string>, cwd = root, nodeArgs: Array<string> = []) => {
       const port = await freePort()
-      // JavaScript (the compiled service) runs as is; the bench's servers bundled the same way.
-      const entry = file.endsWith(".js") ? file : await bundled(file)
-      const child = spawn(process.execPath, [...nodeArgs, ...serviceNodeArgs, entry], {
+      // JavaScript (the compiled service) runs as is; the bench's servers are bundled the same
+      // way; the sources of a commit from before the build run through tsx, as its `npm start` did.
+      const entry = file.endsWith(".js") ? [file] : file.startsWith("bench/") ? [await bundled(file)] : ["--import", "tsx", file]
+      const child = spawn(process.execPath, [...nodeArgs, ...serviceNodeArgs, ...entry], {
         cwd,
         env: { ...serviceEnv, ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
         stdio: ["ignore", "inherit", "inherit"]
