@@ -130,6 +130,13 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       if (waiting.get(concertId) === queue) waiting.delete(concertId)
     }
     const runFork = yield* FiberSet.makeRuntime<never>()
+    // Finalizers run last added first: the flag is set before the sender fibers' set closes (a
+    // batch handed to `send` while it closes would never run) and before the one that answers.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+      })
+    )
 
     // The entity answers every order by its deadline; this covers a message that never reached
     // it (held by the cluster while it has no shard locks). One look every quarter second for
@@ -291,8 +298,9 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           orders: batch.map((w) => w.order),
           span: undefined,
           done: (exit) => {
-            sending.delete(concertId)
+            // Handed on in flight (`send` keeps it there): seen by the sweeper and the shutdown.
             if (resend(batch, exit) && !closed) return void runFork(send(concertId, queue, { batch, attempt: 1 }))
+            sending.delete(concertId)
             settle(batch, exit)
             pump(concertId, queue)
           }
