@@ -57,7 +57,9 @@ const wrk = (port: number, script: string, seconds: number, connections: number)
 const startProcess = async (url: string, mode: "runner" | "client") => {
   const port = await freePort()
   const runnerPort = await freePort()
-  const child = spawn(process.execPath, [...serviceNodeArgs, "--import", "tsx", "src/main.ts"], {
+  // SCALE_PROFILE_DIR: each process writes a V8 CPU profile there when it stops.
+  const profile = process.env.SCALE_PROFILE_DIR === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", process.env.SCALE_PROFILE_DIR]
+  const child = spawn(process.execPath, [...profile, ...serviceNodeArgs, "--import", "tsx", "src/main.ts"], {
     cwd: root,
     env: {
       ...serviceEnv,
