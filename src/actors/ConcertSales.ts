@@ -48,6 +48,9 @@ const notInTime = new JournalUnavailable({ reason: "the purchase could not be sa
 /** A message that failed without an answer from the entity: its orders may or may not be written. */
 const lost = (cause: Cause.Cause<unknown>) => Option.isNone(Cause.failureOption(cause))
 
+/** Why a purchase of one seat got no ticket. */
+export type BuyRefusal = Exclude<NoTicket, NotEnoughSeats | QuantityOverLimit | AlreadyRegistered | NotInLine> | PurchasesError
+
 /** What an order's buyer is told: its grant, or why it got none. */
 export type Answer<A extends Granted, E> = (exit: Exit.Exit<A, E>) => void
 
@@ -349,17 +352,11 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       unsafeBuy: (
         concertId: string,
         order: PurchaseOrder,
-        done: Answer<
-          TicketRecord,
-          Exclude<NoTicket, NotEnoughSeats | QuantityOverLimit | AlreadyRegistered | NotInLine> | PurchasesError
-        >
+        done: Answer<TicketRecord, BuyRefusal>
       ): void => enqueue(concertId, { order, done: done as Answer<Granted, NoTicket | PurchasesError>, answered: false, span: undefined }),
       /** One seat, sold at once. */
       buy: (concertId: string, order: PurchaseOrder) =>
-        submit(concertId, order) as Effect.Effect<
-          TicketRecord,
-          Exclude<NoTicket, NotEnoughSeats | QuantityOverLimit | AlreadyRegistered | NotInLine> | PurchasesError
-        >,
+        submit(concertId, order) as Effect.Effect<TicketRecord, BuyRefusal>,
       /** `quantity` seats held as a new reservation, all or nothing. */
       hold: (concertId: string, order: HoldOrder) =>
         submit(concertId, order) as Effect.Effect<

@@ -1,7 +1,7 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Cause, Clock, Context, Effect, Either, Exit, FiberRef, Layer, Option } from "effect"
-import { ConcertSales } from "../actors/ConcertSales.js"
+import { type BuyRefusal, ConcertSales } from "../actors/ConcertSales.js"
 import type { PurchaseOrder } from "../domain/ConcertEntity.js"
 import { Api } from "../domain/Api.js"
 import {
@@ -73,10 +73,8 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
       ...(idempotencyKey === undefined ? {} : { idempotencyKey })
     })
 
-    type Refusal = Parameters<Parameters<typeof sales.unsafeBuy>[2]>[0] extends Exit.Exit<any, infer E> ? E : never
-
     /** A purchase's refusal as the buyer is answered it, and what it tells `closedSales`. */
-    const answerTo = (concertId: ConcertId, refusal: Refusal, now: number) => {
+    const answerTo = (concertId: ConcertId, refusal: BuyRefusal, now: number) => {
       switch (refusal._tag) {
         case "ConcertNotFound":
           return UnknownConcert.of(concertId)
@@ -133,15 +131,16 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
       request: Parameters<typeof baseUrl.of>[0]
     ) =>
       Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse, Effect.Effect.Error<ReturnType<typeof purchase>>>((fiber) => {
-        const slow = Effect.map(purchase(concert, user, idempotencyKey), (ticket) => ticketResponse(ticket, baseUrl.of(request), 201))
-        if (tracing || Either.isLeft(concert) || Either.isLeft(user) || !users.has(user.right)) return slow
+        // Built only when taken: every request of a burst comes through here.
+        const slow = () => Effect.map(purchase(concert, user, idempotencyKey), (ticket) => ticketResponse(ticket, baseUrl.of(request), 201))
+        if (tracing || Either.isLeft(concert) || Either.isLeft(user) || !users.has(user.right)) return slow()
         const concertId = concert.right
         // The caller's organiser as `access.asBuyer` has it: the default one's concerts only.
-        if (fiber.getFiberRef(CurrentCaller)._tag === "Organiser" || organiserOf(concertId) !== defaultOrganiser) return slow
-        if (!knownConcerts.known(concertId)) return slow
+        if (fiber.getFiberRef(CurrentCaller)._tag === "Organiser" || organiserOf(concertId) !== defaultOrganiser) return slow()
+        if (!knownConcerts.known(concertId)) return slow()
         const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
         const now = clock.unsafeCurrentTimeMillis()
-        if (idempotencyKey === undefined && closedSales.at(concertId, now) !== undefined) return slow
+        if (idempotencyKey === undefined && closedSales.at(concertId, now) !== undefined) return slow()
         const started = performance.now()
         return Effect.async((resume) => {
           let gone = false
