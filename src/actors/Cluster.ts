@@ -19,6 +19,8 @@ import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import { Config, Effect, Layer, Option, Schedule } from "effect"
 import { clusterMode, positiveInteger } from "../Settings.js"
 import { DatabaseClaim } from "../sql/DatabaseClaim.js"
+import { withSchemaLock } from "../sql/migrations.js"
+import { MainDatabase } from "../sql/Organisers.js"
 import { StartupFailure } from "../StartupFailure.js"
 
 const sharding = Config.all({
@@ -61,20 +63,35 @@ const ShardWatchLive = (shardsPerGroup: number) =>
     })
   )
 
+/**
+ * The cluster's tables, made before the cluster starts and by one process at a time. Its
+ * storages make them as they start; runners started together on a new database would each
+ * make them at once, and all but one fail. Built here once under the schema lock, then
+ * dropped: the storages the cluster starts with find them made.
+ */
+const ClusterTablesLive = (config: Parameters<typeof ShardingConfig.layer>[0]) =>
+  Layer.effectDiscard(
+    Effect.flatMap(MainDatabase, ({ url }) =>
+      withSchemaLock(
+        url,
+        Effect.scoped(Layer.build(
+          Layer.merge(SqlMessageStorage.layer, SqlRunnerStorage.layer).pipe(Layer.provide(ShardingConfig.layer(config)))
+        ))
+      ))
+  )
+
 export const ClusterLive = Layer.unwrapEffect(
   Effect.gen(function*() {
     const { host, mode, port, shardsPerGroup, simulateRemoteSerialization } = yield* sharding
     if (mode === "single") {
+      const singleConfig = { runnerAddress: Option.some(RunnerAddress.make(host, port)), shardsPerGroup, simulateRemoteSerialization }
       return ShardWatchLive(shardsPerGroup).pipe(
         Layer.provideMerge(Sharding.layer),
         Layer.provideMerge(Runners.layerNoop),
         Layer.provideMerge(SqlMessageStorage.layer),
         Layer.provide([Layer.orDie(SqlRunnerStorage.layer), RunnerHealth.layerNoop]),
-        Layer.provide(ShardingConfig.layer({
-          runnerAddress: Option.some(RunnerAddress.make(host, port)),
-          shardsPerGroup,
-          simulateRemoteSerialization
-        })),
+        Layer.provide(ShardingConfig.layer(singleConfig)),
+        Layer.provide(ClusterTablesLive(singleConfig)),
         Layer.provide(DatabaseClaim("single"))
       )
     }
@@ -88,7 +105,11 @@ export const ClusterLive = Layer.unwrapEffect(
       shardLockExpiration: "6 seconds",
       simulateRemoteSerialization
     } as const
-    if (mode === "client") return NodeClusterSocket.layer({ storage: "sql", clientOnly: true, shardingConfig })
+    if (mode === "client") {
+      return NodeClusterSocket.layer({ storage: "sql", clientOnly: true, shardingConfig }).pipe(
+        Layer.provide(ClusterTablesLive(shardingConfig))
+      )
+    }
     return ShardWatchLive(shardsPerGroup).pipe(
       Layer.provideMerge(NodeClusterSocket.layer({ storage: "sql", shardingConfig })),
       Layer.catchAll((error) =>
@@ -101,6 +122,7 @@ export const ClusterLive = Layer.unwrapEffect(
             : error
         )
       ),
+      Layer.provide(ClusterTablesLive(shardingConfig)),
       Layer.provide(DatabaseClaim("runner"))
     )
   })

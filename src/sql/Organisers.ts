@@ -24,7 +24,7 @@ import * as crypto from "node:crypto"
 import Pg from "pg"
 import { CurrentOrganiser, defaultOrganiser, maxOrganiser, newId, organiserOf } from "../domain/Organiser.js"
 import { positiveInteger } from "../Settings.js"
-import { runMigrations } from "./migrations.js"
+import { exclusively, runMigrations } from "./migrations.js"
 import { withSpan } from "../Spans.js"
 
 /** The main database: the directory, the default organiser's data, the cluster's tables. */
@@ -41,7 +41,7 @@ export class MainDatabase extends Context.Tag("MainDatabase")<MainDatabase, {
 export const Background: FiberRef.FiberRef<boolean> = FiberRef.unsafeMake(false)
 
 /** The directory's schema, in the main database only: its own steps, its own table of them. */
-export const runDirectoryMigrations = Migrator.make({})({
+export const runDirectoryMigrations = exclusively("ticketoverflow_directory_migrations", Migrator.make({})({
   loader: Migrator.fromRecord({
     "0001_organisers": Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
@@ -73,7 +73,7 @@ export const runDirectoryMigrations = Migrator.make({})({
     })
   }),
   table: "ticketoverflow_directory_migrations"
-})
+}))
 
 /** An organiser's key: its number (so the look-up is by number) and 256 random bits. */
 const keyPattern = /^tko_([0-9a-z]{1,7})_([A-Za-z0-9_-]{43})$/

@@ -1,6 +1,8 @@
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Effect } from "effect"
+import { SqlError } from "@effect/sql/SqlError"
+import { Effect, Redacted } from "effect"
+import Pg from "pg"
 
 /**
  * The schema, one numbered step at a time. A step, once released, is never edited: change the
@@ -212,12 +214,71 @@ const draw = Effect.gen(function*() {
   yield* sql`ALTER TABLE concerts ADD COLUMN draw_count integer`
 })
 
-export const runMigrations = Migrator.make({})({
-  loader: Migrator.fromRecord({
-    "0001_initial_schema": initialSchema,
-    "0002_renders": renders,
-    "0003_reservations": reservations,
-    "0004_draw": draw
-  }),
-  table: "ticketoverflow_migrations"
-})
+/** Below 1,000,000 (the cluster's own advisory locks start there), and not `DatabaseClaim`'s. */
+const schemaLock = 424_243
+
+/**
+ * `effect` with the database's schema to itself, for schema work that cannot run in one
+ * transaction (the cluster's storages make their tables as they start, and a failed probe
+ * would end a transaction): the lock `exclusively` takes, held by a connection of its own
+ * rather than the pool's, which `effect` may need whole. Ending that connection releases it.
+ */
+export const withSchemaLock = <A, E, R>(url: Redacted.Redacted, effect: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const client = new Pg.Client({ connectionString: Redacted.value(url), application_name: "ticketoverflow" })
+        client.on("error", () => {})
+        try {
+          await client.connect()
+          await client.query("SELECT pg_advisory_lock($1)", [schemaLock])
+          return client
+        } catch (cause) {
+          await client.end().catch(() => undefined)
+          throw cause
+        }
+      },
+      catch: (cause) =>
+        new SqlError({ cause, message: "could not take the schema lock" })
+    }),
+    () => effect,
+    (client) => Effect.promise(() => client.end().catch(() => undefined))
+  )
+
+/**
+ * Runs a migrator with the database's schema to itself: in one transaction that first takes an
+ * advisory lock and makes sure the migrator's table exists. Processes started together on a new
+ * database would otherwise each find no such table and create it at once, and all but one fail
+ * (`CREATE TABLE IF NOT EXISTS` is no guard against a create in flight). The steps then run
+ * as they would alone; a process that waited finds them done.
+ */
+export const exclusively = <A, E, R>(table: string, migrator: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.withTransaction(
+      Effect.zipRight(
+        Effect.zipRight(
+          sql`SELECT pg_advisory_xact_lock(${schemaLock})`,
+          // The table `Migrator` makes when it finds none, made here while the lock is held.
+          sql`
+            CREATE TABLE IF NOT EXISTS ${sql(table)} (
+              migration_id integer primary key,
+              created_at timestamp with time zone not null default now(),
+              name text not null
+            )`
+        ),
+        migrator
+      )
+    ))
+
+export const runMigrations = exclusively(
+  "ticketoverflow_migrations",
+  Migrator.make({})({
+    loader: Migrator.fromRecord({
+      "0001_initial_schema": initialSchema,
+      "0002_renders": renders,
+      "0003_reservations": reservations,
+      "0004_draw": draw
+    }),
+    table: "ticketoverflow_migrations"
+  })
+)

@@ -36,6 +36,24 @@ it.scopedLive("a second single-mode process on the same database refuses to star
     expect(bought.status).toBe(201)
   }), 120_000)
 
+it.scopedLive("runners and a client started at the same moment on a new database all start, and sell", () =>
+  Effect.gen(function*() {
+    // Each would make the schema's and the cluster's tables; made at once, all but one failed.
+    const url = yield* freshDatabaseUrl
+    const ports = yield* Effect.promise(() => Promise.all([freePort(), freePort(), freePort()]))
+    const [a, , client] = yield* Effect.all([
+      serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "runner", RUNNER_HOST: "127.0.0.1", RUNNER_PORT: String(ports[0]) }),
+      serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "runner", RUNNER_HOST: "127.0.0.1", RUNNER_PORT: String(ports[1]) }),
+      serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "client" }),
+      serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "runner", RUNNER_HOST: "127.0.0.1", RUNNER_PORT: String(ports[2]) })
+    ], { concurrency: "unbounded" })
+    const concertId = yield* Effect.promise(() => postConcert(a!.port, 10))
+    const bought = yield* Effect.promise(() =>
+      rawRequest(client!.port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: user(1) }))
+    )
+    expect(bought.status).toBe(201)
+  }))
+
 it.scopedLive("a runner that cannot listen on its runner port exits 1 before saying it is ready", () =>
   Effect.gen(function*() {
     const url = yield* freshDatabaseUrl
