@@ -8,6 +8,8 @@ import * as Otlp from "@effect/opentelemetry/Otlp"
 import { Config, Effect, Layer, Option } from "effect"
 import { ClusterLive } from "./actors/Cluster.js"
 import { ConcertEntityLive } from "./actors/ConcertEntity.js"
+import { ConcertSales } from "./actors/ConcertSales.js"
+import { SalesDeskLive } from "./actors/SalesDesk.js"
 import { HttpLive } from "./http/Server.js"
 import { DatabaseLive } from "./sql/Database.js"
 import { DatabaseMonitorLive } from "./sql/DatabaseMonitor.js"
@@ -54,7 +56,9 @@ export const FeaturesLive = Layer.unwrapEffect(
   Effect.map(clusterMode, (mode) =>
     mode === "client"
       ? HttpLive.pipe(Layer.provide(PrintQueue.DatabaseOnly))
-      : Layer.merge(HttpLive, ConcertEntityLive).pipe(Layer.provide(WorkersLive)))
+      : Layer.mergeAll(HttpLive, ConcertEntityLive, SalesDeskLive.pipe(Layer.provide(ConcertSales.Default))).pipe(
+        Layer.provide(WorkersLive)
+      ))
 ).pipe(
   // The features work in organisers' databases through the routed client; the cluster, the
   // monitor and the directory use the main database directly.

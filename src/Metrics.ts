@@ -128,6 +128,11 @@ export const writeConcerts = Metric.histogram(
   "Concerts whose batches were journaled together in one statement (the concerts of one database)"
 )
 
+export const deskOrders = Metric.counter("ticketoverflow_desk_orders", {
+  description: "Orders this runner's sales desk took from other processes, for the concerts this runner owns",
+  incremental: true
+})
+
 export const groupCommits = Metric.counter("ticketoverflow_group_commits", {
   description: "Batches of purchases and holds journaled, each in one statement",
   incremental: true

@@ -16,7 +16,7 @@ import * as ShardId from "@effect/cluster/ShardId"
 import * as SqlMessageStorage from "@effect/cluster/SqlMessageStorage"
 import * as SqlRunnerStorage from "@effect/cluster/SqlRunnerStorage"
 import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
-import { Config, Effect, Layer, Option, Schedule } from "effect"
+import { Config, Duration, Effect, Layer, Option, Schedule } from "effect"
 import { clusterMode, positiveInteger } from "../Settings.js"
 import { DatabaseClaim } from "../sql/DatabaseClaim.js"
 import { withSchemaLock } from "../sql/migrations.js"
@@ -63,6 +63,9 @@ const ShardWatchLive = (shardsPerGroup: number) =>
     })
   )
 
+/** How long a runner's shard locks, and its heartbeat, last without a refresh. */
+export const shardLockExpiration = Duration.seconds(6)
+
 /**
  * The cluster's tables, made before the cluster starts and by one process at a time. Its
  * storages make them as they start; runners started together on a new database would each
@@ -102,7 +105,7 @@ export const ClusterLive = Layer.unwrapEffect(
       runnerHealthCheckInterval: "5 seconds",
       refreshAssignmentsInterval: "1 second",
       shardLockRefreshInterval: "2 seconds",
-      shardLockExpiration: "6 seconds",
+      shardLockExpiration,
       simulateRemoteSerialization
     } as const
     if (mode === "client") {

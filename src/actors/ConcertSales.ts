@@ -29,6 +29,8 @@ import { RegistrationRecord } from "../domain/Registration.js"
 import { ReservationRecord } from "../domain/Reservation.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
+import { type DeskOutcome, SalesDesk } from "../domain/SalesDesk.js"
+import { DeskRoutes } from "./DeskRoutes.js"
 import { LocalConcerts } from "./LocalConcerts.js"
 import { Ownership } from "./Ownership.js"
 import { currentSpan, spanOf, withSpan } from "../Spans.js"
@@ -44,6 +46,15 @@ type NoTicket = Exclude<PurchaseOutcome, Granted>
 const answerGrace = 1000
 
 const notInTime = new JournalUnavailable({ reason: "the purchase could not be saved in time" })
+
+/** The earliest deadline of `orders`, if any has one. */
+export const earliestDeadline = (orders: ReadonlyArray<Order>): number | undefined => {
+  let earliest: number | undefined
+  for (const order of orders) {
+    if (order.deadline !== undefined && (earliest === undefined || order.deadline < earliest)) earliest = order.deadline
+  }
+  return earliest
+}
 
 /** A message that failed without an answer from the entity: its orders may or may not be written. */
 const lost = (cause: Cause.Cause<unknown>) => Option.isNone(Cause.failureOption(cause))
@@ -61,6 +72,15 @@ interface Waiting {
   answered: boolean
   /** The buyer's request, which the batch's span links to. */
   readonly span: Tracer.AnySpan | undefined
+  /** Come from another process's desk: passed on through the cluster, never to a desk again. */
+  readonly relayed: boolean
+}
+
+/** A concert's batch waiting for a desk message to another runner. */
+interface Posted {
+  readonly concertId: string
+  readonly orders: ReadonlyArray<Order>
+  readonly resume: (exit: Exit.Exit<ReadonlyArray<DeskOutcome>, PurchasesError>) => void
 }
 
 /**
@@ -91,9 +111,11 @@ const batchSpan = (concertId: string, batch: ReadonlyArray<Waiting>, attempt: nu
   })
 
 export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales", {
-  dependencies: [LocalConcerts.Default, Ownership.Default],
+  dependencies: [LocalConcerts.Default, Ownership.Default, DeskRoutes.Default],
   scoped: Effect.gen(function*() {
     const client = yield* ConcertEntity.client
+    const deskClient = yield* SalesDesk.client
+    const routes = yield* DeskRoutes
     const maxBatch = yield* positiveInteger("PURCHASE_BATCH_MAX", 1000)
     const locals = yield* LocalConcerts
     const ownership = yield* Ownership
@@ -110,9 +132,12 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
     const viaClusterEvery = Math.min((Duration.toMillis(maxIdle) - purchaseTimeout) / 2, 60_000)
     /** When each concert last had a batch sent through the cluster. */
     const viaCluster = new Map<string, number>()
-    /** The buyers waiting per concert; a concert is here while a sender (`pump` or `send`) serves it. */
+    /**
+     * The buyers waiting per line (a concert's, or its orders from desks); a line is here while
+     * a sender (`pump` or `send`) serves it.
+     */
     const waiting = new Map<string, Array<Waiting>>()
-    /** The batch each concert has in flight now. */
+    /** The batch each line has in flight now. */
     const sending = new Map<string, ReadonlyArray<Waiting>>()
     /** Set at shutdown: nothing more is sent, and whoever comes is answered at once. */
     let closed = false
@@ -128,9 +153,9 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         waiting.clear()
       })
     )
-    /** The concert's queue is served no more: unless a newer queue has taken its place. */
-    const done = (concertId: string, queue: Array<Waiting>) => {
-      if (waiting.get(concertId) === queue) waiting.delete(concertId)
+    /** The line's queue is served no more: unless a newer queue has taken its place. */
+    const done = (line: string, queue: Array<Waiting>) => {
+      if (waiting.get(line) === queue) waiting.delete(line)
     }
     const runFork = yield* FiberSet.makeRuntime<never>()
     // Finalizers run last added first: the flag is set before the sender fibers' set closes (a
@@ -157,7 +182,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       Schedule.spaced("250 millis")
     ))
 
-    const settle = (batch: ReadonlyArray<Waiting>, exit: Exit.Exit<ReadonlyArray<PurchaseOutcome>, PurchasesError>) => {
+    const settle = (batch: ReadonlyArray<Waiting>, exit: Exit.Exit<ReadonlyArray<DeskOutcome>, PurchasesError>) => {
       batch.forEach((w, i) => {
         if (Exit.isFailure(exit)) return answer(w, Exit.failCause(exit.cause))
         const outcome = exit.value[i]
@@ -194,15 +219,82 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       return door
     }
 
-    /** One batch to the concert's entity: through its door when it may, else through the cluster. */
-    const deliver = (concertId: string, batch: ReadonlyArray<Waiting>, now: number) => {
+    /** The desks with a message in flight, each with the batches that go in its next one. */
+    const posts = new Map<string, Array<Posted>>()
+
+    /**
+     * Sends what waits for `desk`, message after message, until nothing waits: every concert's
+     * batch in one message. A message lost on the way is each batch's own loss (its concert's
+     * sender sends it again, concert by concert).
+     */
+    const sendToDesk = (desk: string, queue: Array<Posted>): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        for (;;) {
+          const posted = queue.splice(0)
+          if (posted.length === 0) {
+            if (posts.get(desk) === queue) posts.delete(desk)
+            return
+          }
+          const concerts = posted.map((p) => ({ concertId: p.concertId, orders: p.orders as [Order, ...Array<Order>] }))
+          const message = deskClient(desk).Orders({ concerts: concerts as [typeof concerts[0], ...typeof concerts] })
+          // The desk answers by its orders' earliest deadline (and a little); one that does not
+          // answer at all (a runner without desks, one that vanished) is lost by the sweeper's
+          // time, and its batches go again through the cluster rather than hold their lines.
+          const deadline = earliestDeadline(posted.flatMap((p) => p.orders))
+          const exit = yield* Effect.exit(
+            deadline === undefined ? message : Effect.timeoutFailCause(message, {
+              duration: Duration.millis(Math.max(0, deadline + answerGrace - (yield* Clock.currentTimeMillis))),
+              onTimeout: () => Cause.interrupt(FiberId.none)
+            })
+          )
+          posted.forEach((p, i) => {
+            if (Exit.isFailure(exit)) return p.resume(Exit.failCause(exit.cause))
+            const outcomes = exit.value[i]
+            p.resume(
+              outcomes === undefined
+                ? Exit.die(new Error("the desk answered fewer concerts than it was sent"))
+                // None: the desk did not learn this concert's outcome in time; sent again.
+                : outcomes.length === 0
+                ? Exit.interrupt(FiberId.none)
+                : Exit.succeed(outcomes)
+            )
+          })
+        }
+      })
+
+    /** A concert's batch through another runner's desk, with whatever else goes there. */
+    const viaDesk = (desk: string, concertId: string, orders: ReadonlyArray<Order>) =>
+      Effect.async<ReadonlyArray<DeskOutcome>, PurchasesError>((resume) => {
+        const entry: Posted = { concertId, orders, resume }
+        const queue = posts.get(desk)
+        if (queue !== undefined) return void queue.push(entry)
+        const fresh = [entry]
+        posts.set(desk, fresh)
+        runFork(sendToDesk(desk, fresh))
+      })
+
+    /**
+     * One batch to the concert's entity: through its door when it may, through the desk of the
+     * runner that owns it when another does, else through the cluster.
+     */
+    const deliver = (
+      concertId: string,
+      batch: ReadonlyArray<Waiting>,
+      now: number,
+      attempt: number
+    ): Effect.Effect<ReadonlyArray<DeskOutcome>, PurchasesError> => {
       const orders = batch.map((w) => w.order)
       const door = doorOf(concertId, now)
       const viaTheCluster = Effect.suspend(() => {
         viaCluster.set(concertId, now)
         return client(concertId).Purchases({ orders: orders as [Order, ...Array<Order>] })
       })
-      if (door === undefined) return viaTheCluster
+      if (door === undefined) {
+        // A batch sent again after a loss goes through the cluster, which knows where its
+        // concert runs now; so does one that came from a desk (never from desk to desk).
+        const desk = attempt > 1 || batch.some((w) => w.relayed) ? undefined : routes.deskOf(concertId)
+        return desk === undefined ? viaTheCluster : viaDesk(desk, concertId, orders)
+      }
       return Effect.flatMap(currentSpan, (span) =>
         Effect.async<ReadonlyArray<PurchaseOutcome>, PurchasesError>((resume) => {
           const handed = door({
@@ -241,6 +333,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
      */
     const send = (
       concertId: string,
+      line: string,
       queue: Array<Waiting>,
       lostBatch?: { readonly batch: Array<Waiting>; readonly attempt: number }
     ): Effect.Effect<void> =>
@@ -252,26 +345,26 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           let attempt = 1
           if (lostBatch !== undefined) {
             // In `sending` while it waits to go again: the sweeper and the shutdown see it.
-            sending.set(concertId, batch)
+            sending.set(line, batch)
             yield* backOff(concertId, batch, lostBatch.attempt)
             attempt = lostBatch.attempt + 1
             lostBatch = undefined
           }
-          if (batch.length === 0) return done(concertId, queue)
+          if (batch.length === 0) return done(line, queue)
           for (;; attempt++) {
             const now = yield* Clock.currentTimeMillis
             batch = expire(batch, now)
             if (batch.length === 0) break
-            sending.set(concertId, batch)
-            const exit = yield* Effect.exit(deliver(concertId, batch, now).pipe(batchSpan(concertId, batch, attempt)))
+            sending.set(line, batch)
+            const exit = yield* Effect.exit(deliver(concertId, batch, now, attempt).pipe(batchSpan(concertId, batch, attempt)))
             if (!resend(batch, exit)) {
-              sending.delete(concertId)
+              sending.delete(line)
               settle(batch, exit)
               break
             }
             yield* backOff(concertId, batch, attempt)
           }
-          sending.delete(concertId)
+          sending.delete(line)
         }
       })
 
@@ -281,50 +374,56 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
      * answer. Whatever else comes (no door, a door that refuses, a lost batch) is handed to
      * `send`, which carries on until nobody waits.
      */
-    const pump = (concertId: string, queue: Array<Waiting>): void => {
+    const pump = (concertId: string, line: string, queue: Array<Waiting>): void => {
       for (;;) {
         if (closed) {
           for (const w of queue.splice(0)) answer(w, Exit.interrupt(FiberId.none))
-          return done(concertId, queue)
+          return done(line, queue)
         }
         const now = clock.unsafeCurrentTimeMillis()
         const door = doorOf(concertId, now)
-        if (door === undefined) return void runFork(send(concertId, queue))
+        if (door === undefined) return void runFork(send(concertId, line, queue))
         const batch = expire(queue.splice(0, maxBatch), now)
         if (batch.length === 0) {
           if (queue.length > 0) continue
-          return done(concertId, queue)
+          return done(line, queue)
         }
-        sending.set(concertId, batch)
+        sending.set(line, batch)
         const handed = door({
           _tag: "LocalOrders",
           orders: batch.map((w) => w.order),
           span: undefined,
           done: (exit) => {
             // Handed on in flight (`send` keeps it there): seen by the sweeper and the shutdown.
-            if (resend(batch, exit) && !closed) return void runFork(send(concertId, queue, { batch, attempt: 1 }))
-            sending.delete(concertId)
+            if (resend(batch, exit) && !closed) return void runFork(send(concertId, line, queue, { batch, attempt: 1 }))
+            sending.delete(line)
             settle(batch, exit)
-            pump(concertId, queue)
+            pump(concertId, line, queue)
           }
         })
         if (handed) return
         // The entity is stopping: this batch, and the rest, through the cluster.
-        sending.delete(concertId)
+        sending.delete(line)
         queue.unshift(...batch)
-        return void runFork(send(concertId, queue))
+        return void runFork(send(concertId, line, queue))
       }
     }
 
-    /** The order joins its concert's queue; the first to find none starts its sender. */
-    const enqueue = (concertId: string, entry: Waiting) => {
+    /**
+     * The order joins its concert's line; the first to find none starts its sender. Orders from
+     * a desk have a line of their own: in the concert's other line they could wait behind a
+     * batch that waits for that desk's answer (a desk that moved to this runner), which waits
+     * for them.
+     */
+    const enqueue = (concertId: string, entry: Waiting): void => {
       if (closed) return answer(entry, Exit.interrupt(FiberId.none))
-      const queue = waiting.get(concertId)
+      const line = entry.relayed ? `${concertId} relayed` : concertId
+      const queue = waiting.get(line)
       if (queue !== undefined) return void queue.push(entry)
       const fresh = [entry]
-      waiting.set(concertId, fresh)
-      if (tracing) runFork(send(concertId, fresh))
-      else pump(concertId, fresh)
+      waiting.set(line, fresh)
+      if (tracing) runFork(send(concertId, line, fresh))
+      else pump(concertId, line, fresh)
     }
 
     const submit = (concertId: string, order: Order): Effect.Effect<Granted, NoTicket | PurchasesError> =>
@@ -335,7 +434,8 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
             order,
             done: (exit) => gone || resume(exit),
             answered: false,
-            span: spanOf(fiber)
+            span: spanOf(fiber),
+            relayed: false
           })
           // A buyer who went away is not waited for; the order stands (as a request sent does).
           return Effect.sync(() => {
@@ -353,7 +453,17 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         concertId: string,
         order: PurchaseOrder,
         done: Answer<TicketRecord, BuyRefusal>
-      ): void => enqueue(concertId, { order, done: done as Answer<Granted, NoTicket | PurchasesError>, answered: false, span: undefined }),
+      ): void =>
+        enqueue(concertId, {
+          order,
+          done: done as Answer<Granted, NoTicket | PurchasesError>,
+          answered: false,
+          span: undefined,
+          relayed: false
+        }),
+      /** An order from another process's desk, sold here or passed on through the cluster. */
+      relay: (concertId: string, order: Order, done: Answer<Granted, NoTicket | PurchasesError>): void =>
+        enqueue(concertId, { order, done, answered: false, span: undefined, relayed: true }),
       /** One seat, sold at once. */
       buy: (concertId: string, order: PurchaseOrder) =>
         submit(concertId, order) as Effect.Effect<TicketRecord, BuyRefusal>,

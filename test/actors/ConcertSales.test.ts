@@ -1,12 +1,15 @@
 import { expect, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { ConfigProvider, Context, Effect, Either, Exit, Fiber, FiberId, Layer, Scope } from "effect"
+import { ConfigProvider, Context, Effect, Either, Exit, Fiber, FiberId, Layer, Metric, Scope } from "effect"
 import * as crypto from "node:crypto"
 import { ClusterLive } from "../../src/actors/Cluster.js"
 import { ConcertEntityLive } from "../../src/actors/ConcertEntity.js"
 import { ConcertSales } from "../../src/actors/ConcertSales.js"
+import { DeskRoutes } from "../../src/actors/DeskRoutes.js"
 import { type Door, LocalConcerts, type LocalOrders } from "../../src/actors/LocalConcerts.js"
 import { Ownership } from "../../src/actors/Ownership.js"
+import { SalesDeskLive } from "../../src/actors/SalesDesk.js"
+import * as Metrics from "../../src/Metrics.js"
 import { ConcertEntity, type PurchaseOrder } from "../../src/domain/ConcertEntity.js"
 import { SoldOut } from "../../src/domain/Errors.js"
 import { TicketId, UserId } from "../../src/domain/Ids.js"
@@ -174,7 +177,7 @@ layer(withIdle("5 minutes", false), { excludeTestServices: true, timeout: "60 se
       const scope = yield* Scope.make()
       const sales = yield* Layer.buildWithScope(
         ConcertSales.DefaultWithoutDependencies.pipe(
-          Layer.provide(Ownership.Default),
+          Layer.provide([Ownership.Default, DeskRoutes.Default]),
           Layer.provide(Layer.setTracerEnabled(false))
         ),
         scope
@@ -203,5 +206,32 @@ layer(withIdle("5 minutes", false), { excludeTestServices: true, timeout: "60 se
       // And whoever comes now is answered at once.
       expect(Exit.isInterrupted(yield* Effect.exit(sales.buy(concert.id, order())))).toBe(true)
       expect(handed).toHaveLength(1)
+    }))
+})
+
+/**
+ * Every concert routed to a desk that runs in this same process, as when a desk's shard has
+ * just moved to the runner that sends to it.
+ */
+const ThroughOwnDesk = Layer.mergeAll(ConcertEntityLive, SalesDeskLive, ConcertsRepo.Default).pipe(
+  Layer.provideMerge(ConcertSales.DefaultWithoutDependencies),
+  Layer.provide([Ownership.Default, LocalConcerts.Default, Layer.succeed(DeskRoutes, new DeskRoutes({ deskOf: () => "desk-0" }))]),
+  Layer.provideMerge(ClusterLive),
+  Layer.provide(Layer.setTracerEnabled(false)),
+  Layer.provideMerge(TestDatabase)
+)
+
+layer(ThroughOwnDesk, { excludeTestServices: true, timeout: "60 seconds" })("ConcertSales through a desk", (it) => {
+  it.effect("orders sent to a desk that turns out to be this process's are sold, not left waiting behind themselves", () =>
+    Effect.gen(function*() {
+      const sales = yield* ConcertSales
+      const concert = yield* createConcert(100)
+      const before = yield* Metric.value(Metrics.deskOrders)
+      const orders = Array.from({ length: 60 }, order)
+      const bought = yield* Effect.forEach(orders, (o) => sales.buy(concert.id, o), { concurrency: "unbounded" })
+      expect(bought.map((t) => t.id)).toEqual(orders.map((o) => o.ticketId))
+      expect(new Set(bought.map((t) => t.seat)).size).toBe(60)
+      expect((yield* Metric.value(Metrics.deskOrders)).count).toBeGreaterThan(before.count)
+      expect((yield* ticketsOf(concert.id)).length).toBe(60)
     }))
 })

@@ -1,0 +1,32 @@
+import * as Entity from "@effect/cluster/Entity"
+import { AlreadyProcessingMessage, MailboxFull, PersistenceError } from "@effect/cluster/ClusterError"
+import * as Rpc from "@effect/rpc/Rpc"
+import { Schema } from "effect"
+import { Order, PurchaseOutcome } from "./ConcertEntity.js"
+import { ConcertNotFound } from "./Errors.js"
+
+/*
+ * A runner's sales desk: the orders a process has for the concerts of one other runner, all
+ * of them in one message. Sent concert by concert, each purchase that lands on a process other
+ * than its concert's owner paid a whole message (envelope, request, reply, fibers, a socket
+ * write) for one or two orders; a desk message carries every concert's batch for that runner.
+ * Wire format, like the concert entity's: the entity type and the tag are not renamed casually.
+ */
+
+/** What one order got at the desk: its concert's outcome, or why its concert's batch got none. */
+export const DeskOutcome = Schema.Union(PurchaseOutcome, ConcertNotFound, MailboxFull, AlreadyProcessingMessage, PersistenceError)
+export type DeskOutcome = typeof DeskOutcome.Type
+
+/**
+ * Each concert's orders, answered per concert and order, in order. Volatile, as purchases are:
+ * a message lost on the way is sent again concert by concert, the orders' unique keys making a
+ * repeat of a written order that order's ticket.
+ */
+export const DeskOrders = Rpc.make("Orders", {
+  payload: {
+    concerts: Schema.NonEmptyArray(Schema.Struct({ concertId: Schema.String, orders: Schema.NonEmptyArray(Order) }))
+  },
+  success: Schema.Array(Schema.Array(DeskOutcome))
+})
+
+export const SalesDesk = Entity.make("SalesDesk", [DeskOrders])

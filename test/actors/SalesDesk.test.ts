@@ -1,0 +1,62 @@
+import { Entity, ShardingConfig } from "@effect/cluster"
+import { expect, it } from "@effect/vitest"
+import { Effect, Exit, FiberId, Layer } from "effect"
+import * as crypto from "node:crypto"
+import { type Answer, ConcertSales } from "../../src/actors/ConcertSales.js"
+import { SalesDeskLive } from "../../src/actors/SalesDesk.js"
+import type { Order } from "../../src/domain/ConcertEntity.js"
+import { SoldOut } from "../../src/domain/Errors.js"
+import { SalesDesk } from "../../src/domain/SalesDesk.js"
+import { TicketId, UserId } from "../../src/domain/Ids.js"
+
+/*
+ * The desk's handler on its own (`Entity.makeTestClient`), over a `ConcertSales` that answers
+ * each concert's orders as the test says: at once, never, or as unknown.
+ */
+
+const order = (deadline: number): Order => ({
+  ticketId: TicketId.make(crypto.randomUUID()),
+  userId: UserId.make("00000000-0000-0000-0000-000000000001"),
+  deadline
+})
+
+const desk = (relay: (concertId: string, order: Order, done: Answer<never, SoldOut>) => void) =>
+  Effect.gen(function*() {
+    const sales = Layer.succeed(ConcertSales, { relay } as unknown as ConcertSales)
+    const makeClient = yield* Entity.makeTestClient(SalesDesk, SalesDeskLive.pipe(Layer.provide(sales)))
+    return yield* makeClient("desk-0")
+  }).pipe(Effect.provide(ShardingConfig.layer()))
+
+it.scopedLive("a concert held up elsewhere does not hold up the others' answers past their deadline", () =>
+  Effect.gen(function*() {
+    // Concert "fast" is answered at once; "slow" never (its database stalled).
+    const client = yield* desk((concertId, _order, done) => {
+      if (concertId === "fast") done(Exit.fail(SoldOut.of()))
+    })
+    const deadline = Date.now() + 300
+    const started = Date.now()
+    const answers = yield* client.Orders({
+      concerts: [{ concertId: "slow", orders: [order(deadline + 5_000)] }, { concertId: "fast", orders: [order(deadline), order(deadline)] }]
+    })
+    // Answered a little after the earliest deadline, well before the sender gives up on it (a
+    // second after): the fast concert's outcomes, and none for the slow one (sent again).
+    expect(Date.now() - started).toBeLessThan(1_000)
+    expect(answers).toEqual([[], [SoldOut.of(), SoldOut.of()]])
+  }))
+
+it.scopedLive("an order left unknown leaves its concert without outcomes, and the others are answered at once", () =>
+  Effect.gen(function*() {
+    const client = yield* desk((concertId, _order, done) =>
+      done(concertId === "stopping" ? Exit.interrupt(FiberId.none) : Exit.fail(SoldOut.of()))
+    )
+    const started = Date.now()
+    const deadline = Date.now() + 10_000
+    const answers = yield* client.Orders({
+      concerts: [
+        { concertId: "open", orders: [order(deadline)] },
+        { concertId: "stopping", orders: [order(deadline), order(deadline)] }
+      ]
+    })
+    expect(answers).toEqual([[SoldOut.of()], []])
+    expect(Date.now() - started).toBeLessThan(1_000)
+  }))
