@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- scale [--share 0.4] [--seconds 15] [--only hop]`: purchases per second with 1, 2 and 3
+ * `npm run bench -- scale [--share 0.4] [--seconds 15] [--runners 1,2,3] [--concerts 30] [--only hop]`:
+ * purchases per second with 1, 2 and 3
  * runners on one embedded PostgreSQL, each runner limited to the same CPU share so that a
  * 2-core machine can show what a runner adds. The limit is a cgroup v1 `cpu` group per runner
  * (`/sys/fs/cgroup/cpu/ticketoverflow-runner-N`, `cpu.cfs_quota_us` = share × `cpu.cfs_period_us`,
@@ -125,6 +126,7 @@ const hop = async (url: string, share: number, scriptFile: string, seconds: numb
 export const scale = async (args: ReadonlyArray<string>) => {
   const share = Number(option(args, "share") ?? 0.4)
   const seconds = Number(option(args, "seconds") ?? 15)
+  const concertCount = Number(option(args, "concerts") ?? 30)
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-scale-"))
   await fs.chmod(dataDir, 0o755)
   const database = await startEmbeddedPostgres({ dataDir })
@@ -134,7 +136,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
   const scriptFile = path.join(dataDir, "purchase.lua")
   let limited = true
   try {
-    for (const count of option(args, "only") === "hop" ? [] : [1, 2, 3]) {
+    for (const count of option(args, "only") === "hop" ? [] : (option(args, "runners") ?? "1,2,3").split(",").map(Number)) {
       const children: Array<ChildProcess> = []
       const ports: Array<number> = []
       for (let i = 0; i < count; i++) {
@@ -148,7 +150,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
         // Let the shards settle over the runners before measuring.
         await new Promise((r) => setTimeout(r, 5000))
         const concerts: Array<string> = []
-        for (let i = 0; i < 30; i++) concerts.push(await createConcert(ports[i % ports.length]!, 10_000, `Scale ${count}-${i}`))
+        for (let i = 0; i < concertCount; i++) concerts.push(await createConcert(ports[i % ports.length]!, 10_000, `Scale ${count}-${i}`))
         await fs.writeFile(scriptFile, wrkScript(concerts))
         // Warm-up, then the measured run.
         await Promise.all(ports.map((port) => wrk(port, scriptFile, 3, 32)))
