@@ -264,14 +264,16 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
 
     /** A concert's batch through another runner's desk, with whatever else goes there. */
     const viaDesk = (desk: string, concertId: string, orders: ReadonlyArray<Order>) =>
-      Effect.async<ReadonlyArray<DeskOutcome>, PurchasesError>((resume) => {
-        const entry: Posted = { concertId, orders, resume }
-        const queue = posts.get(desk)
-        if (queue !== undefined) return void queue.push(entry)
-        const fresh = [entry]
-        posts.set(desk, fresh)
-        runFork(sendToDesk(desk, fresh))
-      })
+      Effect.async<ReadonlyArray<DeskOutcome>, PurchasesError>((resume) => post(desk, { concertId, orders, resume }))
+
+    /** A batch joins its desk's next message; the first to find none starts the desk's sender. */
+    const post = (desk: string, entry: Posted) => {
+      const queue = posts.get(desk)
+      if (queue !== undefined) return void queue.push(entry)
+      const fresh = [entry]
+      posts.set(desk, fresh)
+      runFork(sendToDesk(desk, fresh))
+    }
 
     /**
      * One batch to the concert's entity: through its door when it may, through the desk of the
@@ -369,10 +371,10 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       })
 
     /**
-     * `send` without a fiber, for a concert whose entity takes batches through its door (and
-     * with tracing off): each batch goes when the one before is answered, from the entity's
-     * answer. Whatever else comes (no door, a door that refuses, a lost batch) is handed to
-     * `send`, which carries on until nobody waits.
+     * `send` without a fiber, for a concert whose entity takes batches through its door, or
+     * whose runner's desk takes them (and with tracing off): each batch goes when the one
+     * before is answered, from that answer. Whatever else comes (neither, a door that refuses,
+     * a lost batch) is handed to `send`, which carries on until nobody waits.
      */
     const pump = (concertId: string, line: string, queue: Array<Waiting>): void => {
       for (;;) {
@@ -382,24 +384,29 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         }
         const now = clock.unsafeCurrentTimeMillis()
         const door = doorOf(concertId, now)
-        if (door === undefined) return void runFork(send(concertId, line, queue))
+        // Another runner's concert: through its desk, also without a fiber (never a relayed line).
+        const desk = door === undefined && line === concertId ? routes.deskOf(concertId) : undefined
+        if (door === undefined && desk === undefined) return void runFork(send(concertId, line, queue))
         const batch = expire(queue.splice(0, maxBatch), now)
         if (batch.length === 0) {
           if (queue.length > 0) continue
           return done(line, queue)
         }
         sending.set(line, batch)
+        // What the batch's answer does, through a door or a desk: the next batch goes from here.
+        const answered = (exit: Exit.Exit<ReadonlyArray<DeskOutcome>, PurchasesError>) => {
+          // Handed on in flight (`send` keeps it there): seen by the sweeper and the shutdown.
+          if (resend(batch, exit) && !closed) return void runFork(send(concertId, line, queue, { batch, attempt: 1 }))
+          sending.delete(line)
+          settle(batch, exit)
+          pump(concertId, line, queue)
+        }
+        if (door === undefined) return post(desk!, { concertId, orders: batch.map((w) => w.order), resume: answered })
         const handed = door({
           _tag: "LocalOrders",
           orders: batch.map((w) => w.order),
           span: undefined,
-          done: (exit) => {
-            // Handed on in flight (`send` keeps it there): seen by the sweeper and the shutdown.
-            if (resend(batch, exit) && !closed) return void runFork(send(concertId, line, queue, { batch, attempt: 1 }))
-            sending.delete(line)
-            settle(batch, exit)
-            pump(concertId, line, queue)
-          }
+          done: answered
         })
         if (handed) return
         // The entity is stopping: this batch, and the rest, through the cluster.

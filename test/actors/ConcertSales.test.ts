@@ -213,15 +213,18 @@ layer(withIdle("5 minutes", false), { excludeTestServices: true, timeout: "60 se
  * Every concert routed to a desk that runs in this same process, as when a desk's shard has
  * just moved to the runner that sends to it.
  */
-const ThroughOwnDesk = Layer.mergeAll(ConcertEntityLive, SalesDeskLive, ConcertsRepo.Default).pipe(
-  Layer.provideMerge(ConcertSales.DefaultWithoutDependencies),
-  Layer.provide([Ownership.Default, LocalConcerts.Default, Layer.succeed(DeskRoutes, new DeskRoutes({ deskOf: () => "desk-0" }))]),
-  Layer.provideMerge(ClusterLive),
-  Layer.provide(Layer.setTracerEnabled(false)),
-  Layer.provideMerge(TestDatabase)
-)
+const throughOwnDesk = (tracing: boolean) =>
+  Layer.mergeAll(ConcertEntityLive, SalesDeskLive, ConcertsRepo.Default).pipe(
+    Layer.provideMerge(ConcertSales.DefaultWithoutDependencies),
+    Layer.provide([Ownership.Default, LocalConcerts.Default, Layer.succeed(DeskRoutes, new DeskRoutes({ deskOf: () => "desk-0" }))]),
+    Layer.provideMerge(ClusterLive),
+    Layer.provide(Layer.setTracerEnabled(tracing)),
+    Layer.provideMerge(TestDatabase)
+  )
 
-layer(ThroughOwnDesk, { excludeTestServices: true, timeout: "60 seconds" })("ConcertSales through a desk", (it) => {
+// With tracing off, batches go to the desk without a sender fiber (`pump`); with it on, through one.
+for (const tracing of [false, true]) {
+layer(throughOwnDesk(tracing), { excludeTestServices: true, timeout: "60 seconds" })(`ConcertSales through a desk (tracing ${tracing ? "on" : "off"})`, (it) => {
   it.effect("orders sent to a desk that turns out to be this process's are sold, not left waiting behind themselves", () =>
     Effect.gen(function*() {
       const sales = yield* ConcertSales
@@ -235,3 +238,4 @@ layer(ThroughOwnDesk, { excludeTestServices: true, timeout: "60 seconds" })("Con
       expect((yield* ticketsOf(concert.id)).length).toBe(60)
     }))
 })
+}
