@@ -41,7 +41,7 @@ it.scopedLive("runners and a client started at the same moment on a new database
     // Each would make the schema's and the cluster's tables; made at once, all but one failed.
     const url = yield* freshDatabaseUrl
     const ports = yield* Effect.promise(() => Promise.all([freePort(), freePort(), freePort()]))
-    const [a, , client] = yield* Effect.all([
+    const [a, b, client] = yield* Effect.all([
       serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "runner", RUNNER_HOST: "127.0.0.1", RUNNER_PORT: String(ports[0]) }),
       serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "runner", RUNNER_HOST: "127.0.0.1", RUNNER_PORT: String(ports[1]) }),
       serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "client" }),
@@ -52,6 +52,16 @@ it.scopedLive("runners and a client started at the same moment on a new database
       rawRequest(client!.port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: user(1) }))
     )
     expect(bought.status).toBe(201)
+    // A hold goes the same way (a client owns no concert: through its owner's desk), and so
+    // does the refusal of one the seats left cannot cover.
+    const held = yield* Effect.promise(() =>
+      rawRequest(client!.port, "POST", "/api/v1/reservations", JSON.stringify({ concert_id: concertId, user_id: user(2), quantity: 8 }))
+    )
+    expect(held.status).toBe(201)
+    const short = yield* Effect.promise(() =>
+      rawRequest(b!.port, "POST", "/api/v1/reservations", JSON.stringify({ concert_id: concertId, user_id: user(3), quantity: 2 }))
+    )
+    expect([short.status, short.body]).toEqual([412, JSON.stringify({ error: "only 1 seat is left (asked for 2); ask for 1 or fewer" })])
   }))
 
 it.scopedLive("a runner that cannot listen on its runner port exits 1 before saying it is ready", () =>
