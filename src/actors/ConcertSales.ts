@@ -126,8 +126,8 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
     const maxIdle = yield* Config.duration("CONCERT_MAX_IDLE").pipe(Config.withDefault(Duration.minutes(5)))
     const purchaseTimeout = yield* purchaseTimeoutMillis
     const clock = yield* Effect.clock
-    // With tracing off (no exporter), batches through the door are sent without a fiber (`pump`):
-    // no span to make or link, and nothing a fiber would add.
+    // With tracing off (no exporter), batches through a door or to a desk are sent without a
+    // fiber (`pump`): no span to make or link, and nothing a fiber would add.
     const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
     const viaClusterEvery = Math.min((Duration.toMillis(maxIdle) - purchaseTimeout) / 2, 60_000)
     /** When each concert last had a batch sent through the cluster. */
@@ -248,16 +248,23 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
             })
           )
           posted.forEach((p, i) => {
-            if (Exit.isFailure(exit)) return p.resume(Exit.failCause(exit.cause))
-            const outcomes = exit.value[i]
-            p.resume(
-              outcomes === undefined
-                ? Exit.die(new Error("the desk answered fewer concerts than it was sent"))
-                // None: the desk did not learn this concert's outcome in time; sent again.
-                : outcomes.length === 0
-                ? Exit.interrupt(FiberId.none)
-                : Exit.succeed(outcomes)
-            )
+            const outcomes = Exit.isSuccess(exit) ? exit.value[i] : undefined
+            const answer = Exit.isFailure(exit)
+              ? Exit.failCause(exit.cause)
+              : outcomes === undefined
+              ? Exit.die(new Error("the desk answered fewer concerts than it was sent"))
+              // None: the desk did not learn this concert's outcome in time; sent again.
+              : outcomes.length === 0
+              ? Exit.interrupt(FiberId.none)
+              : Exit.succeed(outcomes)
+            // A batch's answer runs its line's next step here (`pump`, without a fiber): one
+            // that throws must not keep the other batches from theirs, nor stop this desk's
+            // sender, which every later batch for the desk waits on.
+            try {
+              p.resume(answer)
+            } catch {
+              // The line's own failure: see above.
+            }
           })
         }
       })

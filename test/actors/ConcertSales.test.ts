@@ -1,4 +1,5 @@
 import { expect, layer } from "@effect/vitest"
+import type * as Sharding from "@effect/cluster/Sharding"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { ConfigProvider, Context, Effect, Either, Exit, Fiber, FiberId, Layer, Metric, Scope } from "effect"
 import * as crypto from "node:crypto"
@@ -9,6 +10,7 @@ import { DeskRoutes } from "../../src/actors/DeskRoutes.js"
 import { type Door, LocalConcerts, type LocalOrders } from "../../src/actors/LocalConcerts.js"
 import { Ownership } from "../../src/actors/Ownership.js"
 import { SalesDeskLive } from "../../src/actors/SalesDesk.js"
+import { SalesDesk } from "../../src/domain/SalesDesk.js"
 import * as Metrics from "../../src/Metrics.js"
 import { ConcertEntity, type PurchaseOrder } from "../../src/domain/ConcertEntity.js"
 import { SoldOut } from "../../src/domain/Errors.js"
@@ -213,8 +215,8 @@ layer(withIdle("5 minutes", false), { excludeTestServices: true, timeout: "60 se
  * Every concert routed to a desk that runs in this same process, as when a desk's shard has
  * just moved to the runner that sends to it.
  */
-const throughOwnDesk = (tracing: boolean) =>
-  Layer.mergeAll(ConcertEntityLive, SalesDeskLive, ConcertsRepo.Default).pipe(
+const throughOwnDesk = (tracing: boolean, desk: Layer.Layer<never, never, ConcertSales | Sharding.Sharding> = SalesDeskLive) =>
+  Layer.mergeAll(ConcertEntityLive, desk, ConcertsRepo.Default).pipe(
     Layer.provideMerge(ConcertSales.DefaultWithoutDependencies),
     Layer.provide([Ownership.Default, LocalConcerts.Default, Layer.succeed(DeskRoutes, new DeskRoutes({ deskOf: () => "desk-0" }))]),
     Layer.provideMerge(ClusterLive),
@@ -236,6 +238,34 @@ layer(throughOwnDesk(tracing), { excludeTestServices: true, timeout: "60 seconds
       expect(new Set(bought.map((t) => t.seat)).size).toBe(60)
       expect((yield* Metric.value(Metrics.deskOrders)).count).toBeGreaterThan(before.count)
       expect((yield* ticketsOf(concert.id)).length).toBe(60)
+    }))
+})
+}
+
+/** A desk that never learns an outcome in time: it answers every concert "not known". */
+let forgetfulCalls = 0
+const ForgetfulDesk = SalesDesk.toLayer(Effect.succeed({
+  Orders: ({ payload }) =>
+    Effect.sync(() => {
+      forgetfulCalls++
+      return payload.concerts.map(() => [])
+    })
+}))
+
+for (const tracing of [false, true]) {
+layer(throughOwnDesk(tracing, ForgetfulDesk), { excludeTestServices: true, timeout: "60 seconds" })(`ConcertSales through a forgetful desk (tracing ${tracing ? "on" : "off"})`, (it) => {
+  it.effect("batches whose outcome the desk does not know are sent again through the cluster, and sold once", () =>
+    Effect.gen(function*() {
+      const sales = yield* ConcertSales
+      const concert = yield* createConcert(100)
+      const calls = forgetfulCalls
+      // Only an order with a deadline is sent again (as every order from the API has one).
+      const orders = Array.from({ length: 30 }, () => ({ ...order(), deadline: Date.now() + 10_000 }))
+      const bought = yield* Effect.forEach(orders, (o) => sales.buy(concert.id, o), { concurrency: "unbounded" })
+      expect(forgetfulCalls).toBeGreaterThan(calls)
+      expect(bought.map((t) => t.id)).toEqual(orders.map((o) => o.ticketId))
+      expect(new Set(bought.map((t) => t.seat)).size).toBe(30)
+      expect((yield* ticketsOf(concert.id)).length).toBe(30)
     }))
 })
 }
