@@ -23,7 +23,8 @@ import { withSchemaLock } from "../sql/migrations.js"
 import { MainDatabase } from "../sql/Organisers.js"
 import { StartupFailure } from "../StartupFailure.js"
 
-const sharding = Config.all({
+/** Where this process runs in the cluster: its mode, its runner address, the shards per group. */
+export const shardingSettings = Config.all({
   mode: clusterMode,
   host: Config.string("RUNNER_HOST").pipe(Config.withDefault("localhost")),
   // Below Linux's ephemeral range (32768-60999): an outgoing connection can never hold it.
@@ -85,7 +86,7 @@ const ClusterTablesLive = (config: Parameters<typeof ShardingConfig.layer>[0]) =
 
 export const ClusterLive = Layer.unwrapEffect(
   Effect.gen(function*() {
-    const { host, mode, port, shardsPerGroup, simulateRemoteSerialization } = yield* sharding
+    const { host, mode, port, shardsPerGroup, simulateRemoteSerialization } = yield* shardingSettings
     if (mode === "single") {
       const singleConfig = { runnerAddress: Option.some(RunnerAddress.make(host, port)), shardsPerGroup, simulateRemoteSerialization }
       return ShardWatchLive(shardsPerGroup).pipe(

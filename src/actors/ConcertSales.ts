@@ -72,8 +72,6 @@ interface Waiting {
   answered: boolean
   /** The buyer's request, which the batch's span links to. */
   readonly span: Tracer.AnySpan | undefined
-  /** Come from another process's desk: passed on through the cluster, never to a desk again. */
-  readonly relayed: boolean
 }
 
 /** A concert's batch waiting for a desk message to another runner. */
@@ -288,6 +286,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
      */
     const deliver = (
       concertId: string,
+      line: string,
       batch: ReadonlyArray<Waiting>,
       now: number,
       attempt: number
@@ -301,7 +300,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       if (door === undefined) {
         // A batch sent again after a loss goes through the cluster, which knows where its
         // concert runs now; so does one that came from a desk (never from desk to desk).
-        const desk = attempt > 1 || batch.some((w) => w.relayed) ? undefined : routes.deskOf(concertId)
+        const desk = attempt > 1 || line !== concertId ? undefined : routes.deskOf(concertId)
         return desk === undefined ? viaTheCluster : viaDesk(desk, concertId, orders)
       }
       return Effect.flatMap(currentSpan, (span) =>
@@ -365,7 +364,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
             batch = expire(batch, now)
             if (batch.length === 0) break
             sending.set(line, batch)
-            const exit = yield* Effect.exit(deliver(concertId, batch, now, attempt).pipe(batchSpan(concertId, batch, attempt)))
+            const exit = yield* Effect.exit(deliver(concertId, line, batch, now, attempt).pipe(batchSpan(concertId, batch, attempt)))
             if (!resend(batch, exit)) {
               sending.delete(line)
               settle(batch, exit)
@@ -390,10 +389,9 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           return done(line, queue)
         }
         const now = clock.unsafeCurrentTimeMillis()
-        const door = doorOf(concertId, now)
-        // Another runner's concert: through its desk, also without a fiber (never a relayed line).
-        const desk = door === undefined && line === concertId ? routes.deskOf(concertId) : undefined
-        if (door === undefined && desk === undefined) return void runFork(send(concertId, line, queue))
+        // The entity's door, or another runner's desk (never for orders from a desk).
+        const via = doorOf(concertId, now) ?? (line === concertId ? routes.deskOf(concertId) : undefined)
+        if (via === undefined) return void runFork(send(concertId, line, queue))
         const batch = expire(queue.splice(0, maxBatch), now)
         if (batch.length === 0) {
           if (queue.length > 0) continue
@@ -408,8 +406,8 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           settle(batch, exit)
           pump(concertId, line, queue)
         }
-        if (door === undefined) return post(desk!, { concertId, orders: batch.map((w) => w.order), resume: answered })
-        const handed = door({
+        if (typeof via === "string") return post(via, { concertId, orders: batch.map((w) => w.order), resume: answered })
+        const handed = via({
           _tag: "LocalOrders",
           orders: batch.map((w) => w.order),
           span: undefined,
@@ -429,9 +427,9 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
      * batch that waits for that desk's answer (a desk that moved to this runner), which waits
      * for them.
      */
-    const enqueue = (concertId: string, entry: Waiting): void => {
+    const enqueue = (concertId: string, entry: Waiting, relayed = false): void => {
       if (closed) return answer(entry, Exit.interrupt(FiberId.none))
-      const line = entry.relayed ? `${concertId} relayed` : concertId
+      const line = relayed ? `${concertId} relayed` : concertId
       const queue = waiting.get(line)
       if (queue !== undefined) return void queue.push(entry)
       const fresh = [entry]
@@ -448,8 +446,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
             order,
             done: (exit) => gone || resume(exit),
             answered: false,
-            span: spanOf(fiber),
-            relayed: false
+            span: spanOf(fiber)
           })
           // A buyer who went away is not waited for; the order stands (as a request sent does).
           return Effect.sync(() => {
@@ -472,12 +469,11 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           order,
           done: done as Answer<Granted, NoTicket | PurchasesError>,
           answered: false,
-          span: undefined,
-          relayed: false
+          span: undefined
         }),
       /** An order from another process's desk, sold here or passed on through the cluster. */
       relay: (concertId: string, order: Order, done: Answer<Granted, NoTicket | PurchasesError>): void =>
-        enqueue(concertId, { order, done, answered: false, span: undefined, relayed: true }),
+        enqueue(concertId, { order, done, answered: false, span: undefined }, true),
       /** One seat, sold at once. */
       buy: (concertId: string, order: PurchaseOrder) =>
         submit(concertId, order) as Effect.Effect<TicketRecord, BuyRefusal>,

@@ -12,28 +12,21 @@
 import * as EntityId from "@effect/cluster/EntityId"
 import { Runner } from "@effect/cluster/Runner"
 import * as Sharding from "@effect/cluster/Sharding"
-import { Config, Duration, Effect, HashRing, Schedule } from "effect"
+import { Duration, Effect, HashRing, Schedule } from "effect"
 import { ConcertEntity } from "../domain/ConcertEntity.js"
 import { SalesDesk } from "../domain/SalesDesk.js"
-import { clusterMode, positiveInteger } from "../Settings.js"
 import { MainDatabase } from "../sql/Organisers.js"
-import { shardLockExpiration } from "./Cluster.js"
+import { shardingSettings, shardLockExpiration } from "./Cluster.js"
 
 /** A runner's address as the cluster keys it. */
 const keyOf = (address: { readonly host: string; readonly port: number }) => `${address.host}:${address.port}`
 
 export class DeskRoutes extends Effect.Service<DeskRoutes>()("DeskRoutes", {
   scoped: Effect.gen(function*() {
-    const mode = yield* clusterMode
+    const { host, mode, port, shardsPerGroup } = yield* shardingSettings
     if (mode === "single") return { deskOf: (_concertId: string): string | undefined => undefined } as const
     const sharding = yield* Sharding.Sharding
-    const shardsPerGroup = yield* positiveInteger("SHARDS_PER_GROUP", 300)
-    const self = mode === "runner"
-      ? keyOf({
-        host: yield* Config.string("RUNNER_HOST").pipe(Config.withDefault("localhost")),
-        port: yield* Config.port("RUNNER_PORT").pipe(Config.withDefault(7431))
-      })
-      : undefined
+    const self = mode === "runner" ? keyOf({ host, port }) : undefined
     const { client: sql } = yield* MainDatabase
     const expiration = Math.ceil(Duration.toSeconds(shardLockExpiration))
 
