@@ -10,6 +10,7 @@ import { ClusterLive } from "./actors/Cluster.js"
 import { ConcertEntityLive } from "./actors/ConcertEntity.js"
 import { ConcertSales } from "./actors/ConcertSales.js"
 import { SalesDeskLive } from "./actors/SalesDesk.js"
+import { Ownership } from "./actors/Ownership.js"
 import { HttpLive } from "./http/Server.js"
 import { DatabaseLive } from "./sql/Database.js"
 import { DatabaseMonitorLive } from "./sql/DatabaseMonitor.js"
@@ -56,7 +57,7 @@ export const FeaturesLive = Layer.unwrapEffect(
   Effect.map(clusterMode, (mode) =>
     mode === "client"
       ? HttpLive.pipe(Layer.provide(PrintQueue.DatabaseOnly))
-      : Layer.mergeAll(HttpLive, ConcertEntityLive, SalesDeskLive.pipe(Layer.provide(ConcertSales.Default))).pipe(
+      : Layer.mergeAll(HttpLive, ConcertEntityLive, SalesDeskLive.pipe(Layer.provide([ConcertSales.Default, Ownership.Default]))).pipe(
         Layer.provide(WorkersLive)
       ))
 ).pipe(

@@ -133,6 +133,12 @@ export const deskOrders = Metric.counter("ticketoverflow_desk_orders", {
   incremental: true
 })
 
+export const deskOrdersPassedOn = Metric.counter("ticketoverflow_desk_orders_passed_on", {
+  description:
+    "Orders this runner's sales desk took for concerts it does not own, passed on through the cluster: a sender's routes were behind the cluster's (for a moment after runners join or leave; steadily, a fault)",
+  incremental: true
+})
+
 export const groupCommits = Metric.counter("ticketoverflow_group_commits", {
   description: "Batches of purchases and holds journaled, each in one statement",
   incremental: true

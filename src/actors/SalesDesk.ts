@@ -9,6 +9,7 @@ import { Cause, Effect, Exit, Option } from "effect"
 import { type DeskOutcome, SalesDesk } from "../domain/SalesDesk.js"
 import * as Metrics from "../Metrics.js"
 import { ConcertSales, earliestDeadline } from "./ConcertSales.js"
+import { Ownership } from "./Ownership.js"
 
 /**
  * How long after the message's earliest deadline the desk answers with what it knows: the
@@ -21,6 +22,7 @@ const deskGrace = 250
 export const SalesDeskLive = SalesDesk.toLayer(
   Effect.gen(function*() {
     const sales = yield* ConcertSales
+    const ownership = yield* Ownership
     return {
       Orders: ({ payload }) =>
         Effect.async<ReadonlyArray<ReadonlyArray<DeskOutcome>>>((resume) => {
@@ -29,6 +31,9 @@ export const SalesDeskLive = SalesDesk.toLayer(
           const left = payload.concerts.map(({ orders }) => orders.length)
           let pending = left.reduce((n, count) => n + count, 0)
           Metrics.deskOrders.unsafeUpdate(pending, [])
+          for (const { concertId, orders } of payload.concerts) {
+            if (!ownership.owns(concertId)) Metrics.deskOrdersPassedOn.unsafeUpdate(orders.length, [])
+          }
           let timer: ReturnType<typeof setTimeout> | undefined
           let replied = false
           // A concert is answered whole, or not at all (no outcomes: its sender sends its batch

@@ -215,7 +215,7 @@ layer(withIdle("5 minutes", false), { excludeTestServices: true, timeout: "60 se
  * Every concert routed to a desk that runs in this same process, as when a desk's shard has
  * just moved to the runner that sends to it.
  */
-const throughOwnDesk = (tracing: boolean, desk: Layer.Layer<never, never, ConcertSales | Sharding.Sharding> = SalesDeskLive) =>
+const throughOwnDesk = (tracing: boolean, desk: Layer.Layer<never, never, ConcertSales | Sharding.Sharding | Ownership> = SalesDeskLive) =>
   Layer.mergeAll(ConcertEntityLive, desk, ConcertsRepo.Default).pipe(
     Layer.provideMerge(ConcertSales.DefaultWithoutDependencies),
     Layer.provide([Ownership.Default, LocalConcerts.Default, Layer.succeed(DeskRoutes, new DeskRoutes({ deskOf: () => "desk-0" }))]),

@@ -3,6 +3,7 @@ import { expect, it } from "@effect/vitest"
 import { Effect, Exit, FiberId, Layer } from "effect"
 import * as crypto from "node:crypto"
 import { type Answer, ConcertSales } from "../../src/actors/ConcertSales.js"
+import { Ownership } from "../../src/actors/Ownership.js"
 import { SalesDeskLive } from "../../src/actors/SalesDesk.js"
 import type { Order } from "../../src/domain/ConcertEntity.js"
 import { SoldOut } from "../../src/domain/Errors.js"
@@ -23,7 +24,7 @@ const order = (deadline: number): Order => ({
 const desk = (relay: (concertId: string, order: Order, done: Answer<never, SoldOut>) => void) =>
   Effect.gen(function*() {
     const sales = Layer.succeed(ConcertSales, { relay } as unknown as ConcertSales)
-    const makeClient = yield* Entity.makeTestClient(SalesDesk, SalesDeskLive.pipe(Layer.provide(sales)))
+    const makeClient = yield* Entity.makeTestClient(SalesDesk, SalesDeskLive.pipe(Layer.provide([sales, Ownership.Everything])))
     return yield* makeClient("desk-0")
   }).pipe(Effect.provide(ShardingConfig.layer()))
 

@@ -64,6 +64,55 @@ it.scopedLive("runners and a client started at the same moment on a new database
     expect([short.status, short.body]).toEqual([412, JSON.stringify({ error: "only 1 seat is left (asked for 2); ask for 1 or fewer" })])
   }))
 
+/** A counter without labels as a process's `/metrics` reads it. */
+const counter = async (port: number, name: string) => {
+  const { body } = await rawRequest(port, "GET", "/metrics")
+  return Number(new RegExp(`^${name}_total (\\d+)$`, "m").exec(body)?.[1] ?? 0)
+}
+
+it.scopedLive("each process sends a concert's orders to the desk of the runner that owns the concert", () =>
+  Effect.gen(function*() {
+    // Each process draws the cluster's ring itself to pick a concert's desk: drawn wrong, orders
+    // would still be sold, passed on through the cluster, and only the desks' counters tell.
+    const url = yield* freshDatabaseUrl
+    const ports = yield* Effect.promise(() => Promise.all([freePort(), freePort(), freePort()]))
+    const runners = yield* Effect.all(
+      ports.map((runnerPort) =>
+        serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "runner", RUNNER_HOST: "127.0.0.1", RUNNER_PORT: String(runnerPort) })
+      ),
+      { concurrency: "unbounded" }
+    )
+    const client = yield* serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "client" })
+    const concerts = yield* Effect.promise(() => Promise.all(Array.from({ length: 12 }, () => postConcert(runners[0]!.port, 1000))))
+    const desks = () =>
+      Promise.all(runners.map(async ({ port }) => [
+        await counter(port, "ticketoverflow_desk_orders"),
+        await counter(port, "ticketoverflow_desk_orders_passed_on")
+      ] as const)).then((counts) => counts.reduce(([taken, passed], [t, p]) => [taken + t, passed + p], [0, 0]))
+    let buyer = 0
+    // A round: every concert bought once through every process. While the runners share the
+    // shards out after starting, a round may pass orders on; once they have, none does.
+    const round = Effect.promise(async () => {
+      const [takenBefore, passedBefore] = await desks()
+      const statuses = await Promise.all([...runners, client].flatMap(({ port }) =>
+        concerts.map((concertId) =>
+          rawRequest(port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: user(buyer++) }))
+            .then((answer) => answer.status)
+        )
+      ))
+      const [takenAfter, passedAfter] = await desks()
+      return { statuses, taken: takenAfter - takenBefore, passed: passedAfter - passedBefore }
+    })
+    // Through a desk: the client's twelve orders, and each runner's for the concerts the two
+    // others own (12 − those it owns, 24 in all).
+    const settled = yield* eventually(round, ({ passed, taken }) => passed === 0 && taken === 36, {
+      within: "60 seconds",
+      every: "500 millis"
+    })
+    expect(settled.statuses.every((status) => status === 201)).toBe(true)
+    expect({ passed: settled.passed, taken: settled.taken }).toEqual({ passed: 0, taken: 36 })
+  }), 180_000)
+
 it.scopedLive("a runner that cannot listen on its runner port exits 1 before saying it is ready", () =>
   Effect.gen(function*() {
     const url = yield* freshDatabaseUrl
