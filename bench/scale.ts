@@ -8,7 +8,7 @@
  * load balancer spreading buyers over the runners (a request may land on a runner that does not
  * own its concert: one hop). Exactness: the tickets in the database equal the 201s.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -60,7 +60,10 @@ const startProcess = async (url: string, mode: "runner" | "client") => {
   const runnerPort = await freePort()
   // SCALE_PROFILE_DIR: each process writes a V8 CPU profile there when it stops.
   const profile = process.env.SCALE_PROFILE_DIR === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", process.env.SCALE_PROFILE_DIR]
-  const child = spawn(process.execPath, [...profile, ...serviceNodeArgs, "--import", "tsx", "src/main.ts"], {
+  // The compiled service, as `npm start` and `npm run cluster` run it. Through tsx, each runner
+  // spent seconds of its small CPU share transpiling its render thread's modules when the first
+  // plan was drawn, in the middle of the measured run, and one missed its shard locks' refresh.
+  const child = spawn(process.execPath, [...profile, ...serviceNodeArgs, "dist/main.js"], {
     cwd: root,
     env: {
       ...serviceEnv,
@@ -127,6 +130,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
   const share = Number(option(args, "share") ?? 0.4)
   const seconds = Number(option(args, "seconds") ?? 15)
   const concertCount = Number(option(args, "concerts") ?? 30)
+  execFileSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "inherit" })
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-scale-"))
   await fs.chmod(dataDir, 0o755)
   const database = await startEmbeddedPostgres({ dataDir })
