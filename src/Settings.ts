@@ -41,3 +41,13 @@ export const purchaseTimeoutMillis: Config.Config<number> = Config.duration("PUR
   Config.withDefault(Duration.seconds(10)),
   Config.map(Duration.toMillis)
 )
+
+/**
+ * How long any other request may take before a 503 (`REQUEST_TIMEOUT`, default 15 s): a
+ * database that stops answering, without refusing connections, must not leave clients hanging.
+ */
+export const requestTimeoutMillis: Config.Config<number> = Config.duration("REQUEST_TIMEOUT").pipe(
+  Config.validate({ message: "must be a positive duration", validation: (d) => Duration.toMillis(d) > 0 }),
+  Config.withDefault(Duration.seconds(15)),
+  Config.map(Duration.toMillis)
+)

@@ -12,9 +12,9 @@ import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { SqlError } from "@effect/sql/SqlError"
-import { Cause, Effect, Option } from "effect"
+import { Cause, Effect, Exit, Option } from "effect"
 import { retryAfterSeconds, Unauthorized } from "../domain/Errors.js"
-import { positiveInteger } from "../Settings.js"
+import { positiveInteger, requestTimeoutMillis } from "../Settings.js"
 
 const respond = (status: number, message: string, headers: Record<string, string> = {}) =>
   HttpServerResponse.unsafeJson({ error: message }, { status, headers })
@@ -83,15 +83,80 @@ export const answer = (
 const hasBody = (request: HttpServerRequest.HttpServerRequest) =>
   request.method === "POST" || request.method === "PUT" || request.method === "PATCH"
 
+/** How deep a JSON text nests its arrays and objects (strings skipped). */
+export const nesting = (text: string): number => {
+  let depth = 0
+  let deepest = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++ // a backslash: the next character is escaped
+      else if (c === 34) inString = false
+    } else if (c === 34) inString = true
+    else if (c === 91 || c === 123) deepest = Math.max(deepest, ++depth)
+    else if (c === 93 || c === 125) depth--
+  }
+  return deepest
+}
+
+/** No body this API takes nests deeper than this; far deeper ones break the decoder's messages. */
+const maxNesting = 32
+
+/**
+ * A body that failed to decode and nests thousands deep: describing it (the decoder prints what
+ * it got) overflows the stack, which reaches here as a defect. The body, read and kept by then,
+ * says whether that is what happened.
+ */
+const tooDeep = (request: HttpServerRequest.HttpServerRequest, cause: Cause.Cause<unknown>) =>
+  hasBody(request) && Option.isSome(Cause.dieOption(cause))
+    ? Effect.map(Effect.orElseSucceed(request.text, () => ""), (text) =>
+      nesting(text) > maxNesting
+        ? Option.some(respond(400, `invalid request: the body nests deeper than ${maxNesting} levels`))
+        : Option.none())
+    : Effect.succeed(Option.none())
+
+/**
+ * Requests that wait for the concert's entity have their own deadline (`PURCHASE_TIMEOUT`): a
+ * purchase, a hold, a registration is answered 503 only when it is sure never to be saved.
+ */
+const ownDeadline = (request: HttpServerRequest.HttpServerRequest) => {
+  if (request.method !== "POST") return false
+  const query = request.url.indexOf("?")
+  const path = query === -1 ? request.url : request.url.slice(0, query)
+  return path === "/api/v1/tickets" || path === "/api/v1/reservations" || /^\/api\/v1\/concerts\/[^/]+\/registrations$/.test(path)
+}
+
 export const ErrorResponsesLive = HttpApiBuilder.middleware(
   Effect.gen(function*() {
     const maxBodyBytes = yield* positiveInteger("MAX_BODY_BYTES", 64 * 1024)
+    const timeout = yield* requestTimeoutMillis
+    const late = () =>
+      unavailable(`no answer within ${Math.round(timeout / 1000)} s (the database is not answering); retry`, 2)
     return (app) => {
       // Composed once, not per request.
       // What `answer` fails with is a handler's own error, which the handler's type limits to
       // the ones its endpoint declares: HttpApi encodes it next (it wraps this middleware).
-      const guarded = Effect.catchAllCause(app, answer) as Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
+      const answered = Effect.catchAllCause(app, (cause) =>
+        Effect.flatMap(
+          HttpServerRequest.HttpServerRequest,
+          (request) =>
+            Effect.flatMap(tooDeep(request, cause), Option.match({ onNone: () => answer(cause), onSome: Effect.succeed }))
+        )) as Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
+      // Bounded: answered by the deadline, whatever it waits for. The request's work is cut off
+      // in the background (a query waiting on a database that stopped answering is cancelled
+      // when it answers again); the client does not wait for that. The framework runs its
+      // middleware uninterruptibly (only handlers are interruptible): without `interruptible`
+      // here, the deadline would wait for the very work it cuts off.
+      // The work's exit is carried across as a value: a fiber's refs (a 503's `Retry-After`,
+      // set with the error it answers) come back only with a success.
+      const bounded = Effect.timeoutTo(Effect.interruptible(Effect.disconnect(Effect.exit(answered))), {
+        duration: timeout,
+        onSuccess: (exit) => exit,
+        onTimeout: () => Exit.succeed(late())
+      }).pipe(Effect.flatten)
       return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+        const guarded = ownDeadline(request) ? answered : bounded
         const declared = Number(request.headers["content-length"] ?? "0")
         if (declared > maxBodyBytes) {
           // Refused before reading it; Node discards the unread body so the client still reads this.

@@ -60,7 +60,15 @@ const pathCases: ReadonlyArray<Case> = garbageIds.flatMap((id): Array<Case> => [
   ["GET", `/api/v1/tickets?concert_id=${id}`, undefined, 404]
 ])
 
+/** JSON nested far deeper than any body of this API (describing it once overflowed the stack: a 500). */
+const deep = "[".repeat(10_000) + "]".repeat(10_000)
+
 const otherCases: ReadonlyArray<Case> = [
+  ["POST", "/api/v1/concerts", deep, 400],
+  ["POST", "/api/v1/concerts", `{"name":${deep}}`, 400],
+  ["POST", "/api/v1/tickets", deep, 400],
+  ["POST", "/api/v1/tickets", `{"concert_id":${deep},"user_id":"${user}"}`, 400],
+  ["POST", "/api/v1/reservations", deep, 400],
   ["POST", "/api/v1/tickets", "{", 400],
   ["POST", "/api/v1/tickets", "{}", 400],
   ["POST", "/api/v1/tickets", JSON.stringify({ user_id: user }), 400],
@@ -92,7 +100,8 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("bad input"
         ["PUT", `/api/v1/concerts/${id}`, JSON.stringify({ id }), 400],
         ["PUT", `/api/v1/concerts/${id}`, JSON.stringify({ name: 5 }), 400],
         ["PUT", `/api/v1/concerts/${id}`, JSON.stringify({ status: null }), 400],
-        ["PUT", `/api/v1/concerts/${id}`, JSON.stringify({ date: "tomorrow" }), 400]
+        ["PUT", `/api/v1/concerts/${id}`, JSON.stringify({ date: "tomorrow" }), 400],
+        ["PUT", `/api/v1/concerts/${id}`, `{"venue":${deep}}`, 400]
       ]
       const failures: Array<string> = []
       for (const [method, path, body, expected] of [...concertCases, ...pathCases, ...otherCases, ...putCases]) {

@@ -123,3 +123,89 @@ it.scopedLive("a purchase during an outage is answered 503 within PURCHASE_TIMEO
     }
     expect(Math.max(0, ...noisy.values())).toBeLessThanOrEqual(2)
   }), 120_000)
+
+/** The database's processes (its postmaster and every backend), read from its data directory. */
+const databaseProcesses = async (databaseDir: string): Promise<Array<number>> => {
+  const postmaster = Number((await fs.readFile(path.join(databaseDir, "postmaster.pid"), "utf8")).split("\n")[0])
+  const children: Array<number> = []
+  for (const entry of await fs.readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    const stat = await fs.readFile(`/proc/${entry}/stat`, "utf8").catch(() => "")
+    // pid (comm) state ppid …: the name may hold spaces, so read after its closing parenthesis.
+    if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === postmaster) children.push(Number(entry))
+  }
+  return [postmaster, ...children]
+}
+
+/** A backend may have ended meanwhile (its client gone): nothing to stop or wake then. */
+const signal = (pid: number, name: NodeJS.Signals) => {
+  try {
+    process.kill(pid, name)
+  } catch {
+    // ESRCH
+  }
+}
+
+it.scopedLive("while the database stops answering (its connections open, nothing answered) no request hangs: 503 by the deadline", () =>
+  Effect.gen(function*() {
+    const db = yield* ownDatabase
+    const service = yield* serviceResource({
+      DATABASE_URL: db.server.url,
+      DATABASE_POOL_SIZE: "4",
+      PURCHASE_TIMEOUT: "2 seconds",
+      REQUEST_TIMEOUT: "3 seconds"
+    })
+    const concertId = yield* Effect.promise(() => postConcert(service.port, 100, "Stalled"))
+    const bought = yield* Effect.promise(() =>
+      rawRequest(service.port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: "00000000-0000-0000-0000-000000000001" }))
+    )
+    const ticketId = (JSON.parse(bought.body) as { id: string }).id
+
+    // Stopped, not killed: the connections stay open and nothing comes back on them.
+    const stopped = yield* Effect.acquireRelease(
+      Effect.promise(async () => {
+        const pids = await databaseProcesses(db.server.databaseDir)
+        for (const pid of pids) signal(pid, "SIGSTOP")
+        return pids
+      }),
+      (pids) => Effect.sync(() => pids.forEach((pid) => signal(pid, "SIGCONT")))
+    )
+    expect(stopped.length).toBeGreaterThan(1)
+    const requests: ReadonlyArray<readonly [string, string, string?]> = [
+      ["GET", "/api/v1/concerts"],
+      ["GET", `/api/v1/concerts/${concertId}`],
+      ["GET", `/api/v1/concerts/${concertId}/seats`],
+      ["GET", `/api/v1/tickets?concert_id=${concertId}`],
+      ["GET", `/api/v1/tickets/${ticketId}`],
+      ["POST", `/api/v1/tickets/${ticketId}/print`],
+      ["POST", "/api/v1/concerts", JSON.stringify({ name: "N", venue: "V", date: "2027-01-01", capacity: 5, status: "ACTIVE" })],
+      ["PUT", `/api/v1/concerts/${concertId}`, JSON.stringify({ name: "Renamed" })],
+      ["POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: "00000000-0000-0000-0000-000000000002" })]
+    ]
+    const answers = yield* Effect.all(
+      requests.map(([method, url, body]) =>
+        Effect.promise(async () => {
+          const started = Date.now()
+          const response = await rawRequest(service.port, method, url, body)
+          return { request: `${method} ${url}`, status: response.status, response, millis: Date.now() - started }
+        })
+      ),
+      { concurrency: "unbounded" }
+    )
+    for (const { millis, request, response, status } of answers) {
+      expect({ request, status }).toEqual({ request, status: 503 })
+      expect(response.headers["retry-after"]).toBeDefined()
+      expect(typeof (JSON.parse(response.body) as { error: unknown }).error).toBe("string")
+      // The deadline, and a margin for a busy machine.
+      expect({ request, late: millis > 3000 + 2500 }).toEqual({ request, late: false })
+    }
+
+    // Running again: the service answers as before, by itself.
+    for (const pid of stopped) signal(pid, "SIGCONT")
+    const again = yield* eventually(
+      Effect.promise(() => rawRequest(service.port, "GET", `/api/v1/tickets/${ticketId}`)),
+      (response) => response.status === 200,
+      { within: "20 seconds", every: "250 millis" }
+    )
+    expect(again.status).toBe(200)
+  }), 120_000)
