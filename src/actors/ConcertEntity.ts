@@ -279,6 +279,28 @@ const make = Effect.gen(function*() {
       })
 
     /**
+     * Live reservations cancelled with their concert: their seats and invoice numbers released
+     * (one transaction), as for a cancel. Nothing can be bought for a cancelled concert, a hold
+     * made before it included.
+     */
+    const cancelWithConcert = (ledger: SeatLedger.Ledger, reservations: ReadonlyArray<ReservationRecord>) =>
+      Effect.gen(function*() {
+        if (reservations.length === 0) return ledger
+        const after = SeatLedger.release(ledger, reservations.flatMap((r) => r.seats))
+        yield* journal.release(after, reservations.map((r) => r.id), "CANCELLED")
+        state.adopt(after)
+        for (const r of reservations) {
+          state.drop(r.id)
+          const offered = state.offeredFor(r.id)
+          if (offered !== undefined) state.dropRegistration(offered)
+        }
+        yield* Effect.logInfo("holds cancelled with their concert").pipe(
+          Effect.annotateLogs({ concertId, reservations: reservations.length, seats: reservations.reduce((n, r) => n + r.quantity, 0) })
+        )
+        return after
+      })
+
+    /**
      * The concert as loaded and settled: every hold past its expiry released (one transaction),
      * the draw run if its time has come, and seats that are free while people wait offered to
      * them. Whatever is decided next sees that state, whether or not a wake-up came yet.
@@ -576,6 +598,18 @@ const make = Effect.gen(function*() {
           yield* journal.update(next)
           state.adopt(next)
           yield* statusChange(ledger, next)
+          if (next.concert.status === "CANCELLED" && ledger.concert.status !== "CANCELLED") {
+            // The update is saved: a failure here is the holds' alone (a later checkout or
+            // payment of one cancels it then), not the organiser's 503.
+            yield* cancelWithConcert(next, [...(state.snapshot()?.live.values() ?? [])]).pipe(
+              Effect.catchTag("JournalError", (error) => {
+                state.forget()
+                return Effect.logWarning("holds of a cancelled concert not cancelled yet").pipe(
+                  Effect.annotateLogs({ concertId, cause: String(error.cause) })
+                )
+              })
+            )
+          }
           // A concert reopened by its organiser gives its free seats to those in line first.
           yield* offerToLine(next, yield* Clock.currentTimeMillis)
           yield* rewake
@@ -686,6 +720,18 @@ const make = Effect.gen(function*() {
           const { action, reservationId } = request.payload
           const reservation = live.get(reservationId)
           if (reservation === undefined) return yield* settled(request)
+          if (ledger.concert.status === "CANCELLED" && action !== "cancel") {
+            // Left live by a cancellation whose release failed: cancelled now, never paid for.
+            yield* cancelWithConcert(ledger, [reservation])
+            return yield* replier.fail(
+              request,
+              new WrongState({
+                message: `reservation ${reservationId} was cancelled with its concert: it can no longer be ${
+                  action === "checkout" ? "checked out" : "paid for"
+                }`
+              })
+            )
+          }
           const now = yield* Clock.currentTimeMillis
           if (action === "checkout") {
             if (reservation.status !== "HELD") return yield* replier.fail(request, wrongState(reservation, action))

@@ -153,6 +153,27 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("reservatio
       expect(next.invoice_number).toBe(numbers[1])
     }))
 
+  it.effect("a concert cancelled cancels its holds: none can be checked out or paid for, their numbers go back", () =>
+    Effect.gen(function*() {
+      const id = yield* createConcert(6)
+      const held = json(yield* reserve(id, 2)) as Reservation
+      const awaiting = json(yield* step((json(yield* reserve(id, 2, bob)) as Reservation).id, "checkout")) as Reservation
+      const paid = json(yield* step((json(yield* reserve(id, 1)) as Reservation).id, "payment")) as Reservation
+      expect((yield* raw("PUT", `/api/v1/concerts/${id}`, JSON.stringify({ status: "CANCELLED" }))).status).toBe(200)
+      for (const r of [held, awaiting]) {
+        for (const action of ["checkout", "payment"] as const) {
+          const refused = yield* step(r.id, action)
+          expect([r.id, action, refused.status]).toEqual([r.id, action, 409])
+        }
+        expect((json(yield* raw("GET", `/api/v1/reservations/${r.id}`)) as Reservation).status).toBe("CANCELLED")
+      }
+      // What was paid before stays paid; nothing else became a ticket.
+      expect((json(yield* raw("GET", `/api/v1/reservations/${paid.id}`)) as Reservation).status).toBe("CONFIRMED")
+      expect(json(yield* raw("GET", `/api/v1/tickets?concert_id=${id}`))).toHaveLength(1)
+      const invoices = json(yield* raw("GET", `/api/v1/invoices?from=${awaiting.invoice_number}&to=${awaiting.invoice_number}`))
+      expect(invoices).toEqual([{ number: awaiting.invoice_number, reservation_id: null, status: "RECYCLED" }])
+    }))
+
   it.effect("a hold expires within a second of its time; its seats are sellable again", () =>
     Effect.gen(function*() {
       const id = yield* createConcert(2)
