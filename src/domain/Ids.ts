@@ -1,11 +1,29 @@
 import { Either, Schema } from "effect"
 
+/**
+ * A UUID as a client may write it, in either case, held in the lowercase form the service
+ * writes: an id echoed back (a ticket's concert, its URL) reads as every other answer has it.
+ */
+export const Uuid = Schema.transform(
+  // What a client sends, described as the UUID it must be (the API's documents show this side).
+  Schema.String.annotations({
+    jsonSchema: {
+      type: "string",
+      description: "a Universally Unique Identifier",
+      format: "uuid",
+      pattern: "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    }
+  }),
+  Schema.UUID,
+  { strict: true, decode: (text) => text.toLowerCase(), encode: (id) => id }
+)
+
 /** Concert ids are UUIDs the service generates. */
-export const ConcertId = Schema.UUID.pipe(Schema.brand("ConcertId"))
+export const ConcertId = Uuid.pipe(Schema.brand("ConcertId"))
 export type ConcertId = typeof ConcertId.Type
 
 /** Ticket ids are UUIDs the service generates. */
-export const TicketId = Schema.UUID.pipe(Schema.brand("TicketId"))
+export const TicketId = Uuid.pipe(Schema.brand("TicketId"))
 export type TicketId = typeof TicketId.Type
 
 /** User ids come from the users list, which a deployment may replace: any non-empty string. */

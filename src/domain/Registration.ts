@@ -1,9 +1,9 @@
 /** Pre-registrations and the waiting line (ONSALE.md §4). */
 import { Schema } from "effect"
-import { ConcertId, Named, UserId } from "./Ids.js"
+import { ConcertId, Named, UserId, Uuid } from "./Ids.js"
 import { Quantity, ReservationId } from "./Reservation.js"
 
-export const RegistrationId = Schema.UUID.pipe(Schema.brand("RegistrationId"))
+export const RegistrationId = Uuid.pipe(Schema.brand("RegistrationId"))
 export type RegistrationId = typeof RegistrationId.Type
 
 export const RegistrationStatus = Schema.Literal("REGISTERED", "OFFERED", "WAITING", "PURCHASED", "EXPIRED", "WITHDRAWN")

@@ -1,9 +1,9 @@
 /** Reservations of several seats (ONSALE.md §2): as the API shows them, and as the journal keeps them. */
 import { Schema } from "effect"
-import { ConcertId, Named, UserId } from "./Ids.js"
+import { ConcertId, Named, UserId, Uuid } from "./Ids.js"
 import { Link, Ticket, TicketRecord } from "./Ticket.js"
 
-export const ReservationId = Schema.UUID.pipe(Schema.brand("ReservationId"))
+export const ReservationId = Uuid.pipe(Schema.brand("ReservationId"))
 export type ReservationId = typeof ReservationId.Type
 
 export const ReservationStatus = Schema.Literal("HELD", "AWAITING_PAYMENT", "CONFIRMED", "EXPIRED", "CANCELLED")

@@ -179,6 +179,21 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("TicketOver
       expect(yield* api.tickets.list({ urlParams: { concert_id: Either.right(concert.id) } })).toHaveLength(3)
     }))
 
+  it.effect("ids written in capitals name the same things, and every answer writes them as the service does", () =>
+    Effect.gen(function*() {
+      const concert = yield* createConcert()
+      const upper = concert.id.toUpperCase()
+      const bought = yield* purchase(upper, bob)
+      expect(bought.status).toBe(201)
+      const ticket = json(bought) as { id: string; concert: { id: string; url: string } }
+      expect(ticket.concert.id).toBe(concert.id)
+      expect(ticket.concert.url.endsWith(`/concerts/${concert.id}`)).toBe(true)
+      expect((yield* raw("GET", `/api/v1/tickets/${ticket.id}`)).body).toBe(bought.body)
+      expect((yield* raw("GET", `/api/v1/tickets/${ticket.id.toUpperCase()}`)).body).toBe(bought.body)
+      expect(json(yield* raw("GET", `/api/v1/concerts/${upper}`))).toEqual(concert)
+      expect(json(yield* raw("GET", `/api/v1/tickets?concert_id=${upper}`))).toEqual([ticket])
+    }))
+
   it.effect("tickets: filters name existing users and concerts (404 otherwise, [] when none)", () =>
     Effect.gen(function*() {
       const concert = yield* createConcert()
