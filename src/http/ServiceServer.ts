@@ -19,7 +19,9 @@
  * - a `Host` that is not a host name or address (it would go into ticket links) is a 400;
  * - a body whose `Content-Type` is not JSON is a 415: a web page can send text/plain or form
  *   bodies across origins without asking, so they must not buy or create anything;
- * - a chunked body over `maxBodyBytes` is a 413 the client can read.
+ * - a chunked body over `maxBodyBytes` is a 413 the client can read;
+ * - what Node's parser refuses before there is a request (headers over its limit, bytes that
+ *   are not HTTP) is answered as every error is, `{"error": ...}`, not with an empty body.
  */
 import { EventEmitter } from "node:events"
 import * as fs from "node:fs"
@@ -105,6 +107,31 @@ export class ServiceServer extends http.Server {
       (request: http.IncomingMessage, response: http.ServerResponse) => this.arrive(request, response)
     )
     EventEmitter.prototype.on.call(this, "connection", (socket: net.Socket) => this.connect(socket))
+    EventEmitter.prototype.on.call(this, "clientError", (error: NodeJS.ErrnoException, socket: net.Socket) =>
+      this.clientError(error, socket))
+  }
+
+  /**
+   * Node's parser refused what arrived: there is no request to answer, only the socket. Answered
+   * as Node would (431 for headers over its limit, 408 for a request too slow to arrive, else
+   * 400, and the connection closed), with a JSON body saying why. Not when an answer to an
+   * earlier request of the connection is being written: that would corrupt it.
+   */
+  private clientError(error: NodeJS.ErrnoException, socket: net.Socket) {
+    const answering = (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage
+    if (error.code === "ECONNRESET" || !socket.writable || (answering != null && answering.headersSent)) {
+      return socket.destroy()
+    }
+    const [status, message] = error.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "request headers are larger than the server accepts"] as const
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "the request took too long to arrive"] as const
+      : [400, "the request is not valid HTTP"] as const
+    const body = JSON.stringify({ error: message })
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+    )
   }
 
   private connect(socket: net.Socket) {

@@ -142,6 +142,34 @@ describe("ServiceServer bounds", () => {
     }
   })
 
+  it("what Node's parser refuses is answered with a JSON error too: 431 for huge headers, 400 for what is not HTTP", async () => {
+    const server = new ServiceServer()
+    const port = await listening(server)
+    server.on("request", (_request: http.IncomingMessage, response: http.ServerResponse) => response.end("ok"))
+    const exchange = (bytes: string) =>
+      new Promise<string>((resolve) => {
+        const socket = net.connect(port, "127.0.0.1")
+        let answer = ""
+        socket.on("data", (chunk: Buffer) => (answer += chunk.toString()))
+        socket.on("close", () => resolve(answer))
+        socket.on("error", () => undefined)
+        socket.write(bytes)
+      })
+    try {
+      const huge = await exchange(`GET /api/v1/concerts HTTP/1.1\r\nHost: localhost\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`)
+      expect(huge.split("\r\n")[0]).toBe("HTTP/1.1 431 Request Header Fields Too Large")
+      expect(huge).toContain("content-type: application/json")
+      expect(JSON.parse(huge.slice(huge.indexOf("\r\n\r\n") + 4))).toEqual({ error: "request headers are larger than the server accepts" })
+      // A body longer than its Content-Length: the rest is read as the next request, which is not HTTP.
+      const longer = await exchange(`POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{"a":1}`)
+      const last = longer.slice(longer.lastIndexOf("HTTP/1.1 "))
+      expect(last.split("\r\n")[0]).toBe("HTTP/1.1 400 Bad Request")
+      expect(JSON.parse(last.slice(last.indexOf("\r\n\r\n") + 4))).toEqual({ error: "the request is not valid HTTP" })
+    } finally {
+      await closed(server)
+    }
+  })
+
   it("at its connection cap, a new connection takes the place of the oldest idle one", async () => {
     const server = new ServiceServer({ maxConnections: 3 })
     const port = await listening(server)
