@@ -38,6 +38,26 @@ import { withSpan } from "../Spans.js"
 
 const notFound = (id: Named<ConcertId>) => () => ConcertNotFound.of(sent(id))
 
+/**
+ * Whether `Accept-Encoding` takes gzip: named (or `*`) with a weight above zero. `gzip;q=0`
+ * refuses it (RFC 9110 12.5.3).
+ */
+const acceptsGzip = (header: string | undefined): boolean => {
+  if (header === undefined) return false
+  let any: boolean | undefined
+  for (const part of header.split(",")) {
+    const [name = "", ...params] = part.split(";").map((piece) => piece.trim().toLowerCase())
+    const weight = params.find((param) => param.startsWith("q="))
+    const accepted = weight === undefined || Number(weight.slice(2)) > 0
+    if (name === "gzip" || name === "x-gzip") return accepted
+    if (name === "*") any = accepted
+  }
+  return any ?? false
+}
+
+/** The gzipped plan's entity tag: the plain one's, marked. */
+const gzipTag = (etag: string) => etag.endsWith("\"") ? `${etag.slice(0, -1)}-gzip"` : `${etag}-gzip`
+
 export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers) =>
   Effect.gen(function*() {
     const concerts = yield* ConcertsRepo
@@ -183,10 +203,17 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
           const latest = yield* seating.latest(id)
           if (Option.isNone(latest)) return yield* PlanNotReady.of()
           const { etag, gzip } = latest.value
-          const headers = { etag, vary: "accept-encoding", "cache-control": "no-cache" }
-          const matches = (request.headers["if-none-match"] ?? "").split(",").map((tag) => tag.trim())
-          if (matches.includes(etag) || matches.includes("*")) return HttpServerResponse.empty({ status: 304, headers })
-          if (/\bgzip\b/.test(request.headers["accept-encoding"] ?? "")) {
+          const zipped = acceptsGzip(request.headers["accept-encoding"])
+          // The gzipped plan is another representation: an entity tag of its own (RFC 9110 8.8.3).
+          const tag = zipped ? gzipTag(etag) : etag
+          const headers = { etag: tag, vary: "accept-encoding", "cache-control": "no-cache" }
+          // Either representation's tag says the client holds this version of the plan; weak
+          // comparison, as If-None-Match asks (a `W/` prefix a proxy added changes nothing).
+          const matches = (request.headers["if-none-match"] ?? "").split(",").map((held) => held.trim().replace(/^W\//, ""))
+          if (matches.includes(etag) || matches.includes(gzipTag(etag)) || matches.includes("*")) {
+            return HttpServerResponse.empty({ status: 304, headers })
+          }
+          if (zipped) {
             return HttpServerResponse.uint8Array(gzip, {
               contentType: "image/svg+xml",
               headers: { ...headers, "content-encoding": "gzip" }

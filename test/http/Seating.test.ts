@@ -57,9 +57,21 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("seating pl
       const gz = yield* raw("GET", `/api/v1/concerts/${concertId}/seats`, undefined, { "accept-encoding": "gzip" })
       expect(gz.headers["content-encoding"]).toBe("gzip")
       expect(gz.headers["content-type"]).toBe("image/svg+xml")
-      expect(gz.headers.etag).toBe(etag)
+      // Another representation, another tag; either says the client holds this plan.
+      expect(gz.headers.etag).toBe(`${etag!.slice(0, -1)}-gzip"`)
       expect(zlib.gunzipSync(gz.bytes).toString()).toBe(plain.body)
       expect(gz.bytes.length).toBeLessThan(plain.bytes.length / 5)
+      for (const held of [gz.headers.etag!, `W/${etag}`, `"other", ${etag}`]) {
+        const again = yield* raw("GET", `/api/v1/concerts/${concertId}/seats`, undefined, { "if-none-match": held, "accept-encoding": "gzip" })
+        expect([held, again.status]).toEqual([held, 304])
+      }
+      // gzip refused by its weight, or not named: the plain plan.
+      for (const refused of ["gzip;q=0", "identity", "br", "gzip; q=0.0, identity"]) {
+        const answer = yield* raw("GET", `/api/v1/concerts/${concertId}/seats`, undefined, { "accept-encoding": refused })
+        expect([refused, answer.headers["content-encoding"], answer.body === plain.body]).toEqual([refused, undefined, true])
+      }
+      const starred = yield* raw("GET", `/api/v1/concerts/${concertId}/seats`, undefined, { "accept-encoding": "*" })
+      expect(starred.headers["content-encoding"]).toBe("gzip")
     }))
 })
 
