@@ -36,6 +36,10 @@ export class QuantityOverLimit extends Schema.TaggedError<QuantityOverLimit>()("
   static of(max: number) {
     return new QuantityOverLimit({ message: `quantity must be at most ${max} for this concert (max_per_reservation)` })
   }
+  /** A quantity that is not a whole number of at least one, answered with the concert's limit. */
+  static outside(max: number) {
+    return new QuantityOverLimit({ message: `quantity must be a whole number from 1 to ${max} for this concert (max_per_reservation)` })
+  }
 }
 
 // 401: a key that is not one, or an organiser's action asked without its key.

@@ -54,10 +54,13 @@ export class ReservationRecord extends Schema.Class<ReservationRecord>("Reservat
 
 /** How many seats one reservation asks for: the hard limit; each concert's own is lower or equal. */
 export const Quantity = Schema.Number.pipe(
-  Schema.filter((n) => Number.isInteger(n) && n >= 1 && n <= 100, {
+  Schema.filter((n) => Number.isFinite(n), {
     message: () => "quantity must be a whole number from 1 to the concert's max_per_reservation"
   })
 )
+
+/** Whether a quantity can be asked for at all; the concert's limit is checked where it is known. */
+export const wholeQuantity = (quantity: number): boolean => Number.isInteger(quantity) && quantity >= 1
 
 export const ReserveSeats = Schema.Struct({
   concert_id: Named(ConcertId),

@@ -8,6 +8,7 @@ import {
   NoDraw,
   NotSaved,
   PlanNotReady,
+  QuantityOverLimit,
   RegistrationNotFound,
   Unauthorized,
   UnknownUser
@@ -18,7 +19,8 @@ import { ConcertSales } from "../actors/ConcertSales.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { ReservationsRepo } from "../sql/ReservationsRepo.js"
-import { saleSettings } from "../domain/Sale.js"
+import { defaultSale, saleSettings } from "../domain/Sale.js"
+import { wholeQuantity } from "../domain/Reservation.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
 import { Lru, SeatingPlans } from "../workers/SeatingPlans.js"
 import { ClosedSales } from "./ClosedSales.js"
@@ -137,6 +139,10 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
           const user = payload.user_id
           if (Either.isLeft(user) || !users.has(user.right)) return yield* UnknownUser.of(sent(user))
           const id = yield* knownConcerts.require(path.id)
+          if (!wholeQuantity(payload.quantity)) {
+            const sale = yield* reservations.sale(id)
+            return yield* QuantityOverLimit.outside(Option.match(sale, { onNone: () => defaultSale, onSome: (s) => s }).maxPerReservation)
+          }
           const now = yield* Clock.currentTimeMillis
           const registered = yield* sales.register(id, {
             _tag: "Register",

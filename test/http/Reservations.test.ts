@@ -295,5 +295,21 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("reservatio
       expect(failures).toEqual([])
       const over = yield* reserve(id, 11)
       expect(json(over)).toEqual({ error: "quantity must be at most 10 for this concert (max_per_reservation)" })
+      // Any quantity outside 1..max is answered with the concert's limit (ONSALE.md §2).
+      yield* raw("PUT", `/api/v1/concerts/${id}/sale`, JSON.stringify({ max_per_reservation: 4 }))
+      for (const quantity of [0, -1, 1.5]) {
+        const outside = yield* reserve(id, quantity)
+        expect([quantity, outside.status, json(outside)]).toEqual([
+          quantity,
+          400,
+          { error: "quantity must be a whole number from 1 to 4 for this concert (max_per_reservation)" }
+        ])
+        const registered = yield* raw("POST", `/api/v1/concerts/${id}/registrations`, JSON.stringify({ user_id: alice, quantity }))
+        expect([quantity, registered.status, json(registered)]).toEqual([
+          quantity,
+          400,
+          { error: "quantity must be a whole number from 1 to 4 for this concert (max_per_reservation)" }
+        ])
+      }
     }))
 })
