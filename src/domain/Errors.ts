@@ -12,6 +12,12 @@ import { Schema } from "effect"
 const Message = { message: Schema.String }
 const status = <A>(code: number) => HttpApiSchema.annotations<A>({ status: code })
 
+/**
+ * An id as a message shows it: what the client sent, cut at 100 characters. An answer must not
+ * echo back a 60 KB "id".
+ */
+export const shown = (id: string): string => id.length > 100 ? `${id.slice(0, 100)}…` : id
+
 // 400: the body names something that does not exist.
 
 /** Sale settings that do not make a sale. */
@@ -20,14 +26,14 @@ export class BadSaleSettings extends Schema.TaggedError<BadSaleSettings>()("BadS
 /** A purchase for a concert that does not exist. */
 export class UnknownConcert extends Schema.TaggedError<UnknownConcert>()("UnknownConcert", Message, status(400)) {
   static of(id: string) {
-    return new UnknownConcert({ message: `concert ${id} does not exist` })
+    return new UnknownConcert({ message: `concert ${shown(id)} does not exist` })
   }
 }
 
 /** A purchase for a user who is not in the users list. */
 export class UnknownUser extends Schema.TaggedError<UnknownUser>()("UnknownUser", Message, status(400)) {
   static of(id: string) {
-    return new UnknownUser({ message: `user ${id} does not exist` })
+    return new UnknownUser({ message: `user ${shown(id)} does not exist` })
   }
 }
 
@@ -64,25 +70,25 @@ export class NoSuchEndpoint extends Schema.TaggedError<NoSuchEndpoint>()("NoSuch
 
 export class OrganiserNotFound extends Schema.TaggedError<OrganiserNotFound>()("OrganiserNotFound", Message, status(404)) {
   static of(id: string) {
-    return new OrganiserNotFound({ message: `organiser ${id} does not exist` })
+    return new OrganiserNotFound({ message: `organiser ${shown(id)} does not exist` })
   }
 }
 
 export class ConcertNotFound extends Schema.TaggedError<ConcertNotFound>()("ConcertNotFound", Message, status(404)) {
   static of(id: string) {
-    return new ConcertNotFound({ message: `concert ${id} does not exist` })
+    return new ConcertNotFound({ message: `concert ${shown(id)} does not exist` })
   }
 }
 
 export class TicketNotFound extends Schema.TaggedError<TicketNotFound>()("TicketNotFound", Message, status(404)) {
   static of(id: string) {
-    return new TicketNotFound({ message: `ticket ${id} does not exist` })
+    return new TicketNotFound({ message: `ticket ${shown(id)} does not exist` })
   }
 }
 
 export class UserNotFound extends Schema.TaggedError<UserNotFound>()("UserNotFound", Message, status(404)) {
   static of(id: string) {
-    return new UserNotFound({ message: `user ${id} does not exist` })
+    return new UserNotFound({ message: `user ${shown(id)} does not exist` })
   }
 }
 
@@ -92,7 +98,7 @@ export class ReservationNotFound extends Schema.TaggedError<ReservationNotFound>
   status(404)
 ) {
   static of(id: string) {
-    return new ReservationNotFound({ message: `reservation ${id} does not exist` })
+    return new ReservationNotFound({ message: `reservation ${shown(id)} does not exist` })
   }
 }
 
@@ -102,14 +108,14 @@ export class RegistrationNotFound extends Schema.TaggedError<RegistrationNotFoun
   status(404)
 ) {
   static of(id: string) {
-    return new RegistrationNotFound({ message: `registration ${id} does not exist` })
+    return new RegistrationNotFound({ message: `registration ${shown(id)} does not exist` })
   }
 }
 
 /** A concert that does not sell by draw has no draw to audit. */
 export class NoDraw extends Schema.TaggedError<NoDraw>()("NoDraw", Message, status(404)) {
   static of(id: string) {
-    return new NoDraw({ message: `concert ${id} does not sell by draw` })
+    return new NoDraw({ message: `concert ${shown(id)} does not sell by draw` })
   }
 }
 

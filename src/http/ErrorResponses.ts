@@ -22,13 +22,16 @@ const respond = (status: number, message: string, headers: Record<string, string
 const unavailable = (message: string, retryAfterSeconds = 1) =>
   respond(503, message, { "retry-after": String(retryAfterSeconds) })
 
+/** The decoder's messages quote what they got: a 50 KB value is not echoed back whole. */
+const clipped = (text: string) => text.length > 200 ? `${text.slice(0, 200)}…` : text
+
 const describeIssues = (error: HttpApiError.HttpApiDecodeError): string => {
-  const parts = new Set(error.issues.map((issue) => {
-    const path = issue.path.map(String).join(".")
-    const message = issue._tag === "Unexpected" ? "is not an accepted field" : issue.message
+  const parts = new Set(error.issues.slice(0, 10).map((issue) => {
+    const path = clipped(issue.path.map(String).join("."))
+    const message = issue._tag === "Unexpected" ? "is not an accepted field" : clipped(issue.message)
     return path === "" ? message : `${path}: ${message}`
   }))
-  return `invalid request: ${parts.size > 0 ? [...parts].join("; ") : error.message}`
+  return `invalid request: ${parts.size > 0 ? [...parts].join("; ") : clipped(error.message)}`
 }
 
 /** The answer to what the framework or the database raised, if this is one. */

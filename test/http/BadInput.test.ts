@@ -114,6 +114,18 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("bad input"
         }
       }
       expect(failures).toEqual([])
+      // An answer names what was sent, but does not echo back 50 KB of it.
+      for (const [method, path, body] of [
+        ["POST", "/api/v1/tickets", JSON.stringify({ concert_id: "x".repeat(50_000), user_id: user })],
+        ["POST", "/api/v1/tickets", JSON.stringify({ concert_id: id, user_id: "y".repeat(50_000) })],
+        ["GET", `/api/v1/concerts/${"z".repeat(5000)}`, undefined],
+        ["POST", "/api/v1/concerts", JSON.stringify({ ...valid, name: "n".repeat(50_000) })],
+        ["POST", "/api/v1/concerts", JSON.stringify({ ...valid, capacity: "9".repeat(50_000) })],
+        ["POST", "/api/v1/reservations", JSON.stringify({ concert_id: id, user_id: user, quantity: "q".repeat(50_000) })]
+      ] as const) {
+        const answer = yield* raw(method, path, body)
+        expect([answer.status < 500, answer.body.length < 300]).toEqual([true, true])
+      }
       // Nothing above changed the concert.
       expect(json(yield* raw("GET", `/api/v1/concerts/${id}`))).toEqual({ id, ...valid })
     }))
