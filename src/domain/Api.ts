@@ -132,6 +132,15 @@ export class ConcertsGroup extends HttpApiGroup.make("concerts")
       )
   )
   .add(
+    HttpApiEndpoint.get("registrations")`/concerts/${concertId}/registrations`
+      .addSuccess(Schema.Array(Registration))
+      .addError(Json(ConcertNotFound))
+      .annotate(
+        OpenApi.Description,
+        "The concert's registrations, for its organiser (ONSALE.md §5): those not in the line first, in the order they came; then the line in its order, each WAITING one with its position."
+      )
+  )
+  .add(
     HttpApiEndpoint.get("registration")`/concerts/${concertId}/registrations/${registrationId}`
       .addSuccess(Registration)
       .addError(Json(ConcertNotFound))

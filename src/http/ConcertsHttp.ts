@@ -164,6 +164,12 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
             : registered.toRegistration(null)
           return HttpServerResponse.unsafeJson(shown, { status: 201 })
         }).pipe(access.asBuyer(path.id, notFound(path.id)), measured("registration", Either.getOrUndefined(path.id))))
+      .handle("registrations", ({ path }) =>
+        Effect.flatMap(knownConcerts.require(path.id), (id) =>
+          Effect.map(
+            reservations.registrations(id, listPageSize, listPages.one),
+            (pages) => jsonArrayResponse(pages, (registration) => JSON.stringify(registration))
+          )).pipe(access.asOwner(path.id, notFound(path.id))))
       .handle("registration", ({ path }) =>
         Effect.gen(function*() {
           const id = yield* knownConcerts.require(path.id)

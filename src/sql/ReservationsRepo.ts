@@ -4,7 +4,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqlSchema from "@effect/sql/SqlSchema"
-import { Effect, identity, Option, Schema } from "effect"
+import { Effect, identity, Option, Schema, Stream } from "effect"
 import { ConcertId, UserId } from "../domain/Ids.js"
 import { Invoice, ReservationId, ReservationRecord } from "../domain/Reservation.js"
 import type { Sale } from "../domain/Sale.js"
@@ -113,6 +113,30 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
             FROM ${sql.literal(registrationTables)} WHERE g.id = ${id}`
     })
 
+    /** Registrations not in the line (before the draw, or withdrawn before it), oldest first. */
+    const unlinedPage = SqlSchema.findAll({
+      Request: Schema.Struct({ concertId: ConcertId, after: Schema.String, afterId: Schema.String, size: Schema.Int }),
+      Result: Schema.Struct({ ...RegistrationRow.fields, at: Schema.String }),
+      execute: ({ after, afterId, concertId, size }) =>
+        sql`SELECT ${sql.literal(registrationColumns)},
+                   to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS at
+            FROM ${sql.literal(registrationTables)}
+            WHERE g.concert_id = ${concertId} AND l.registration_id IS NULL
+              AND (g.created_at AT TIME ZONE 'UTC', g.id) > (${after}::timestamp, ${afterId}::uuid)
+            ORDER BY g.created_at, g.id LIMIT ${size}`
+    })
+
+    /** The line, in its order. */
+    const linePage = SqlSchema.findAll({
+      Request: Schema.Struct({ concertId: ConcertId, after: Schema.Number, size: Schema.Int }),
+      Result: RegistrationRow,
+      execute: ({ after, concertId, size }) =>
+        sql`SELECT ${sql.literal(registrationColumns)}
+            FROM ${sql.literal(registrationTables)}
+            WHERE l.concert_id = ${concertId} AND l.line_no > ${after}
+            ORDER BY l.line_no LIMIT ${size}`
+    })
+
     const drawRow = SqlSchema.findOne({
       Request: ConcertId,
       Result: Schema.Struct({
@@ -170,6 +194,32 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
           Effect.orDie,
           span("registration")
         ),
+      /**
+       * A concert's registrations, page by page, for its organiser: those not in the line first
+       * (before the draw, in the order they came), then the line in its order, each WAITING one
+       * with its position (counted as the pages are read: one pass, however long the line).
+       */
+      registrations: (concertId: ConcertId, size: number, each: PageGate = identity) =>
+        Effect.gen(function*() {
+          const unlined = yield* keysetPages(
+            { at: "-infinity", id: "00000000-0000-0000-0000-000000000000" },
+            ({ at, id }) => unlinedPage({ concertId, after: at, afterId: id, size }).pipe(Effect.orDie, each, span("registrations")),
+            size,
+            (last) => ({ at: last.at, id: last.id })
+          )
+          let ahead = 0
+          const lined = yield* keysetPages(
+            0,
+            (after: number) => linePage({ concertId, after, size }).pipe(Effect.orDie, each, span("registrations")),
+            size,
+            (last) => last.lineNo ?? 0
+          )
+          return Stream.concat(
+            Stream.map(unlined, (rows) => rows.map(({ at: _at, ...row }) => new RegistrationRecord(row).toRegistration(null))),
+            Stream.map(lined, (rows) =>
+              rows.map((row) => new RegistrationRecord(row).toRegistration(row.status === "WAITING" ? ++ahead : null)))
+          )
+        }),
       /** The draw's audit (none for a concert that never sold by draw). */
       draw: (id: ConcertId): Effect.Effect<Option.Option<DrawAudit>> =>
         Effect.gen(function*() {

@@ -2,7 +2,7 @@ import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import { eventually } from "../fixtures/eventually.js"
-import { json, raw, TestApp } from "../fixtures/Http.js"
+import { json, raw, TestApp, TestAppWith } from "../fixtures/Http.js"
 
 const user = (i: number) => `00000000-0000-0000-0000-${String(i + 1).padStart(12, "0")}`
 
@@ -26,6 +26,10 @@ const register = (concertId: string, i: number, quantity: number) =>
 
 const registration = (concertId: string, id: string) =>
   Effect.map(raw("GET", `/api/v1/concerts/${concertId}/registrations/${id}`), (r) => json(r) as Registration)
+
+/** The concert's registrations, as its organiser lists them. */
+const listed = (concertId: string) =>
+  Effect.map(raw("GET", `/api/v1/concerts/${concertId}/registrations`), (r) => json(r) as Array<Registration>)
 
 const buy = (concertId: string, i: number) =>
   raw("POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: user(i) }))
@@ -65,6 +69,8 @@ layer(TestApp, { excludeTestServices: true, timeout: "90 seconds" })("draw", (it
       expect((json(twice) as { error: string }).error).toContain(registered[0]!.id)
       expect((yield* register(id, 9, 11)).status).toBe(400)
       expect((yield* buy(id, 20)).status).toBe(409)
+      // The organiser's list before the draw: everyone, in the order they came.
+      expect(yield* listed(id)).toEqual(registered)
 
       // At opens_at the draw runs once, in the order anyone can recompute from the seed.
       const audit = yield* eventually(
@@ -124,6 +130,8 @@ layer(TestApp, { excludeTestServices: true, timeout: "90 seconds" })("draw", (it
       )
       // Read again once it has moved: each read above may have come from either side of the move.
       const settled = yield* Effect.forEach(registered, (r) => registration(id, r.id))
+      // The organiser's list now: the line in drawn order, each as its registrant reads it.
+      expect(yield* listed(id)).toEqual(recomputed.map((rid) => settled.find((r) => r.id === rid)))
       const newlyOffered = settled.filter((r) => r.status === "OFFERED" && !everOffered.has(r.id))
       expect(newlyOffered.length).toBeGreaterThan(0)
       // Offered within a second of the lapse (server times: a new offer's hold is 600 s).
@@ -221,5 +229,27 @@ layer(TestApp, { excludeTestServices: true, timeout: "90 seconds" })("draw", (it
         if (response.status !== expected || typeof error !== "string") failures.push(`${method} ${path} ${body ?? ""} -> ${response.status} ${response.body}`)
       }
       expect(failures).toEqual([])
+    }))
+})
+
+// Pages of two rows: the organiser's list read across pages, before and after a line forms.
+layer(TestAppWith({ TICKETS_PAGE_SIZE: "2" }), { excludeTestServices: true, timeout: "60 seconds" })("registrations listed", (it) => {
+  it.effect("a concert's registrations read across pages: in the order they came, then the line with its positions", () =>
+    Effect.gen(function*() {
+      const drawn = yield* createConcert(10)
+      yield* raw("PUT", `/api/v1/concerts/${drawn}/sale`, JSON.stringify({ mode: "DRAW", opens_at: new Date(Date.now() + 600_000).toISOString() }))
+      const early = yield* Effect.forEach([0, 1, 2, 3, 4], (i) => Effect.map(register(drawn, i, 1), (r) => json(r) as Registration))
+      yield* raw("DELETE", `/api/v1/concerts/${drawn}/registrations/${early[2]!.id}`)
+      const before = yield* listed(drawn)
+      expect(before.map((r) => [r.id, r.status])).toEqual(early.map((r, i) => [r.id, i === 2 ? "WITHDRAWN" : "REGISTERED"]))
+
+      // A first-come concert sold out: five join its line.
+      const full = yield* createConcert(1)
+      expect((yield* buy(full, 9)).status).toBe(201)
+      const line = yield* Effect.forEach([10, 11, 12, 13, 14], (i) => Effect.map(register(full, i, 1), (r) => json(r) as Registration))
+      yield* raw("DELETE", `/api/v1/concerts/${full}/registrations/${line[1]!.id}`)
+      const read = yield* listed(full)
+      expect(read).toEqual(yield* Effect.forEach(line, (r) => registration(full, r.id)))
+      expect(read.map((r) => r.position)).toEqual([1, null, 2, 3, 4])
     }))
 })

@@ -87,6 +87,7 @@ const probes = (h: Holdings) => [
   { method: "PUT", path: `/api/v1/concerts/${h.concert}/sale`, id: h.concert, body: body({ max_per_reservation: 1 }) },
   { method: "GET", path: `/api/v1/concerts/${h.drawConcert}/draw`, id: h.drawConcert },
   { method: "POST", path: `/api/v1/concerts/${h.drawConcert}/registrations`, id: h.drawConcert, body: body({ user_id: user(9), quantity: 1 }) },
+  { method: "GET", path: `/api/v1/concerts/${h.drawConcert}/registrations`, id: h.drawConcert },
   { method: "GET", path: `/api/v1/concerts/${h.drawConcert}/registrations/${h.registration}`, id: h.drawConcert },
   { method: "DELETE", path: `/api/v1/concerts/${h.drawConcert}/registrations/${h.registration}`, id: h.drawConcert },
   { method: "GET", path: `/api/v1/tickets?concert_id=${h.concert}`, id: h.concert },
@@ -398,7 +399,7 @@ layer(TestAppWith({ ADMIN_TOKEN: adminToken, OPEN_DEFAULT_ORGANISER: "false" }),
         expect((yield* raw("POST", "/api/v1/tickets", body({ concert_id: id, user_id: user(1) }))).status).toBe(201)
         expect((yield* raw("GET", `/api/v1/concerts/${id}`)).status).toBe(200)
         // What lists buyers' tickets, holds and invoices is the owner's too, closed as its writes are.
-        for (const list of ["/api/v1/tickets", "/api/v1/reservations", "/api/v1/invoices"]) {
+        for (const list of ["/api/v1/tickets", "/api/v1/reservations", "/api/v1/invoices", `/api/v1/concerts/${id}/registrations`]) {
           expect((yield* raw("GET", list)).status, list).toBe(401)
           expect((yield* raw("GET", list, undefined, admin)).status, list).toBe(200)
         }
