@@ -279,26 +279,38 @@ const make = Effect.gen(function*() {
       })
 
     /**
-     * Live reservations cancelled with their concert: their seats and invoice numbers released
-     * (one transaction), as for a cancel. Nothing can be bought for a cancelled concert, a hold
-     * made before it included.
+     * Holds released as `status` (one transaction): their seats free, their invoice numbers back
+     * in the pool, the registrations their offers were made to let go.
      */
-    const cancelWithConcert = (ledger: SeatLedger.Ledger, reservations: ReadonlyArray<ReservationRecord>) =>
+    const releaseHolds = (
+      ledger: SeatLedger.Ledger,
+      reservations: ReadonlyArray<ReservationRecord>,
+      status: "EXPIRED" | "CANCELLED",
+      message: string
+    ) =>
       Effect.gen(function*() {
-        if (reservations.length === 0) return ledger
         const after = SeatLedger.release(ledger, reservations.flatMap((r) => r.seats))
-        yield* journal.release(after, reservations.map((r) => r.id), "CANCELLED")
+        yield* journal.release(after, reservations.map((r) => r.id), status)
         state.adopt(after)
         for (const r of reservations) {
           state.drop(r.id)
           const offered = state.offeredFor(r.id)
           if (offered !== undefined) state.dropRegistration(offered)
         }
-        yield* Effect.logInfo("holds cancelled with their concert").pipe(
+        yield* Effect.logInfo(message).pipe(
           Effect.annotateLogs({ concertId, reservations: reservations.length, seats: reservations.reduce((n, r) => n + r.quantity, 0) })
         )
         return after
       })
+
+    /**
+     * Live reservations cancelled with their concert, as a buyer's cancel would: nothing can be
+     * bought for a cancelled concert, a hold made before it included.
+     */
+    const cancelWithConcert = (ledger: SeatLedger.Ledger, reservations: ReadonlyArray<ReservationRecord>) =>
+      reservations.length === 0
+        ? Effect.succeed(ledger)
+        : releaseHolds(ledger, reservations, "CANCELLED", "holds cancelled with their concert")
 
     /**
      * The concert as loaded and settled: every hold past its expiry released (one transaction),
@@ -314,17 +326,7 @@ const make = Effect.gen(function*() {
       if (lapsed.length === 0 && !due) return loaded
       if (lapsed.length > 0) {
         const before = loaded.value.ledger
-        const after = SeatLedger.release(before, lapsed.flatMap((r) => r.seats))
-        yield* journal.release(after, lapsed.map((r) => r.id), "EXPIRED")
-        state.adopt(after)
-        for (const r of lapsed) {
-          state.drop(r.id)
-          const offered = state.offeredFor(r.id)
-          if (offered !== undefined) state.dropRegistration(offered)
-        }
-        yield* Effect.logInfo("holds expired").pipe(
-          Effect.annotateLogs({ concertId, reservations: lapsed.length, seats: lapsed.reduce((n, r) => n + r.quantity, 0) })
-        )
+        const after = yield* releaseHolds(before, lapsed, "EXPIRED", "holds expired")
         yield* statusChange(before, after)
       }
       const settled = state.snapshot()!.ledger
