@@ -43,8 +43,9 @@ export const purchaseTimeoutMillis: Config.Config<number> = Config.duration("PUR
 )
 
 /**
- * How long any other request may take before a 503 (`REQUEST_TIMEOUT`, default 15 s): a
- * database that stops answering, without refusing connections, must not leave clients hanging.
+ * How long a request whose repeat is harmless may take before a 503 (`REQUEST_TIMEOUT`, default
+ * 15 s): a database that stops answering, without refusing connections, must not leave clients
+ * of reads and idempotent writes hanging (see `ErrorResponses`).
  */
 export const requestTimeoutMillis: Config.Config<number> = Config.duration("REQUEST_TIMEOUT").pipe(
   Config.validate({ message: "must be a positive duration", validation: (d) => Duration.toMillis(d) > 0 }),

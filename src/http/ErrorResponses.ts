@@ -120,14 +120,22 @@ const tooDeep = (request: HttpServerRequest.HttpServerRequest, cause: Cause.Caus
     : Effect.succeed(Option.none())
 
 /**
- * Requests that wait for the concert's entity have their own deadline (`PURCHASE_TIMEOUT`): a
- * purchase, a hold, a registration is answered 503 only when it is sure never to be saved.
+ * Whether a request may be cut off by the deadline: one whose repeat is harmless, so that a 503
+ * ("retry") is true even when the work it cut off completes afterwards. Reads (GET, HEAD), PUTs
+ * and DELETEs (idempotent: a repeat answers the same), and the two POSTs that are too (a
+ * payment's repeat returns the CONFIRMED reservation; a print's asks again). Not a purchase,
+ * hold or registration (their own deadline, after which they are sure never to be saved), a
+ * checkout (its repeat is a 409), nor what creates (a concert, an organiser, a key). The path is
+ * read as the router reads it (any case, doubled or trailing slashes); a form it does not
+ * recognise gets no deadline, never a wrong one.
  */
-const ownDeadline = (request: HttpServerRequest.HttpServerRequest) => {
-  if (request.method !== "POST") return false
+const cutOffSafely = (request: HttpServerRequest.HttpServerRequest) => {
+  const method = request.method
+  if (method === "GET" || method === "HEAD" || method === "PUT" || method === "DELETE") return true
+  if (method !== "POST") return false
   const query = request.url.indexOf("?")
-  const path = query === -1 ? request.url : request.url.slice(0, query)
-  return path === "/api/v1/tickets" || path === "/api/v1/reservations" || /^\/api\/v1\/concerts\/[^/]+\/registrations$/.test(path)
+  const path = (query === -1 ? request.url : request.url.slice(0, query)).toLowerCase().replace(/\/{2,}/g, "/").replace(/\/$/, "")
+  return /^\/api\/v1\/(?:reservations\/[^/]+\/payment|tickets\/[^/]+\/print)$/.test(path)
 }
 
 export const ErrorResponsesLive = HttpApiBuilder.middleware(
@@ -159,7 +167,7 @@ export const ErrorResponsesLive = HttpApiBuilder.middleware(
         onTimeout: () => Exit.succeed(late())
       }).pipe(Effect.flatten)
       return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-        const guarded = ownDeadline(request) ? answered : bounded
+        const guarded = cutOffSafely(request) ? bounded : answered
         const declared = Number(request.headers["content-length"] ?? "0")
         if (declared > maxBodyBytes) {
           // Refused before reading it; Node discards the unread body so the client still reads this.
