@@ -114,14 +114,13 @@ export class ServiceServer extends http.Server {
   /**
    * Node's parser refused what arrived: there is no request to answer, only the socket. Answered
    * as Node would (431 for headers over its limit, 408 for a request too slow to arrive, else
-   * 400, and the connection closed), with a JSON body saying why. Not when an answer to an
-   * earlier request of the connection is being written: that would corrupt it.
+   * 400), with a JSON body saying why, and the connection closed once it is written. Not while
+   * an earlier request of the connection is being answered: its answer comes first on the wire,
+   * so this one is not written at all (the connection is closed; the client sees it reset).
    */
   private clientError(error: NodeJS.ErrnoException, socket: net.Socket) {
     const answering = (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage
-    if (error.code === "ECONNRESET" || !socket.writable || (answering != null && answering.headersSent)) {
-      return socket.destroy()
-    }
+    if (error.code === "ECONNRESET" || !socket.writable || answering != null) return socket.destroy()
     const [status, message] = error.code === "HPE_HEADER_OVERFLOW"
       ? [431, "request headers are larger than the server accepts"] as const
       : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
@@ -130,7 +129,9 @@ export class ServiceServer extends http.Server {
     const body = JSON.stringify({ error: message })
     socket.end(
       `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      // Closed both ways once written: the server keeps half-open sockets otherwise.
+      () => socket.destroy()
     )
   }
 
