@@ -119,10 +119,10 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
       Result: Schema.Struct({ ...RegistrationRow.fields, at: Schema.String }),
       execute: ({ after, afterId, concertId, size }) =>
         sql`SELECT ${sql.literal(registrationColumns)},
-                   to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS at
+                   to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
             FROM ${sql.literal(registrationTables)}
             WHERE g.concert_id = ${concertId} AND l.registration_id IS NULL
-              AND (g.created_at AT TIME ZONE 'UTC', g.id) > (${after}::timestamp, ${afterId}::uuid)
+              AND (g.created_at, g.id) > (${after}::timestamptz, ${afterId}::uuid)
             ORDER BY g.created_at, g.id LIMIT ${size}`
     })
 

@@ -214,6 +214,12 @@ const draw = Effect.gen(function*() {
   yield* sql`ALTER TABLE concerts ADD COLUMN draw_count integer`
 })
 
+/** A concert's registrations in the order they came, for its organiser's list, read page by page. */
+const registrationsListed = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE INDEX registrations_concert_created ON registrations (concert_id, created_at, id)`
+})
+
 /** Below 1,000,000 (the cluster's own advisory locks start there), and not `DatabaseClaim`'s. */
 const schemaLock = 424_243
 
@@ -277,7 +283,8 @@ export const runMigrations = exclusively(
       "0001_initial_schema": initialSchema,
       "0002_renders": renders,
       "0003_reservations": reservations,
-      "0004_draw": draw
+      "0004_draw": draw,
+      "0005_registrations_listed": registrationsListed
     }),
     table: "ticketoverflow_migrations"
   })
