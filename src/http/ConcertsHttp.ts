@@ -19,7 +19,7 @@ import { ConcertSales } from "../actors/ConcertSales.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { ConcertsRepo } from "../sql/ConcertsRepo.js"
 import { ReservationsRepo } from "../sql/ReservationsRepo.js"
-import { defaultSale, saleSettings } from "../domain/Sale.js"
+import { saleSettings } from "../domain/Sale.js"
 import { wholeQuantity } from "../domain/Reservation.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
 import { Lru, SeatingPlans } from "../workers/SeatingPlans.js"
@@ -57,8 +57,8 @@ const acceptsGzip = (header: string | undefined): boolean => {
   return any ?? false
 }
 
-/** The gzipped plan's entity tag: the plain one's, marked. */
-const gzipTag = (etag: string) => etag.endsWith("\"") ? `${etag.slice(0, -1)}-gzip"` : `${etag}-gzip`
+/** The gzipped plan's entity tag: the plain one's (a quoted string), marked. */
+const gzipTag = (etag: string) => `${etag.slice(0, -1)}-gzip"`
 
 export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers) =>
   Effect.gen(function*() {
@@ -139,10 +139,7 @@ export const ConcertsHttpLive = HttpApiBuilder.group(Api, "concerts", (handlers)
           const user = payload.user_id
           if (Either.isLeft(user) || !users.has(user.right)) return yield* UnknownUser.of(sent(user))
           const id = yield* knownConcerts.require(path.id)
-          if (!wholeQuantity(payload.quantity)) {
-            const sale = yield* reservations.sale(id)
-            return yield* QuantityOverLimit.outside(Option.match(sale, { onNone: () => defaultSale, onSome: (s) => s }).maxPerReservation)
-          }
+          if (!wholeQuantity(payload.quantity)) return yield* QuantityOverLimit.outside(yield* reservations.maxPerReservation(id))
           const now = yield* Clock.currentTimeMillis
           const registered = yield* sales.register(id, {
             _tag: "Register",

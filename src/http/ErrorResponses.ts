@@ -132,18 +132,18 @@ const tooDeep = (request: HttpServerRequest.HttpServerRequest, cause: Cause.Caus
 const cutOffSafely = (request: HttpServerRequest.HttpServerRequest) => {
   const method = request.method
   if (method === "GET" || method === "HEAD" || method === "PUT" || method === "DELETE") return true
-  if (method !== "POST") return false
-  const query = request.url.indexOf("?")
-  const path = (query === -1 ? request.url : request.url.slice(0, query)).toLowerCase().replace(/\/{2,}/g, "/").replace(/\/$/, "")
-  return /^\/api\/v1\/(?:reservations\/[^/]+\/payment|tickets\/[^/]+\/print)$/.test(path)
+  return method === "POST" && repeatablePost.test(request.url)
 }
+
+/** A payment or a print, its path as the router reads it: one test, no copy (every purchase asks). */
+const repeatablePost = /^\/+api\/+v1\/+(?:reservations\/+[^/?]+\/+payment|tickets\/+[^/?]+\/+print)\/*(?:\?.*)?$/i
 
 export const ErrorResponsesLive = HttpApiBuilder.middleware(
   Effect.gen(function*() {
     const maxBodyBytes = yield* positiveInteger("MAX_BODY_BYTES", 64 * 1024)
     const timeout = yield* requestTimeoutMillis
     const late = () =>
-      unavailable(`no answer within ${Math.round(timeout / 1000)} s (the database is not answering); retry`, 2)
+      unavailable(`no answer within ${Math.round(timeout / 1000)} s; retry`, 2)
     return (app) => {
       // Composed once, not per request.
       // What `answer` fails with is a handler's own error, which the handler's type limits to

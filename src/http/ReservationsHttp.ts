@@ -20,7 +20,6 @@ import {
 import { type ConcertId, type Named, sent, type UserId } from "../domain/Ids.js"
 import { newId, organiserOf } from "../domain/Organiser.js"
 import { ReservationId, type ReservationRecord, wholeQuantity } from "../domain/Reservation.js"
-import { defaultSale } from "../domain/Sale.js"
 import { ReservationsRepo } from "../sql/ReservationsRepo.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
@@ -79,13 +78,13 @@ export const ReservationsHttpLive = HttpApiBuilder.group(Api, "reservations", (h
         const concertId = concertNamed.right
         // As for purchases: a concert this process just heard is full (or cancelled) is answered
         // here, without a round trip, unless a key asks what it got before.
+        if (!wholeQuantity(quantity)) {
+          if (!(yield* knownConcerts.exists(concertId))) return yield* UnknownConcert.of(concertId)
+          return yield* QuantityOverLimit.outside(yield* repo.maxPerReservation(concertId))
+        }
         const closed = key === undefined ? yield* closedSales.get(concertId) : undefined
         if (closed !== undefined) return yield* (closed === "SoldOut" ? NotEnoughSeats.of(0, quantity) : ConcertCancelled.of())
         if (!(yield* knownConcerts.exists(concertId))) return yield* UnknownConcert.of(concertId)
-        if (!wholeQuantity(quantity)) {
-          const sale = yield* repo.sale(concertId)
-          return yield* QuantityOverLimit.outside(sale._tag === "Some" ? sale.value.maxPerReservation : defaultSale.maxPerReservation)
-        }
         const now = yield* Clock.currentTimeMillis
         return yield* sales.hold(concertId, {
           _tag: "Hold",

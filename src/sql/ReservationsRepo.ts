@@ -7,7 +7,7 @@ import * as SqlSchema from "@effect/sql/SqlSchema"
 import { Effect, identity, Option, Schema, Stream } from "effect"
 import { ConcertId, UserId } from "../domain/Ids.js"
 import { Invoice, ReservationId, ReservationRecord } from "../domain/Reservation.js"
-import type { Sale } from "../domain/Sale.js"
+import { defaultSale, type Sale } from "../domain/Sale.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import {
   registrationColumns,
@@ -171,6 +171,13 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
           span("findById")
         ),
       sale: (id: ConcertId): Effect.Effect<Option.Option<Sale>> => sale(id).pipe(Effect.orDie, span("sale")),
+      /** The concert's `max_per_reservation` (the default's for a concert not found). */
+      maxPerReservation: (id: ConcertId): Effect.Effect<number> =>
+        sale(id).pipe(
+          Effect.map(Option.match({ onNone: () => defaultSale.maxPerReservation, onSome: (s) => s.maxPerReservation })),
+          Effect.orDie,
+          span("maxPerReservation")
+        ),
       /** Every reservation matching the filter, in creation order, page by page. */
       list: (filter: { readonly concertId?: ConcertId; readonly userId?: UserId }, size: number, each: PageGate = identity) =>
         keysetPages(

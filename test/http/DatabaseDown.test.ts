@@ -18,6 +18,13 @@ const ownDatabase = Effect.acquireRelease(
 )
 
 
+/** The service on this test's own database (a small pool, purchases cut off at 2 s), and a concert of 100. */
+const sellingOn = (db: Effect.Effect.Success<typeof ownDatabase>, env: Record<string, string>, name: string) =>
+  Effect.gen(function*() {
+    const service = yield* serviceResource({ DATABASE_URL: db.server.url, DATABASE_POOL_SIZE: "4", PURCHASE_TIMEOUT: "2 seconds", ...env })
+    return { service, concertId: yield* Effect.promise(() => postConcert(service.port, 100, name)) }
+  })
+
 it.scopedLive("while the database is down every endpoint answers 503 with Retry-After, never 500, and recovers", () =>
   Effect.gen(function*() {
     const db = yield* ownDatabase
@@ -66,13 +73,7 @@ it.scopedLive("while the database is down every endpoint answers 503 with Retry-
 it.scopedLive("a purchase during an outage is answered 503 within PURCHASE_TIMEOUT and never written afterwards", () =>
   Effect.gen(function*() {
     const db = yield* ownDatabase
-    const service = yield* serviceResource({
-      DATABASE_URL: db.server.url,
-      DATABASE_POOL_SIZE: "4",
-      PURCHASE_TIMEOUT: "2 seconds",
-      LOG_LEVEL: "info"
-    })
-    const concertId = yield* Effect.promise(() => postConcert(service.port, 100, "Outage"))
+    const { concertId, service } = yield* sellingOn(db, { LOG_LEVEL: "info" }, "Outage")
     const buy = (i: number) =>
       Effect.promise(async () => {
         const started = Date.now()
@@ -149,13 +150,7 @@ const signal = (pid: number, name: NodeJS.Signals) => {
 it.scopedLive("while the database stops answering (its connections open, nothing answered) no read or repeatable write hangs: 503 by the deadline", () =>
   Effect.gen(function*() {
     const db = yield* ownDatabase
-    const service = yield* serviceResource({
-      DATABASE_URL: db.server.url,
-      DATABASE_POOL_SIZE: "4",
-      PURCHASE_TIMEOUT: "2 seconds",
-      REQUEST_TIMEOUT: "3 seconds"
-    })
-    const concertId = yield* Effect.promise(() => postConcert(service.port, 100, "Stalled"))
+    const { concertId, service } = yield* sellingOn(db, { REQUEST_TIMEOUT: "3 seconds" }, "Stalled")
     const bought = yield* Effect.promise(() =>
       rawRequest(service.port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: "00000000-0000-0000-0000-000000000001" }))
     )

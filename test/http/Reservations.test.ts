@@ -295,6 +295,12 @@ layer(TestApp, { excludeTestServices: true, timeout: "60 seconds" })("reservatio
       expect(failures).toEqual([])
       const over = yield* reserve(id, 11)
       expect(json(over)).toEqual({ error: "quantity must be at most 10 for this concert (max_per_reservation)" })
+      // Also where this process already knows the concert is full and answers holds itself.
+      const full = yield* createConcert(1)
+      const purchase = JSON.stringify({ concert_id: full, user_id: bob })
+      expect((yield* raw("POST", "/api/v1/tickets", purchase)).status).toBe(201)
+      expect((yield* raw("POST", "/api/v1/tickets", purchase)).status).toBe(422)
+      expect(json(yield* reserve(full, 0))).toEqual({ error: "quantity must be a whole number from 1 to 10 for this concert (max_per_reservation)" })
       // Any quantity outside 1..max is answered with the concert's limit (ONSALE.md §2).
       yield* raw("PUT", `/api/v1/concerts/${id}/sale`, JSON.stringify({ max_per_reservation: 4 }))
       for (const quantity of [0, -1, 1.5]) {
