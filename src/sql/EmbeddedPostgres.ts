@@ -47,17 +47,24 @@ const user = "postgres"
 /** Where root keeps what the `postgres` user could not reach in a private checkout. */
 const sharedHome = "/var/lib/ticketoverflow"
 
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.unref()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
+/**
+ * A port nothing listens on, below Linux's ephemeral range (32768–60999). A port picked inside
+ * it can be taken, before its server listens on it, as the local end of any outgoing connection
+ * on the machine: a runner then fails to start with EADDRINUSE. Random, so that processes
+ * picking ports side by side rarely pick the same.
+ */
+export const freePort = async (): Promise<number> => {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    const free = await new Promise<boolean>((resolve) => {
+      const server = net.createServer()
+      server.unref()
+      server.once("error", () => resolve(false))
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
     })
-  })
+    if (free) return port
+  }
+}
 
 const exists = (file: string) => fs.access(file).then(() => true, () => false)
 
