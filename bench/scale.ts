@@ -37,6 +37,26 @@ const limit = async (name: string, pid: number, share: number): Promise<boolean>
   }
 }
 
+/** Clock ticks a second, for the CPU times in `/proc/PID/stat`. */
+const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
+
+/** CPU seconds a process has used so far, all its threads (user and system). */
+const cpuSeconds = async (pid: number): Promise<number> => {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8")
+  // The fields after the command's name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond
+}
+
+/** Periods of a runner's cgroup so far, and those in which it used up its share. */
+const throttling = async (name: string): Promise<{ periods: number; throttled: number }> => {
+  const stat = await fs.readFile(path.join(cgroupRoot, name, "cpu.stat"), "utf8").catch(() => "")
+  return {
+    periods: Number(/^nr_periods (\d+)/m.exec(stat)?.[1] ?? 0),
+    throttled: Number(/^nr_throttled (\d+)/m.exec(stat)?.[1] ?? 0)
+  }
+}
+
 const wrkScript = (concerts: ReadonlyArray<string>) => `
 local concerts = { ${concerts.map((c) => `"${c}"`).join(", ")} }
 local n = 0
@@ -139,6 +159,8 @@ export const scale = async (args: ReadonlyArray<string>) => {
   const counts = option(args, "only") === "hop" ? [] : (option(args, "runners") ?? "1,2,3").split(",").map(Number)
   /** Purchases per second, by round and number of runners. */
   const measured: Array<Map<number, number>> = []
+  /** The runners' CPU milliseconds per purchase, by round and number of runners. */
+  const cpuCost: Array<Map<number, number>> = []
   execFileSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "inherit" })
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-scale-"))
   await fs.chmod(dataDir, 0o755)
@@ -152,6 +174,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
     // Rounds run the counts in turn, so that a slow or a fast moment of the machine is shared.
     for (const [round, count] of Array.from({ length: rounds }, (_, round) => counts.map((count) => [round, count] as const)).flat()) {
       if (measured[round] === undefined) measured[round] = new Map()
+      if (cpuCost[round] === undefined) cpuCost[round] = new Map()
       const children: Array<ChildProcess> = []
       const ports: Array<number> = []
       for (let i = 0; i < count; i++) {
@@ -170,7 +193,14 @@ export const scale = async (args: ReadonlyArray<string>) => {
         // Warm-up, then the measured run.
         await Promise.all(ports.map((port) => wrk(port, scriptFile, 3, connections / 2)))
         const before = Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM tickets")).rows[0]!.n)
+        const groups = children.map((_, i) => `ticketoverflow-runner-${i + 1}`)
+        const cpuBefore = await Promise.all(children.map((child) => cpuSeconds(child.pid!)))
+        const throttledBefore = await Promise.all(groups.map(throttling))
         const results = await Promise.all(ports.map((port) => wrk(port, scriptFile, seconds, connections)))
+        const cpuUsed = (await Promise.all(children.map((child) => cpuSeconds(child.pid!)))).map((cpu, i) => cpu - cpuBefore[i]!)
+        const throttled = (await Promise.all(groups.map(throttling))).map(({ periods, throttled }, i) =>
+          (throttled - throttledBefore[i]!.throttled) / Math.max(1, periods - throttledBefore[i]!.periods)
+        )
         // Requests still in flight when wrk stopped may be sold after it stopped counting.
         await new Promise((r) => setTimeout(r, 2000))
         const after = Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM tickets")).rows[0]!.n)
@@ -187,8 +217,14 @@ export const scale = async (args: ReadonlyArray<string>) => {
         const non2xx = results.reduce((n, r) => n + r.non2xx, 0)
         const perSecond = requests / seconds
         measured[round]!.set(count, perSecond)
+        // The runners' CPU for each answer, all threads: what the share buys, whatever the
+        // machine's other tenants leave of it.
+        const cpuPerPurchase = (1000 * cpuUsed.reduce((n, cpu) => n + cpu, 0)) / Math.max(1, requests)
+        cpuCost[round]!.set(count, cpuPerPurchase)
         rows.push(
-          `| ${rounds > 1 ? `${round + 1}: ` : ""}${count} | ${fmt(perSecond)} | ${owned.join(" / ")} | ${results.map((r) => r.p99).join(" / ")} | ${fmt(non2xx)} | ` +
+          `| ${rounds > 1 ? `${round + 1}: ` : ""}${count} | ${fmt(perSecond)} | ${owned.join(" / ")} | ` +
+            `${cpuPerPurchase.toFixed(2)} ms | ${throttled.map((t) => `${Math.round(100 * t)} %`).join(" / ")} | ` +
+            `${results.map((r) => r.p99).join(" / ")} | ${fmt(non2xx)} | ` +
             `${fmt(after - before)} tickets for ${fmt(requests - non2xx)} counted 2xx (the rest in flight when wrk stopped, ≤ ${connections * count} + warm-up's ${(connections / 2) * count}); ${oversold} concerts oversold |`
         )
         console.log(rows.at(-1))
@@ -208,6 +244,18 @@ export const scale = async (args: ReadonlyArray<string>) => {
             `**${(sum(count) / sum(base)).toFixed(2)}** |`
         )
       }
+      // What the same shares would sell if each runner had all of its share: n shares over the
+      // CPU a purchase costs with n runners, against one share over its cost with one.
+      rows.push("")
+      rows.push(`| × ${base} runner${base === 1 ? "" : "s"}, from CPU per purchase | ${measured.map((_, round) => `round ${round + 1}`).join(" | ")} | all rounds |`)
+      rows.push(`|---|${measured.map(() => "---|").join("")}---|`)
+      const mean = (count: number) => cpuCost.reduce((n, byCount) => n + (byCount.get(count) ?? 0), 0) / cpuCost.length
+      for (const count of counts.slice(1)) {
+        rows.push(
+          `| ${count} | ${cpuCost.map((byCount) => ((count / base) * byCount.get(base)! / byCount.get(count)!).toFixed(2)).join(" | ")} | ` +
+            `**${((count / base) * mean(base) / mean(count)).toFixed(2)}** |`
+        )
+      }
     }
     const { direct, through } = await hop(database.url, share, scriptFile, seconds)
     rows.push("")
@@ -222,7 +270,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
     for (let i = 1; i <= 3; i++) await fs.rmdir(path.join(cgroupRoot, `ticketoverflow-runner-${i}`)).catch(() => undefined)
   }
   console.log(`\nEach runner ${limited ? `limited to ${share} of a core (cgroup v1 cpu)` : "NOT limited (no writable cgroup v1 cpu controller)"}; ${seconds} s of wrk per runner, ${connections} connections each.`)
-  console.log("| runners | purchases/s | concerts each owns | p99 per runner | non-2xx | exactness |")
-  console.log("|---|---|---|---|---|---|")
+  console.log("| runners | purchases/s | concerts each owns | runners' CPU a purchase | periods throttled | p99 per runner | non-2xx | exactness |")
+  console.log("|---|---|---|---|---|---|---|---|")
   for (const row of rows) console.log(row)
 }
