@@ -133,6 +133,12 @@ export const deskOrders = Metric.counter("ticketoverflow_desk_orders", {
   incremental: true
 })
 
+export const deskMessages = Metric.counter("ticketoverflow_desk_messages", {
+  description:
+    "Messages this runner's sales desk took from other processes, each with every concert's batch a sender had for it: orders over messages is what one message carries",
+  incremental: true
+})
+
 export const deskOrdersPassedOn = Metric.counter("ticketoverflow_desk_orders_passed_on", {
   description:
     "Orders this runner's sales desk took for concerts it does not own, passed on through the cluster: a sender's routes were behind the cluster's (for a moment after runners join or leave; steadily, a fault)",

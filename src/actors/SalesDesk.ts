@@ -31,6 +31,7 @@ export const SalesDeskLive = SalesDesk.toLayer(
           const left = payload.concerts.map(({ orders }) => orders.length)
           let pending = left.reduce((n, count) => n + count, 0)
           Metrics.deskOrders.unsafeUpdate(pending, [])
+          Metrics.deskMessages.unsafeUpdate(1, [])
           for (const { concertId, orders } of payload.concerts) {
             if (!ownership.owns(concertId)) Metrics.deskOrdersPassedOn.unsafeUpdate(orders.length, [])
           }

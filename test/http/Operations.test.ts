@@ -87,21 +87,24 @@ it.scopedLive("each process sends a concert's orders to the desk of the runner t
     const desks = () =>
       Promise.all(runners.map(async ({ port }) => [
         await counter(port, "ticketoverflow_desk_orders"),
-        await counter(port, "ticketoverflow_desk_orders_passed_on")
-      ] as const)).then((counts) => counts.reduce(([taken, passed], [t, p]) => [taken + t, passed + p], [0, 0]))
+        await counter(port, "ticketoverflow_desk_orders_passed_on"),
+        await counter(port, "ticketoverflow_desk_messages")
+      ] as const)).then((counts) =>
+        counts.reduce(([taken, passed, messages], [t, p, m]) => [taken + t, passed + p, messages + m], [0, 0, 0])
+      )
     let buyer = 0
     // A round: every concert bought once through every process. While the runners share the
     // shards out after starting, a round may pass orders on; once they have, none does.
     const round = Effect.promise(async () => {
-      const [takenBefore, passedBefore] = await desks()
+      const [takenBefore, passedBefore, messagesBefore] = await desks()
       const statuses = await Promise.all([...runners, client].flatMap(({ port }) =>
         concerts.map((concertId) =>
           rawRequest(port, "POST", "/api/v1/tickets", JSON.stringify({ concert_id: concertId, user_id: user(buyer++) }))
             .then((answer) => answer.status)
         )
       ))
-      const [takenAfter, passedAfter] = await desks()
-      return { statuses, taken: takenAfter - takenBefore, passed: passedAfter - passedBefore }
+      const [takenAfter, passedAfter, messagesAfter] = await desks()
+      return { statuses, taken: takenAfter - takenBefore, passed: passedAfter - passedBefore, messages: messagesAfter - messagesBefore }
     })
     // Through a desk: the client's twelve orders, and each runner's for the concerts the two
     // others own (12 − those it owns, 24 in all).
@@ -110,6 +113,10 @@ it.scopedLive("each process sends a concert's orders to the desk of the runner t
       every: "500 millis"
     })
     expect(settled.statuses.every((status) => status === 201)).toBe(true)
+    // Sent all at once, the orders for one desk travel together: at least one message for
+    // each desk a process sends to, never one for each order.
+    expect(settled.messages).toBeGreaterThan(0)
+    expect(settled.messages).toBeLessThan(settled.taken)
     expect({ passed: settled.passed, taken: settled.taken }).toEqual({ passed: 0, taken: 36 })
   }), 180_000)
 
