@@ -57,6 +57,23 @@ const throttling = async (name: string): Promise<{ periods: number; throttled: n
   }
 }
 
+/** The machine's CPU time so far, all cores: busy and idle (clock ticks). */
+const machineTicks = async (): Promise<{ busy: number; idle: number }> => {
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = (await fs.readFile("/proc/stat", "utf8"))
+    .split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number)
+  return { busy: user! + nice! + system! + irq! + softirq! + (steal ?? 0), idle: idle! + iowait! }
+}
+
+/** The runners' desks so far: orders taken, and the messages they came in. */
+const desks = async (ports: ReadonlyArray<number>): Promise<{ orders: number; messages: number }> => {
+  const counts = await Promise.all(ports.map(async (port) => {
+    const { body } = await request(port, "GET", "/metrics")
+    const total = (name: string) => Number(new RegExp(`^${name}_total (\\d+)`, "m").exec(body)?.[1] ?? 0)
+    return { orders: total("ticketoverflow_desk_orders"), messages: total("ticketoverflow_desk_messages") }
+  }))
+  return counts.reduce((sum, c) => ({ orders: sum.orders + c.orders, messages: sum.messages + c.messages }), { orders: 0, messages: 0 })
+}
+
 const wrkScript = (concerts: ReadonlyArray<string>) => `
 local concerts = { ${concerts.map((c) => `"${c}"`).join(", ")} }
 local n = 0
@@ -196,11 +213,18 @@ export const scale = async (args: ReadonlyArray<string>) => {
         const groups = children.map((_, i) => `ticketoverflow-runner-${i + 1}`)
         const cpuBefore = await Promise.all(children.map((child) => cpuSeconds(child.pid!)))
         const throttledBefore = await Promise.all(groups.map(throttling))
+        const desksBefore = await desks(ports)
+        const machineBefore = await machineTicks()
         const results = await Promise.all(ports.map((port) => wrk(port, scriptFile, seconds, connections)))
         const cpuUsed = (await Promise.all(children.map((child) => cpuSeconds(child.pid!)))).map((cpu, i) => cpu - cpuBefore[i]!)
         const throttled = (await Promise.all(groups.map(throttling))).map(({ periods, throttled }, i) =>
           (throttled - throttledBefore[i]!.throttled) / Math.max(1, periods - throttledBefore[i]!.periods)
         )
+        const machineAfter = await machineTicks()
+        const machineIdle = (machineAfter.idle - machineBefore.idle) /
+          Math.max(1, machineAfter.idle - machineBefore.idle + machineAfter.busy - machineBefore.busy)
+        const desksAfter = await desks(ports)
+        const perMessage = (desksAfter.orders - desksBefore.orders) / Math.max(1, desksAfter.messages - desksBefore.messages)
         // Requests still in flight when wrk stopped may be sold after it stopped counting.
         await new Promise((r) => setTimeout(r, 2000))
         const after = Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM tickets")).rows[0]!.n)
@@ -223,7 +247,8 @@ export const scale = async (args: ReadonlyArray<string>) => {
         cpuCost[round]!.set(count, cpuPerPurchase)
         rows.push(
           `| ${rounds > 1 ? `${round + 1}: ` : ""}${count} | ${fmt(perSecond)} | ${owned.join(" / ")} | ` +
-            `${cpuPerPurchase.toFixed(2)} ms | ${throttled.map((t) => `${Math.round(100 * t)} %`).join(" / ")} | ` +
+            `${cpuPerPurchase.toFixed(2)} ms | ${count > 1 ? perMessage.toFixed(1) : "–"} | ${throttled.map((t) => `${Math.round(100 * t)} %`).join(" / ")} | ` +
+            `${Math.round(100 * machineIdle)} % | ` +
             `${results.map((r) => r.p99).join(" / ")} | ${fmt(non2xx)} | ` +
             `${fmt(after - before)} tickets for ${fmt(requests - non2xx)} counted 2xx (the rest in flight when wrk stopped, ≤ ${connections * count} + warm-up's ${(connections / 2) * count}); ${oversold} concerts oversold |`
         )
@@ -270,7 +295,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
     for (let i = 1; i <= 3; i++) await fs.rmdir(path.join(cgroupRoot, `ticketoverflow-runner-${i}`)).catch(() => undefined)
   }
   console.log(`\nEach runner ${limited ? `limited to ${share} of a core (cgroup v1 cpu)` : "NOT limited (no writable cgroup v1 cpu controller)"}; ${seconds} s of wrk per runner, ${connections} connections each.`)
-  console.log("| runners | purchases/s | concerts each owns | runners' CPU a purchase | periods throttled | p99 per runner | non-2xx | exactness |")
-  console.log("|---|---|---|---|---|---|---|---|")
+  console.log("| runners | purchases/s | concerts each owns | runners' CPU a purchase | orders a desk message | periods throttled | machine idle | p99 per runner | non-2xx | exactness |")
+  console.log("|---|---|---|---|---|---|---|---|---|---|")
   for (const row of rows) console.log(row)
 }
