@@ -190,7 +190,13 @@ export class ServiceServer extends http.Server {
     }
     if (handler === undefined) return unavailable(response, "the service is starting", false)
     const host = request.headers.host
-    if (host !== undefined && !validHost.test(host)) return answer(response, 400, "the Host header is not a host name")
+    if (host === undefined) {
+      // HTTP/1.0 may leave the Host out: links then name the address and port it arrived on.
+      const { localAddress, localPort } = request.socket
+      if (localAddress !== undefined && localPort !== undefined) {
+        request.headers.host = `${localAddress.includes(":") ? `[${localAddress}]` : localAddress}:${localPort}`
+      }
+    } else if (!validHost.test(host)) return answer(response, 400, "the Host header is not a host name")
     const type = request.headers["content-type"]
     if (type !== undefined && !jsonType.test(type) && hasBody(request)) {
       return answer(response, 415, "request bodies must be JSON, sent with Content-Type: application/json")

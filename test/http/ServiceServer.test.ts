@@ -170,6 +170,29 @@ describe("ServiceServer bounds", () => {
     }
   })
 
+  it("a request without a Host header (HTTP/1.0 allows it) reaches the API as sent to the address and port it arrived on", async () => {
+    const server = new ServiceServer()
+    const port = await listening(server)
+    // Links in answers are built on the Host header: without one they would lose the port.
+    server.on("request", (request: http.IncomingMessage, response: http.ServerResponse) => response.end(request.headers.host))
+    try {
+      const answer = await new Promise<string>((resolve) => {
+        const socket = net.connect(port, "127.0.0.1")
+        let bytes = ""
+        socket.on("data", (chunk: Buffer) => (bytes += chunk.toString()))
+        socket.on("close", () => resolve(bytes))
+        socket.write("GET /api/v1/concerts HTTP/1.0\r\n\r\n")
+      })
+      expect(answer.split("\r\n")[0]).toBe("HTTP/1.1 200 OK")
+      expect(answer.slice(answer.indexOf("\r\n\r\n") + 4)).toBe(`127.0.0.1:${port}`)
+      // A Host that is sent is left as it is.
+      expect((await rawRequest(port, "GET", "/api/v1/concerts", undefined, { host: "tickets.example.com:8080" })).body)
+        .toBe("tickets.example.com:8080")
+    } finally {
+      await closed(server)
+    }
+  })
+
   it("at its connection cap, a new connection takes the place of the oldest idle one", async () => {
     const server = new ServiceServer({ maxConnections: 3 })
     const port = await listening(server)
