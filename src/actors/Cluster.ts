@@ -99,11 +99,15 @@ export const ClusterLive = Layer.unwrapEffect(
         Layer.provide(DatabaseClaim("single"))
       )
     }
-    // Several runners: notice a dead one in seconds, not the default minute.
+    // Several runners: notice a dead one in seconds, not the default minute. A dead runner
+    // leaves the ring when a health check fails (every 2 s, on one runner; a ping is retried
+    // 5 times 0.5 s apart) or when its heartbeat is `shardLockExpiration` old, whichever comes
+    // first. Its locks go with its database connection. Checks every 5 s left sales stopped
+    // 5.1–5.7 s after a kill -9, every 2 s 3.4–6.5 s, in the failover test side by side.
     const shardingConfig = {
       runnerAddress: mode === "client" ? Option.none() : Option.some(RunnerAddress.make(host, port)),
       shardsPerGroup,
-      runnerHealthCheckInterval: "5 seconds",
+      runnerHealthCheckInterval: "2 seconds",
       refreshAssignmentsInterval: "1 second",
       shardLockRefreshInterval: "2 seconds",
       shardLockExpiration,
