@@ -11,6 +11,12 @@
  * bench measured that wait rather than what the runners can sell). Exactness: the tickets in
  * the database equal the 201s. Each concert is written by its owner alone, so the concerts each
  * runner owns are shown: with 30 concerts the split is seldom even.
+ *
+ * Beside purchases a second, each run shows what says why: the runners' CPU per purchase (all
+ * their threads, from `/proc/PID/stat`), the orders a desk message carried, the share of cgroup
+ * periods in which each runner used up its share (below 100 %, it waited on something else),
+ * and how idle the machine was (from `/proc/stat`: near 0, the machine, not the runners, was
+ * the limit).
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
