@@ -51,20 +51,26 @@ const sharedHome = "/var/lib/ticketoverflow"
  * A port nothing listens on, below Linux's ephemeral range (32768–60999). A port picked inside
  * it can be taken, before its server listens on it, as the local end of any outgoing connection
  * on the machine: a runner then fails to start with EADDRINUSE. Random, so that processes
- * picking ports side by side rarely pick the same.
+ * picking ports side by side rarely pick the same, and never one this process gave before.
  */
 export const freePort = async (): Promise<number> => {
   for (;;) {
     const port = 20_000 + Math.floor(Math.random() * 12_000)
-    const free = await new Promise<boolean>((resolve) => {
+    if (portsGiven.has(port)) continue
+    const free = await new Promise<boolean>((resolve, reject) => {
       const server = net.createServer()
       server.unref()
-      server.once("error", () => resolve(false))
+      server.once("error", (error: NodeJS.ErrnoException) => (error.code === "EADDRINUSE" ? resolve(false) : reject(error)))
       server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
     })
-    if (free) return port
+    if (free) {
+      portsGiven.add(port)
+      return port
+    }
   }
 }
+
+const portsGiven = new Set<number>()
 
 const exists = (file: string) => fs.access(file).then(() => true, () => false)
 
