@@ -194,7 +194,10 @@ export class ServiceServer extends http.Server {
       // HTTP/1.0 may leave the Host out: links then name the address and port it arrived on.
       const { localAddress, localPort } = request.socket
       if (localAddress !== undefined && localPort !== undefined) {
-        request.headers.host = `${localAddress.includes(":") ? `[${localAddress}]` : localAddress}:${localPort}`
+        // An IPv4 client of a server listening on `::` arrives on `::ffff:a.b.c.d`; a link-local
+        // IPv6 address carries its zone (`%eth0`), which no URL may hold.
+        const address = localAddress.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, "").replace(/%.*$/, "")
+        request.headers.host = `${address.includes(":") ? `[${address}]` : address}:${localPort}`
       }
     } else if (!validHost.test(host)) return answer(response, 400, "the Host header is not a host name")
     const type = request.headers["content-type"]

@@ -11,6 +11,20 @@ const listening = async (server: ServiceServer) => {
   return (server.address() as AddressInfo).port
 }
 
+/** The Host the handler saw for an HTTP/1.0 request sent without one (it answers with it). */
+const hostSeen = (port: number, address: string) =>
+  new Promise<string>((resolve, reject) => {
+    const socket = net.connect(port, address)
+    let bytes = ""
+    socket.on("data", (chunk: Buffer) => (bytes += chunk.toString()))
+    socket.on("error", reject)
+    socket.on("close", () =>
+      bytes.startsWith("HTTP/1.1 200 OK\r\n")
+        ? resolve(bytes.slice(bytes.indexOf("\r\n\r\n") + 4))
+        : reject(new Error(`answered: ${bytes.split("\r\n")[0]}`)))
+    socket.write("GET /api/v1/concerts HTTP/1.0\r\n\r\n")
+  })
+
 const closed = async (server: ServiceServer) => {
   server.closeAllConnections()
   await new Promise((resolve) => server.close(resolve))
@@ -176,20 +190,28 @@ describe("ServiceServer bounds", () => {
     // Links in answers are built on the Host header: without one they would lose the port.
     server.on("request", (request: http.IncomingMessage, response: http.ServerResponse) => response.end(request.headers.host))
     try {
-      const answer = await new Promise<string>((resolve) => {
-        const socket = net.connect(port, "127.0.0.1")
-        let bytes = ""
-        socket.on("data", (chunk: Buffer) => (bytes += chunk.toString()))
-        socket.on("close", () => resolve(bytes))
-        socket.write("GET /api/v1/concerts HTTP/1.0\r\n\r\n")
-      })
-      expect(answer.split("\r\n")[0]).toBe("HTTP/1.1 200 OK")
-      expect(answer.slice(answer.indexOf("\r\n\r\n") + 4)).toBe(`127.0.0.1:${port}`)
+      expect(await hostSeen(port, "127.0.0.1")).toBe(`127.0.0.1:${port}`)
       // A Host that is sent is left as it is.
       expect((await rawRequest(port, "GET", "/api/v1/concerts", undefined, { host: "tickets.example.com:8080" })).body)
         .toBe("tickets.example.com:8080")
     } finally {
       await closed(server)
+    }
+    // Listening on every address, IPv6 included (where the machine has it): an IPv4 client's
+    // address is named as IPv4, an IPv6 one in brackets.
+    const dual = new ServiceServer()
+    const listens = await new Promise<boolean>((resolve) => {
+      dual.once("error", () => resolve(false))
+      dual.listen(0, "::", () => resolve(true))
+    })
+    if (!listens) return
+    dual.on("request", (request: http.IncomingMessage, response: http.ServerResponse) => response.end(request.headers.host))
+    const dualPort = (dual.address() as AddressInfo).port
+    try {
+      expect(await hostSeen(dualPort, "127.0.0.1")).toBe(`127.0.0.1:${dualPort}`)
+      expect(await hostSeen(dualPort, "::1")).toBe(`[::1]:${dualPort}`)
+    } finally {
+      await closed(dual)
     }
   })
 
