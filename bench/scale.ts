@@ -44,7 +44,13 @@ const limit = async (name: string, pid: number, share: number): Promise<boolean>
 }
 
 /** Clock ticks a second, for the CPU times in `/proc/PID/stat`. */
-const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
+const ticksPerSecond = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
+  } catch {
+    return 100
+  }
+})()
 
 /** CPU seconds a process has used so far, all its threads (user and system). */
 const cpuSeconds = async (pid: number): Promise<number> => {
@@ -253,7 +259,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
         cpuCost[round]!.set(count, cpuPerPurchase)
         rows.push(
           `| ${rounds > 1 ? `${round + 1}: ` : ""}${count} | ${fmt(perSecond)} | ${owned.join(" / ")} | ` +
-            `${cpuPerPurchase.toFixed(2)} ms | ${count > 1 ? perMessage.toFixed(1) : "–"} | ${throttled.map((t) => `${Math.round(100 * t)} %`).join(" / ")} | ` +
+            `${cpuPerPurchase.toFixed(2)} ms | ${count > 1 ? perMessage.toFixed(1) : "–"} | ${limited ? throttled.map((t) => `${Math.round(100 * t)} %`).join(" / ") : "–"} | ` +
             `${Math.round(100 * machineIdle)} % | ` +
             `${results.map((r) => r.p99).join(" / ")} | ${fmt(non2xx)} | ` +
             `${fmt(after - before)} tickets for ${fmt(requests - non2xx)} counted 2xx (the rest in flight when wrk stopped, ≤ ${connections * count} + warm-up's ${(connections / 2) * count}); ${oversold} concerts oversold |`
