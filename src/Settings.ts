@@ -26,6 +26,25 @@ export const serviceEnv: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESH
 export const clusterMode = Config.literal("single", "runner", "client")("CLUSTER_MODE").pipe(Config.withDefault("single"))
 export type ClusterMode = Config.Config.Success<typeof clusterMode>
 
+/** Where a runner is reachable by the others (`CLUSTER_MODE=runner`). */
+export const runnerAddress = Config.all({
+  host: Config.string("RUNNER_HOST").pipe(Config.withDefault("localhost")),
+  // Below Linux's ephemeral range (32768-60999): an outgoing connection can never hold it.
+  port: Config.port("RUNNER_PORT").pipe(Config.withDefault(7431))
+})
+
+/**
+ * The name this process's database sessions carry (`application_name`). A runner's names its
+ * address as the cluster keys it, so that the other runners can tell its sessions apart: they
+ * end them when it stops answering (`FencingLive` in `actors/Cluster.ts`).
+ */
+export const runnerSessionName = (address: { readonly host: string; readonly port: number }) =>
+  `ticketoverflow runner ${address.host}:${address.port}`.slice(0, 63)
+
+export const databaseSessionName = Config.all({ mode: clusterMode, address: runnerAddress }).pipe(
+  Config.map(({ address, mode }) => (mode === "runner" ? runnerSessionName(address) : "ticketoverflow"))
+)
+
 export const positiveInteger = (name: string, fallback: number): Config.Config<number> =>
   Config.integer(name).pipe(
     Config.validate({ message: "must be a positive integer", validation: (n) => n >= 1 }),

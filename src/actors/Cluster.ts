@@ -17,7 +17,7 @@ import * as SqlMessageStorage from "@effect/cluster/SqlMessageStorage"
 import * as SqlRunnerStorage from "@effect/cluster/SqlRunnerStorage"
 import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import { Config, Duration, Effect, Layer, Option, Schedule } from "effect"
-import { clusterMode, positiveInteger } from "../Settings.js"
+import { clusterMode, positiveInteger, runnerAddress, runnerSessionName } from "../Settings.js"
 import { DatabaseClaim } from "../sql/DatabaseClaim.js"
 import { withSchemaLock } from "../sql/migrations.js"
 import { MainDatabase } from "../sql/Organisers.js"
@@ -26,9 +26,8 @@ import { StartupFailure } from "../StartupFailure.js"
 /** Where this process runs in the cluster: its mode, its runner address, the shards per group. */
 export const shardingSettings = Config.all({
   mode: clusterMode,
-  host: Config.string("RUNNER_HOST").pipe(Config.withDefault("localhost")),
-  // Below Linux's ephemeral range (32768-60999): an outgoing connection can never hold it.
-  port: Config.port("RUNNER_PORT").pipe(Config.withDefault(7431)),
+  host: Config.map(runnerAddress, ({ host }) => host),
+  port: Config.map(runnerAddress, ({ port }) => port),
   shardsPerGroup: positiveInteger("SHARDS_PER_GROUP", 300),
   // A message to an entity of this process is handed over as it is, not encoded and decoded
   // as if it crossed the network: that cost a quarter of a purchase. The tests turn it on,
@@ -68,6 +67,66 @@ const ShardWatchLive = (shardsPerGroup: number) =>
 export const shardLockExpiration = Duration.seconds(6)
 
 /**
+ * Fencing: the database sessions of a runner that stopped answering are ended. A runner's shard
+ * locks are PostgreSQL advisory locks held by its session. A killed process's connection closes
+ * and its locks go with it; but a runner that is frozen (stopped, swapped out, its machine
+ * paused) or cut off from the network keeps its session, and the others could not take its
+ * concerts until PostgreSQL noticed: hours, with the operating system's TCP keepalive. Once its
+ * heartbeat is older than the locks' expiry (it is then out of every runner's ring), a runner
+ * ends every session of it, the one holding its shard locks and the others with it (a
+ * transaction it left open could hold rows the new owner must write). If it comes back, its
+ * next refresh finds its locks gone and it lets its concerts go before taking a share again.
+ * Sessions are told apart by their `application_name`, which names the runner's address.
+ */
+const FencingLive = (self: string) =>
+  Layer.scopedDiscard(
+    Effect.gen(function*() {
+      const { client: sql } = yield* MainDatabase
+      const expiration = Math.ceil(Duration.toSeconds(shardLockExpiration))
+      // Only a runner of this database (the server may hold other deployments' databases, with
+      // runners of the same names) that holds shard locks (numbered from 1,000,000; below are
+      // ours, and a runner starting up holds those before it has a heartbeat) and whose
+      // heartbeat is old. One whose row is gone is stopping (it unregisters first, then hands
+      // its shards over, refreshing its locks meanwhile): it is left to finish.
+      const fence = sql<{ name: string; sessions: number }>`
+        WITH stale AS (
+          SELECT DISTINCT a.application_name AS name
+          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.granted AND l.objid >= 1000000
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND a.datname = current_database()
+            AND a.application_name LIKE 'ticketoverflow runner %' AND a.application_name <> ${self}
+            AND EXISTS (
+              SELECT 1 FROM cluster_runners r
+              WHERE left('ticketoverflow runner ' || r.address, 63) = a.application_name
+                AND r.last_heartbeat < now() - make_interval(secs => ${expiration})))
+        SELECT s.name, (count(*) FILTER (WHERE pg_terminate_backend(a.pid)))::int AS sessions
+        FROM stale s JOIN pg_stat_activity a ON a.application_name = s.name AND a.datname = current_database()
+        GROUP BY s.name`
+      let failing = false
+      const look = fence.pipe(
+        Effect.flatMap((fenced) => {
+          failing = false
+          return Effect.forEach(fenced, ({ name, sessions }) =>
+            Effect.logWarning("ended the database sessions of a runner that stopped answering").pipe(
+              Effect.annotateLogs({ runner: name.replace(/^ticketoverflow runner /, ""), sessions })
+            ), { discard: true })
+        }),
+        // Said once until it works again: without the right to end another session (a role
+        // that is neither the runners' own nor has pg_signal_backend), a frozen runner's
+        // concerts wait for PostgreSQL to drop its connection.
+        Effect.catchAllCause((cause) =>
+          failing ? Effect.void : Effect.zipRight(
+            Effect.sync(() => (failing = true)),
+            Effect.logWarning("could not end the sessions of runners that stopped answering", cause)
+          )
+        )
+      )
+      yield* Effect.forkScoped(Effect.repeat(look, Schedule.spaced("1 second")))
+    })
+  )
+
+/**
  * The cluster's tables, made before the cluster starts and by one process at a time. Its
  * storages make them as they start; runners started together on a new database would each
  * make them at once, and all but one fail. Built here once under the schema lock, then
@@ -102,8 +161,9 @@ export const ClusterLive = Layer.unwrapEffect(
     // Several runners: notice a dead one in seconds, not the default minute. A dead runner
     // leaves the ring when a health check fails (every 2 s, on one runner; a ping is retried
     // 5 times 0.5 s apart) or when its heartbeat is `shardLockExpiration` old, whichever comes
-    // first. Its locks go with its database connection. Checks every 5 s left sales stopped
-    // 5.1–5.7 s after a kill -9, every 2 s 3.4–6.5 s, in the failover test side by side.
+    // first. Its locks go with its database connection (or are ended: `FencingLive`). In the
+    // failover test side by side, sales stopped 5.1–5.7 s after a kill -9 with checks every
+    // 5 s, 4.1–6.5 s with checks every 2 s.
     const shardingConfig = {
       runnerAddress: mode === "client" ? Option.none() : Option.some(RunnerAddress.make(host, port)),
       shardsPerGroup,
@@ -118,7 +178,7 @@ export const ClusterLive = Layer.unwrapEffect(
         Layer.provide(ClusterTablesLive(shardingConfig))
       )
     }
-    return ShardWatchLive(shardsPerGroup).pipe(
+    return Layer.merge(ShardWatchLive(shardsPerGroup), FencingLive(runnerSessionName({ host, port }))).pipe(
       Layer.provideMerge(NodeClusterSocket.layer({ storage: "sql", shardingConfig })),
       Layer.catchAll((error) =>
         Layer.fail(

@@ -5,7 +5,7 @@ import Pg from "pg"
 import { runMigrations } from "./migrations.js"
 import { MainDatabase, runDirectoryMigrations } from "./Organisers.js"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.js"
-import { positiveInteger } from "../Settings.js"
+import { databaseSessionName, positiveInteger } from "../Settings.js"
 import { StartupFailure } from "../StartupFailure.js"
 import { withSpan } from "../Spans.js"
 
@@ -44,10 +44,10 @@ export class DatabasePool extends Context.Tag("DatabasePool")<DatabasePool, {
  * The pool itself: ours, so that its occupancy can be read; closed with the scope. The first
  * query is outside the acquisition, so that its timeout (and a SIGTERM) can cut it short.
  */
-const pool = (url: Redacted.Redacted, max: number) =>
+const pool = (url: Redacted.Redacted, max: number, applicationName: string) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const pool = new Pg.Pool({ connectionString: Redacted.value(url), max, application_name: "ticketoverflow" })
+      const pool = new Pg.Pool({ connectionString: Redacted.value(url), max, application_name: applicationName })
       // A connection that breaks while idle is replaced on next use; its error is not ours to throw.
       pool.on("error", () => {})
       return pool
@@ -78,7 +78,7 @@ export const layerFromUrl = (url: Redacted.Redacted) =>
       Layer.unwrapScoped(
         Effect.gen(function*() {
           const maxConnections = yield* positiveInteger("DATABASE_POOL_SIZE", 20)
-          const opened = yield* pool(url, maxConnections).pipe(
+          const opened = yield* pool(url, maxConnections, yield* databaseSessionName).pipe(
             Effect.mapError((error) =>
               new StartupFailure({ message: `cannot reach the database at ${where(url)}: ${reason(error)}` })
             )

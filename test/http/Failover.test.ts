@@ -183,6 +183,74 @@ it.scopedLive("kill -9 of a runner mid-burst: nothing acknowledged lost, nothing
     expect(after.filter((o) => o.status !== 201)).toEqual([])
   }), 240_000)
 
+it.scopedLive("a runner that stops answering but keeps its connections (SIGSTOP) is fenced: its concerts sell again through the others, and it gives them up when it comes back", () =>
+  Effect.gen(function*() {
+    const url = yield* freshDatabaseUrl
+    const { a, b, client } = yield* cluster(url)
+    yield* Effect.promise(async () => {
+      const deadline = Date.now() + 30_000
+      while (!/shards released/.test(a.output() + b.output())) {
+        if (Date.now() > deadline) throw new Error("the runners did not share the shards")
+        await new Promise((r) => setTimeout(r, 250))
+      }
+    })
+    const concerts = yield* Effect.forEach(
+      Array.from({ length: 12 }, (_, i) => i),
+      (i) => Effect.promise(() => postConcert(client.port, 150, `Frozen ${i}`))
+    )
+    const acknowledged: Array<string> = []
+    /** Buys through `port` until a ticket comes, or `within` ms have passed (then -1). */
+    const sellsWithin = (via: number, port: number, concertId: string, i: number, within: number, from = Date.now()) =>
+      Effect.promise(async () => {
+        for (;;) {
+          const outcome = await buy(via, port, concertId, i)
+          if (outcome.status === 201) {
+            acknowledged.push((JSON.parse(outcome.body!) as { id: string }).id)
+            return Date.now() - from
+          }
+          if (Date.now() - from > within) return -1
+          await new Promise((r) => setTimeout(r, 250))
+        }
+      })
+    // Every concert sold once, so each runs at its owner, half of them at the runner to be frozen.
+    yield* Effect.forEach(concerts, (concertId, i) => sellsWithin(2, client.port, concertId, i, 20_000), { concurrency: "unbounded" })
+
+    // Frozen, its sockets stay open: the database keeps its sessions, and with them its shard
+    // locks, unless the others end them.
+    yield* Effect.addFinalizer(() => Effect.sync(() => a.process.kill("SIGCONT")))
+    const stoppedAt = Date.now()
+    a.process.kill("SIGSTOP")
+    const resumed = yield* Effect.forEach(
+      concerts,
+      (concertId, i) => sellsWithin(2, client.port, concertId, 100 + i, 40_000, stoppedAt),
+      { concurrency: "unbounded" }
+    )
+    console.log(`fencing: every concert sold again ${Math.max(...resumed)} ms after its runner froze`)
+    expect(resumed.filter((ms) => ms < 0)).toEqual([])
+    expect(b.output()).toMatch(/ended the database sessions of a runner that stopped answering/)
+
+    // Back, it finds its locks gone and lets its concerts go; buyers coming in at any process,
+    // itself included, are sold to.
+    a.process.kill("SIGCONT")
+    const after = yield* Effect.forEach(
+      concerts,
+      (concertId, i) =>
+        Effect.forEach([[0, a], [1, b], [2, client]] as const, ([via, service]) =>
+          sellsWithin(via, service.port, concertId, 200 + 3 * i + via, 30_000)),
+      { concurrency: "unbounded" }
+    )
+    expect(after.flat().filter((ms) => ms < 0)).toEqual([])
+
+    // Nothing acknowledged lost, nothing oversold.
+    const stored = new Set<string>()
+    for (const concertId of concerts) {
+      const tickets = yield* ticketsOf(client, concertId)
+      expect(tickets.length).toBeLessThanOrEqual(150)
+      for (const id of tickets) stored.add(id)
+    }
+    expect(acknowledged.filter((id) => !stored.has(id))).toEqual([])
+  }), 240_000)
+
 it.scopedLive("SIGTERM of a runner mid-burst: no failed request at all", () =>
   Effect.gen(function*() {
     const url = yield* freshDatabaseUrl
