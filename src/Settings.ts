@@ -3,6 +3,7 @@
  * something (a batch of nothing, a pool of no connections): the service refuses to start
  * instead, naming the setting.
  */
+import { createHash } from "node:crypto"
 import { Config, Duration } from "effect"
 
 /**
@@ -36,10 +37,20 @@ export const runnerAddress = Config.all({
 /**
  * The name this process's database sessions carry (`application_name`). A runner's names its
  * address as the cluster keys it, so that the other runners can tell its sessions apart: they
- * end them when it stops answering (`FencingLive` in `actors/Cluster.ts`).
+ * end them when it stops answering (`FencingLive` in `actors/Cluster.ts`, which names them the
+ * same way). PostgreSQL keeps 63 bytes of printable ASCII: a longer address, or one it would
+ * rewrite, is named by its MD5 instead, so that two runners never share a name.
  */
-export const runnerSessionName = (address: { readonly host: string; readonly port: number }) =>
-  `ticketoverflow runner ${address.host}:${address.port}`.slice(0, 63)
+export const runnerSessionName = (address: { readonly host: string; readonly port: number }) => {
+  const key = `${address.host}:${address.port}`
+  const name = `ticketoverflow runner ${key}`
+  return /^[ -~]{1,63}$/.test(name) ? name : `ticketoverflow runner md5:${createHash("md5").update(key).digest("hex")}`
+}
+
+/** `runnerSessionName` in SQL, of a column holding a runner's address (`host:port`). */
+export const runnerSessionNameSql = (column: string) =>
+  `CASE WHEN ('ticketoverflow runner ' || ${column}) ~ '^[ -~]{1,63}$' THEN 'ticketoverflow runner ' || ${column} ` +
+  `ELSE 'ticketoverflow runner md5:' || md5(${column}) END`
 
 export const databaseSessionName = Config.all({ mode: clusterMode, address: runnerAddress }).pipe(
   Config.map(({ address, mode }) => (mode === "runner" ? runnerSessionName(address) : "ticketoverflow"))

@@ -17,7 +17,7 @@ import * as SqlMessageStorage from "@effect/cluster/SqlMessageStorage"
 import * as SqlRunnerStorage from "@effect/cluster/SqlRunnerStorage"
 import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import { Config, Duration, Effect, Layer, Option, Schedule } from "effect"
-import { clusterMode, positiveInteger, runnerAddress, runnerSessionName } from "../Settings.js"
+import { clusterMode, positiveInteger, runnerAddress, runnerSessionName, runnerSessionNameSql } from "../Settings.js"
 import { DatabaseClaim } from "../sql/DatabaseClaim.js"
 import { withSchemaLock } from "../sql/migrations.js"
 import { MainDatabase } from "../sql/Organisers.js"
@@ -83,28 +83,36 @@ const FencingLive = (self: string) =>
     Effect.gen(function*() {
       const { client: sql } = yield* MainDatabase
       const expiration = Math.ceil(Duration.toSeconds(shardLockExpiration))
+      // A look at the runners' heartbeats first: the server's lock table is read (which takes
+      // every partition of its lock manager) only once some runner's heartbeat is old.
+      const anyStale = sql<{ stale: boolean }>`
+        SELECT EXISTS (
+          SELECT 1 FROM cluster_runners WHERE last_heartbeat < now() - make_interval(secs => ${expiration})
+        ) AS stale`
       // Only a runner of this database (the server may hold other deployments' databases, with
-      // runners of the same names) that holds shard locks (numbered from 1,000,000; below are
-      // ours, and a runner starting up holds those before it has a heartbeat) and whose
-      // heartbeat is old. One whose row is gone is stopping (it unregisters first, then hands
-      // its shards over, refreshing its locks meanwhile): it is left to finish.
+      // runners of the same names) that holds shard locks (single bigint keys from 1,000,000;
+      // below are ours, and a runner starting up holds those before it has a heartbeat) and
+      // whose heartbeat is old. One whose row is gone is stopping (it unregisters first, then
+      // hands its shards over, refreshing its locks meanwhile): it is left to finish. Names as
+      // `runnerSessionName` makes them.
       const fence = sql<{ name: string; sessions: number }>`
         WITH stale AS (
           SELECT DISTINCT a.application_name AS name
           FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE l.locktype = 'advisory' AND l.granted AND l.objid >= 1000000
+          WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objsubid = 1 AND l.objid >= 1000000
             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND a.datname = current_database()
             AND a.application_name LIKE 'ticketoverflow runner %' AND a.application_name <> ${self}
             AND EXISTS (
               SELECT 1 FROM cluster_runners r
-              WHERE left('ticketoverflow runner ' || r.address, 63) = a.application_name
+              WHERE a.application_name = ${sql.literal(runnerSessionNameSql("r.address"))}
                 AND r.last_heartbeat < now() - make_interval(secs => ${expiration})))
         SELECT s.name, (count(*) FILTER (WHERE pg_terminate_backend(a.pid)))::int AS sessions
         FROM stale s JOIN pg_stat_activity a ON a.application_name = s.name AND a.datname = current_database()
         GROUP BY s.name`
       let failing = false
-      const look = fence.pipe(
+      const look = anyStale.pipe(
+        Effect.flatMap(([row]) => (row?.stale === true ? fence : Effect.succeed([]))),
         Effect.flatMap((fenced) => {
           failing = false
           return Effect.forEach(fenced, ({ name, sessions }) =>

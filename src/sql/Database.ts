@@ -41,13 +41,28 @@ export class DatabasePool extends Context.Tag("DatabasePool")<DatabasePool, {
 }>() {}
 
 /**
+ * The URL without an `application_name` of its own, which would take the place of ours: a
+ * runner's sessions must carry its name, by which the others end them if it stops answering.
+ */
+const withoutName = (url: string) => {
+  try {
+    const parsed = new URL(url)
+    if (!parsed.searchParams.has("application_name")) return url
+    parsed.searchParams.delete("application_name")
+    return parsed.toString()
+  } catch {
+    return url
+  }
+}
+
+/**
  * The pool itself: ours, so that its occupancy can be read; closed with the scope. The first
  * query is outside the acquisition, so that its timeout (and a SIGTERM) can cut it short.
  */
 const pool = (url: Redacted.Redacted, max: number, applicationName: string) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const pool = new Pg.Pool({ connectionString: Redacted.value(url), max, application_name: applicationName })
+      const pool = new Pg.Pool({ connectionString: withoutName(Redacted.value(url)), max, application_name: applicationName })
       // A connection that breaks while idle is replaced on next use; its error is not ours to throw.
       pool.on("error", () => {})
       return pool
