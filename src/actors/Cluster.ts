@@ -16,7 +16,7 @@ import * as ShardId from "@effect/cluster/ShardId"
 import * as SqlMessageStorage from "@effect/cluster/SqlMessageStorage"
 import * as SqlRunnerStorage from "@effect/cluster/SqlRunnerStorage"
 import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
-import { Config, Duration, Effect, Layer, Option, Schedule } from "effect"
+import { Cause, Config, Duration, Effect, Layer, Option, Schedule } from "effect"
 import { clusterMode, positiveInteger, runnerAddress, runnerSessionName, runnerSessionNameSql } from "../Settings.js"
 import { DatabaseClaim } from "../sql/DatabaseClaim.js"
 import { withSchemaLock } from "../sql/migrations.js"
@@ -78,6 +78,12 @@ export const shardLockExpiration = Duration.seconds(6)
  * next refresh finds its locks gone and it lets its concerts go before taking a share again.
  * Sessions are told apart by their `application_name`, which names the runner's address.
  */
+const endedByAdministrator = (cause: Cause.Cause<unknown>) =>
+  Option.exists(Cause.failureOption(cause), (error) => {
+    const code = (error as { readonly cause?: { readonly code?: unknown } } | undefined)?.cause?.code
+    return code === "57P01"
+  })
+
 const FencingLive = (self: string) =>
   Layer.scopedDiscard(
     Effect.gen(function*() {
@@ -122,9 +128,10 @@ const FencingLive = (self: string) =>
         }),
         // Said once until it works again: without the right to end another session (a role
         // that is neither the runners' own nor has pg_signal_backend), a frozen runner's
-        // concerts wait for PostgreSQL to drop its connection.
+        // concerts wait for PostgreSQL to drop its connection. Not said when the session that
+        // looked was itself ended (57P01): this runner was the one fenced, back from a freeze.
         Effect.catchAllCause((cause) =>
-          failing ? Effect.void : Effect.zipRight(
+          failing || endedByAdministrator(cause) ? Effect.void : Effect.zipRight(
             Effect.sync(() => (failing = true)),
             Effect.logWarning("could not end the sessions of runners that stopped answering", cause)
           )
