@@ -66,6 +66,13 @@ const ShardWatchLive = (shardsPerGroup: number) =>
 /** How long a runner's shard locks, and its heartbeat, last without a refresh. */
 export const shardLockExpiration = Duration.seconds(6)
 
+/** A failure of a statement whose session PostgreSQL ended on request (57P01, `pg_terminate_backend`). */
+const endedByAdministrator = (cause: Cause.Cause<unknown>) =>
+  Option.exists(Cause.failureOption(cause), (error) => {
+    const code = (error as { readonly cause?: { readonly code?: unknown } } | undefined)?.cause?.code
+    return code === "57P01"
+  })
+
 /**
  * Fencing: the database sessions of a runner that stopped answering are ended. A runner's shard
  * locks are PostgreSQL advisory locks held by its session. A killed process's connection closes
@@ -78,12 +85,6 @@ export const shardLockExpiration = Duration.seconds(6)
  * next refresh finds its locks gone and it lets its concerts go before taking a share again.
  * Sessions are told apart by their `application_name`, which names the runner's address.
  */
-const endedByAdministrator = (cause: Cause.Cause<unknown>) =>
-  Option.exists(Cause.failureOption(cause), (error) => {
-    const code = (error as { readonly cause?: { readonly code?: unknown } } | undefined)?.cause?.code
-    return code === "57P01"
-  })
-
 const FencingLive = (self: string) =>
   Layer.scopedDiscard(
     Effect.gen(function*() {
