@@ -76,6 +76,16 @@ const cluster = (url: string) =>
     return { a, b, client, runner, runnerPorts }
   })
 
+/** Until one of two runners has let shards go to the other: both hold some. */
+const shardsShared = (a: Service, b: Service) =>
+  Effect.promise(async () => {
+    const deadline = Date.now() + 30_000
+    while (!/shards released/.test(a.output() + b.output())) {
+      if (Date.now() > deadline) throw new Error("the runners did not share the shards")
+      await new Promise((r) => setTimeout(r, 250))
+    }
+  })
+
 /** Tickets per concert in the database, read through `service`. */
 const ticketsOf = (service: Service, concertId: string) =>
   Effect.promise(async () => {
@@ -187,13 +197,7 @@ it.scopedLive("a runner that stops answering but keeps its connections (SIGSTOP)
   Effect.gen(function*() {
     const url = yield* freshDatabaseUrl
     const { a, b, client } = yield* cluster(url)
-    yield* Effect.promise(async () => {
-      const deadline = Date.now() + 30_000
-      while (!/shards released/.test(a.output() + b.output())) {
-        if (Date.now() > deadline) throw new Error("the runners did not share the shards")
-        await new Promise((r) => setTimeout(r, 250))
-      }
-    })
+    yield* shardsShared(a, b)
     const concerts = yield* Effect.forEach(
       Array.from({ length: 12 }, (_, i) => i),
       (i) => Effect.promise(() => postConcert(client.port, 150, `Frozen ${i}`))
@@ -281,13 +285,7 @@ it.scopedLive("each concert's seating plan is drawn by the runner that owns it, 
     const a = yield* runner(yield* Effect.promise(freePort))
     const b = yield* runner(yield* Effect.promise(freePort))
     // Both hold shards before the concerts come.
-    yield* Effect.promise(async () => {
-      const deadline = Date.now() + 30_000
-      while (!(/shards released/.test(a.output()) || /shards released/.test(b.output()))) {
-        if (Date.now() > deadline) throw new Error("the runners did not share the shards")
-        await new Promise((r) => setTimeout(r, 250))
-      }
-    })
+    yield* shardsShared(a, b)
     const concerts = yield* Effect.forEach(
       Array.from({ length: 16 }, (_, i) => i),
       (i) => Effect.promise(() => postConcert(i % 2 === 0 ? a.port : b.port, 50, `Owned ${i}`))
@@ -320,13 +318,7 @@ it.scopedLive("holds of a runner that dies expire at the runner that takes its c
   Effect.gen(function*() {
     const url = yield* freshDatabaseUrl
     const { a, b, client } = yield* cluster(url)
-    yield* Effect.promise(async () => {
-      const deadline = Date.now() + 30_000
-      while (!/shards released/.test(a.output() + b.output())) {
-        if (Date.now() > deadline) throw new Error("the runners did not share the shards")
-        await new Promise((r) => setTimeout(r, 250))
-      }
-    })
+    yield* shardsShared(a, b)
     // Enough concerts that both runners own some; each with one hold of 6 s.
     const holds = yield* Effect.forEach(Array.from({ length: 10 }, (_, i) => i), (i) =>
       Effect.promise(async () => {
