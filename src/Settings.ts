@@ -36,24 +36,18 @@ export const runnerAddress = Config.all({
 
 /**
  * The name this process's database sessions carry (`application_name`). A runner's names its
- * address as the cluster keys it, so that the other runners can tell its sessions apart: they
- * end them when it stops answering (`FencingLive` in `actors/Cluster.ts`, which names them the
- * same way). PostgreSQL keeps 63 bytes of printable ASCII: a longer address, or one it would
- * rewrite, is named by its MD5 instead, so that two runners never share a name.
+ * address (`host:port`, as the cluster keys it), so that the other runners can tell its
+ * sessions apart: they end them when it stops answering (`FencingLive` in `actors/Cluster.ts`).
+ * PostgreSQL keeps 63 bytes of printable ASCII: a longer address, or one it would rewrite, is
+ * named by its MD5 instead, so that two runners never share a name.
  */
-export const runnerSessionName = (address: { readonly host: string; readonly port: number }) => {
-  const key = `${address.host}:${address.port}`
-  const name = `ticketoverflow runner ${key}`
-  return /^[ -~]{1,63}$/.test(name) ? name : `ticketoverflow runner md5:${createHash("md5").update(key).digest("hex")}`
+export const runnerSessionName = (address: string) => {
+  const name = `ticketoverflow runner ${address}`
+  return /^[ -~]{1,63}$/.test(name) ? name : `ticketoverflow runner md5:${createHash("md5").update(address).digest("hex")}`
 }
 
-/** `runnerSessionName` in SQL, of a column holding a runner's address (`host:port`). */
-export const runnerSessionNameSql = (column: string) =>
-  `CASE WHEN ('ticketoverflow runner ' || ${column}) ~ '^[ -~]{1,63}$' THEN 'ticketoverflow runner ' || ${column} ` +
-  `ELSE 'ticketoverflow runner md5:' || md5(${column}) END`
-
 export const databaseSessionName = Config.all({ mode: clusterMode, address: runnerAddress }).pipe(
-  Config.map(({ address, mode }) => (mode === "runner" ? runnerSessionName(address) : "ticketoverflow"))
+  Config.map(({ address, mode }) => (mode === "runner" ? runnerSessionName(`${address.host}:${address.port}`) : "ticketoverflow"))
 )
 
 export const positiveInteger = (name: string, fallback: number): Config.Config<number> =>

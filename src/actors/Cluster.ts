@@ -17,7 +17,7 @@ import * as SqlMessageStorage from "@effect/cluster/SqlMessageStorage"
 import * as SqlRunnerStorage from "@effect/cluster/SqlRunnerStorage"
 import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import { Cause, Config, Duration, Effect, Layer, Option, Schedule } from "effect"
-import { clusterMode, positiveInteger, runnerAddress, runnerSessionName, runnerSessionNameSql } from "../Settings.js"
+import { clusterMode, positiveInteger, runnerAddress, runnerSessionName } from "../Settings.js"
 import { DatabaseClaim } from "../sql/DatabaseClaim.js"
 import { withSchemaLock } from "../sql/migrations.js"
 import { MainDatabase } from "../sql/Organisers.js"
@@ -92,39 +92,42 @@ const FencingLive = (self: string) =>
       const expiration = Math.ceil(Duration.toSeconds(shardLockExpiration))
       // A look at the runners' heartbeats first: the server's lock table is read (which takes
       // every partition of its lock manager) only once some runner's heartbeat is old.
-      const anyStale = sql<{ stale: boolean }>`
-        SELECT EXISTS (
-          SELECT 1 FROM cluster_runners WHERE last_heartbeat < now() - make_interval(secs => ${expiration})
-        ) AS stale`
-      // Only a runner of this database (the server may hold other deployments' databases, with
-      // runners of the same names) that holds shard locks (single bigint keys from 1,000,000;
-      // below are ours, and a runner starting up holds those before it has a heartbeat) and
-      // whose heartbeat is old. One whose row is gone is stopping (it unregisters first, then
-      // hands its shards over, refreshing its locks meanwhile): it is left to finish. Names as
-      // `runnerSessionName` makes them.
-      const fence = sql<{ name: string; sessions: number }>`
-        WITH stale AS (
-          SELECT DISTINCT a.application_name AS name
-          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objsubid = 1 AND l.objid >= 1000000
-            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            AND a.datname = current_database()
-            AND a.application_name LIKE 'ticketoverflow runner %' AND a.application_name <> ${self}
-            AND EXISTS (
-              SELECT 1 FROM cluster_runners r
-              WHERE a.application_name = ${sql.literal(runnerSessionNameSql("r.address"))}
-                AND r.last_heartbeat < now() - make_interval(secs => ${expiration})))
-        SELECT s.name, (count(*) FILTER (WHERE pg_terminate_backend(a.pid)))::int AS sessions
-        FROM stale s JOIN pg_stat_activity a ON a.application_name = s.name AND a.datname = current_database()
-        GROUP BY s.name`
+      // First the runners whose heartbeat is old (from the runners' table): the server's lock
+      // table is read (which takes every partition of its lock manager) only when there are some.
+      const staleRunners = sql<{ address: string }>`
+        SELECT address FROM cluster_runners WHERE last_heartbeat < now() - make_interval(secs => ${expiration})`
+      // Of those, each one still old and holding shard locks in this database (single bigint keys
+      // from 1,000,000; below are ours, and a runner starting up holds those before it has a
+      // heartbeat): every session of it here is ended. Only this database's: the server may hold
+      // other deployments', with runners of the same names. A runner whose row is gone is
+      // stopping (it unregisters first, then hands its shards over, refreshing its locks
+      // meanwhile): it is left to finish.
+      const fence = (runners: ReadonlyArray<{ readonly address: string; readonly name: string }>) =>
+        sql<{ address: string; sessions: number }>`
+          WITH stale AS (
+            SELECT DISTINCT s.address, s.name
+            FROM jsonb_to_recordset(${JSON.stringify(runners)}::jsonb) AS s(address text, name text)
+            JOIN cluster_runners r
+              ON r.address = s.address AND r.last_heartbeat < now() - make_interval(secs => ${expiration})
+            JOIN pg_stat_activity a ON a.application_name = s.name AND a.datname = current_database()
+            JOIN pg_locks l ON l.pid = a.pid
+            WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objsubid = 1 AND l.objid >= 1000000
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+          SELECT s.address, (count(*) FILTER (WHERE pg_terminate_backend(a.pid)))::int AS sessions
+          FROM stale s JOIN pg_stat_activity a ON a.application_name = s.name AND a.datname = current_database()
+          GROUP BY s.address`
       let failing = false
-      const look = anyStale.pipe(
-        Effect.flatMap(([row]) => (row?.stale === true ? fence : Effect.succeed([]))),
+      const look = staleRunners.pipe(
+        Effect.flatMap((rows) => {
+          const others = rows.map(({ address }) => ({ address, name: runnerSessionName(address) }))
+            .filter(({ name }) => name !== self)
+          return others.length === 0 ? Effect.succeed([]) : fence(others)
+        }),
         Effect.flatMap((fenced) => {
           failing = false
-          return Effect.forEach(fenced, ({ name, sessions }) =>
+          return Effect.forEach(fenced, ({ address, sessions }) =>
             Effect.logWarning("ended the database sessions of a runner that stopped answering").pipe(
-              Effect.annotateLogs({ runner: name.replace(/^ticketoverflow runner /, ""), sessions })
+              Effect.annotateLogs({ runner: address, sessions })
             ), { discard: true })
         }),
         // Said once until it works again: without the right to end another session (a role
@@ -194,7 +197,7 @@ export const ClusterLive = Layer.unwrapEffect(
         Layer.provide(ClusterTablesLive(shardingConfig))
       )
     }
-    return Layer.merge(ShardWatchLive(shardsPerGroup), FencingLive(runnerSessionName({ host, port }))).pipe(
+    return Layer.merge(ShardWatchLive(shardsPerGroup), FencingLive(runnerSessionName(`${host}:${port}`))).pipe(
       Layer.provideMerge(NodeClusterSocket.layer({ storage: "sql", shardingConfig })),
       Layer.catchAll((error) =>
         Layer.fail(

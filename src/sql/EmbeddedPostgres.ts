@@ -47,6 +47,9 @@ const user = "postgres"
 /** Where root keeps what the `postgres` user could not reach in a private checkout. */
 const sharedHome = "/var/lib/ticketoverflow"
 
+/** The ports `freePort` gave out in this process. */
+const portsGiven = new Set<number>()
+
 /**
  * A port nothing listens on, below Linux's ephemeral range (32768–60999). A port picked inside
  * it can be taken, before its server listens on it, as the local end of any outgoing connection
@@ -69,8 +72,6 @@ export const freePort = async (): Promise<number> => {
     }
   }
 }
-
-const portsGiven = new Set<number>()
 
 const exists = (file: string) => fs.access(file).then(() => true, () => false)
 
