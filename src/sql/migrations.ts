@@ -220,6 +220,48 @@ const registrationsListed = Effect.gen(function*() {
   yield* sql`CREATE INDEX registrations_concert_created ON registrations (concert_id, created_at, id)`
 })
 
+/**
+ * A seat is either held or sold, checked once per statement rather than once per row: the rows
+ * a statement inserted (its transition table) against the other table, in one join. The row
+ * triggers before it ran a PL/pgSQL expression for every ticket, which cost the journal's
+ * append more than its inserts did. The check runs once the statement's inserts are all done,
+ * so a statement that both sells and holds a seat is refused as well.
+ */
+const seatsCheckedPerStatement = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`DROP TRIGGER tickets_seat_free ON tickets`
+  yield* sql`DROP TRIGGER held_seats_seat_free ON held_seats`
+  yield* sql`DROP FUNCTION seat_is_free()`
+  yield* sql`
+    CREATE FUNCTION sold_seats_not_held() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE taken record;
+    BEGIN
+      SELECT n.concert_id, n.seat_no INTO taken FROM inserted n
+      JOIN held_seats h ON h.concert_id = n.concert_id AND h.seat_no = n.seat_no LIMIT 1;
+      IF FOUND THEN
+        RAISE EXCEPTION 'seat % of concert % is taken', taken.seat_no, taken.concert_id USING ERRCODE = 'unique_violation';
+      END IF;
+      RETURN NULL;
+    END $$`
+  yield* sql`
+    CREATE FUNCTION held_seats_not_sold() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE taken record;
+    BEGIN
+      SELECT n.concert_id, n.seat_no INTO taken FROM inserted n
+      JOIN tickets t ON t.concert_id = n.concert_id AND t.seat_no = n.seat_no LIMIT 1;
+      IF FOUND THEN
+        RAISE EXCEPTION 'seat % of concert % is taken', taken.seat_no, taken.concert_id USING ERRCODE = 'unique_violation';
+      END IF;
+      RETURN NULL;
+    END $$`
+  yield* sql`
+    CREATE TRIGGER tickets_seats_free AFTER INSERT ON tickets
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION sold_seats_not_held()`
+  yield* sql`
+    CREATE TRIGGER held_seats_seats_free AFTER INSERT ON held_seats
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION held_seats_not_sold()`
+})
+
 /** Below 1,000,000 (the cluster's own advisory locks start there), and not `DatabaseClaim`'s. */
 const schemaLock = 424_243
 
@@ -284,7 +326,8 @@ export const runMigrations = exclusively(
       "0002_renders": renders,
       "0003_reservations": reservations,
       "0004_draw": draw,
-      "0005_registrations_listed": registrationsListed
+      "0005_registrations_listed": registrationsListed,
+      "0006_seats_checked_per_statement": seatsCheckedPerStatement
     }),
     table: "ticketoverflow_migrations"
   })

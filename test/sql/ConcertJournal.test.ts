@@ -11,7 +11,7 @@ import Pg from "pg"
 import { ConcertId } from "../../src/domain/Ids.js"
 import * as Metrics from "../../src/Metrics.js"
 import { ConcertsRepo } from "../../src/sql/ConcertsRepo.js"
-import { ConcertJournal, type JournalRow } from "../../src/sql/ConcertJournal.js"
+import { ConcertJournal, type HoldRow, type JournalRow } from "../../src/sql/ConcertJournal.js"
 import { MainDatabase } from "../../src/sql/Organisers.js"
 import { TestDatabase } from "../fixtures/Database.js"
 import { eventually } from "../fixtures/eventually.js"
@@ -55,6 +55,20 @@ const waitingForLock = (count: number) =>
 const soldSeats = (concertId: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql<{ seat_no: number }>`SELECT seat_no FROM tickets WHERE concert_id = ${concertId} ORDER BY seat_no`).pipe(
+      Effect.map((rows) => rows.map((r) => r.seat_no))
+    )
+
+const hold = (...seats: Array<number>): HoldRow => ({
+  id: crypto.randomUUID(),
+  userId: "u2",
+  seats,
+  expiresAt: Date.now() + 600_000,
+  idempotencyKey: undefined
+})
+
+const heldSeats = (concertId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ seat_no: number }>`SELECT seat_no FROM held_seats WHERE concert_id = ${concertId} ORDER BY seat_no`).pipe(
       Effect.map((rows) => rows.map((r) => r.seat_no))
     )
 
@@ -125,5 +139,24 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertJourna
       expect(yield* soldSeats(x!.concert.id)).toEqual([])
       expect(yield* soldSeats(a!.concert.id)).toEqual([])
       expect(yield* soldSeats(b!.concert.id)).toEqual([1, 2])
+    }))
+})
+
+layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertJournal, the database's own checks", (it) => {
+  it.effect("a seat is held or sold, never both: a statement that would make it so is refused whole", () =>
+    Effect.gen(function*() {
+      const journal = yield* ConcertJournal
+      const c = yield* concert
+      yield* journal.append(c, [row(1)], [hold(2)])
+      // Sold, then held; held, then sold; sold and held in one statement (with a free seat
+      // beside, not written either).
+      const refused = yield* Effect.all([
+        journal.append(c, [], [hold(1)]),
+        journal.append(c, [row(2)], []),
+        journal.append(c, [row(3), row(4)], [hold(4)])
+      ].map(Effect.exit))
+      for (const exit of refused) expect(Exit.isFailure(exit) && JSON.stringify(exit.cause)).toContain("Conflict")
+      expect(yield* soldSeats(c.concert.id)).toEqual([1])
+      expect(yield* heldSeats(c.concert.id)).toEqual([2])
     }))
 })

@@ -18,6 +18,6 @@ it.scopedLive("processes that migrate a new database at the same moment all succ
       ),
       { concurrency: "unbounded" }
     )
-    // Every process sees the five steps, each made once.
-    expect(steps.map(([row]) => row!.n)).toEqual(Array(6).fill(5))
+    // Every process sees the six steps, each made once.
+    expect(steps.map(([row]) => row!.n)).toEqual(Array(6).fill(6))
   }))
