@@ -6,6 +6,7 @@ import type { Ledger } from "../domain/Ledger.js"
 import { CurrentOrganiser } from "../domain/Organiser.js"
 import * as Metrics from "../Metrics.js"
 import { positiveInteger } from "../Settings.js"
+import { prepareStatement } from "./Prepared.js"
 import { Background } from "./Organisers.js"
 import { Concert } from "../domain/Concert.js"
 import { ConcertId, TicketId } from "../domain/Ids.js"
@@ -218,7 +219,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
      * purchases alone leaves its concert row alone unless its status changes (the seating sweep
      * sees new tickets by their count); holds bump its count of seat changes.
      */
-    const appendAll = (parts: ReadonlyArray<Append>) => {
+    const appendStatement = (parts: ReadonlyArray<Append>) => {
       const tickets = parts.flatMap((part) => part.rows.map((row) => ({ row, concert: part.ledger.concert })))
       const holds = parts.flatMap((part) => part.holds.map((hold) => ({ hold, concert: part.ledger.concert })))
       const seats = holds.flatMap(({ concert, hold }) => hold.seats.map((seat) => ({ seat, hold, concert })))
@@ -251,11 +252,15 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
         UPDATE concerts c SET status = u.status, seat_changes = c.seat_changes + u.changes, updated_at = now()
         FROM unnest(${parts.map((p) => p.ledger.concert.id)}::uuid[], ${parts.map((p) => p.ledger.concert.status)}::text[],
                     ${parts.map((p) => p.holds.length > 0 ? 1 : 0)}::int[]) AS u(id, status, changes)
-        WHERE c.id = u.id AND (c.status <> u.status OR u.changes > 0)`.pipe(
+        WHERE c.id = u.id AND (c.status <> u.status OR u.changes > 0)`
+    }
+    // Its text is the same whatever the batches: parsed and planned once per connection.
+    prepareStatement(appendStatement([]).compile()[0])
+    const appendAll = (parts: ReadonlyArray<Append>) =>
+      appendStatement(parts).pipe(
         Effect.asVoid,
         Effect.mapError(classify)
       )
-    }
 
     /**
      * Group commit across concerts. The concerts of one database (one organiser's) share a

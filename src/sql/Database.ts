@@ -5,6 +5,7 @@ import Pg from "pg"
 import { runMigrations } from "./migrations.js"
 import { MainDatabase, runDirectoryMigrations } from "./Organisers.js"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.js"
+import { PreparingClient } from "./Prepared.js"
 import { databaseSessionName, positiveInteger } from "../Settings.js"
 import { StartupFailure } from "../StartupFailure.js"
 import { withSpan } from "../Spans.js"
@@ -62,7 +63,12 @@ const withoutName = (url: string) => {
 const pool = (url: Redacted.Redacted, max: number, applicationName: string) =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const pool = new Pg.Pool({ connectionString: withoutName(Redacted.value(url)), max, application_name: applicationName })
+      const pool = new Pg.Pool({
+        connectionString: withoutName(Redacted.value(url)),
+        max,
+        application_name: applicationName,
+        Client: PreparingClient
+      })
       // A connection that breaks while idle is replaced on next use; its error is not ours to throw.
       pool.on("error", () => {})
       return pool

@@ -25,6 +25,7 @@ import Pg from "pg"
 import { CurrentOrganiser, defaultOrganiser, maxOrganiser, newId, organiserOf } from "../domain/Organiser.js"
 import { positiveInteger } from "../Settings.js"
 import { exclusively, runMigrations } from "./migrations.js"
+import { PreparingClient } from "./Prepared.js"
 import { withSpan } from "../Spans.js"
 
 /** The main database: the directory, the default organiser's data, the cluster's tables. */
@@ -224,7 +225,8 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
         max,
         idleTimeoutMillis: idle,
         connectionTimeoutMillis: 5000,
-        application_name: "ticketoverflow"
+        application_name: "ticketoverflow",
+        Client: PreparingClient
       })
       pool.on("error", () => {})
       return pool

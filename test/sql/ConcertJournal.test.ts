@@ -5,7 +5,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Metric, Option, Redacted } from "effect"
+import { ConfigProvider, Effect, Exit, Fiber, Layer, Metric, Option, Redacted } from "effect"
 import * as crypto from "node:crypto"
 import Pg from "pg"
 import { ConcertId } from "../../src/domain/Ids.js"
@@ -158,5 +158,25 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertJourna
       for (const exit of refused) expect(Exit.isFailure(exit) && JSON.stringify(exit.cause)).toContain("Conflict")
       expect(yield* soldSeats(c.concert.id)).toEqual([1])
       expect(yield* heldSeats(c.concert.id)).toEqual([2])
+    }))
+})
+
+/** The journal on a pool of one connection, whose prepared statements can be read. */
+const OneConnection = Deps.pipe(
+  Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["DATABASE_POOL_SIZE", "1"]]))))
+)
+
+layer(OneConnection, { excludeTestServices: true, timeout: "60 seconds" })("ConcertJournal, its statement", (it) => {
+  it.effect("the append is parsed and planned once per connection: a named prepared statement", () =>
+    Effect.gen(function*() {
+      const journal = yield* ConcertJournal
+      const sql = yield* SqlClient.SqlClient
+      const [a, b] = yield* Effect.all([concert, concert])
+      yield* journal.append(a!, [row(1)])
+      yield* journal.append(b!, [row(1), row(2)], [hold(3)])
+      const prepared = yield* sql<{ name: string; statement: string }>`SELECT name, statement FROM pg_prepared_statements`
+      expect(prepared.filter((p) => p.statement.includes("INSERT INTO tickets"))).toHaveLength(1)
+      expect(yield* soldSeats(b!.concert.id)).toEqual([1, 2])
+      expect(yield* heldSeats(b!.concert.id)).toEqual([3])
     }))
 })
