@@ -50,6 +50,22 @@ export const databaseSessionName = Config.all({ mode: clusterMode, address: runn
   Config.map(({ address, mode }) => (mode === "runner" ? runnerSessionName(`${address.host}:${address.port}`) : "ticketoverflow"))
 )
 
+/**
+ * A database URL without an `application_name` of its own, which would take the place of
+ * `databaseSessionName`: a runner's sessions must carry its name, by which the others end them
+ * if it stops answering.
+ */
+export const withoutSessionName = (url: string) => {
+  try {
+    const parsed = new URL(url)
+    if (!parsed.searchParams.has("application_name")) return url
+    parsed.searchParams.delete("application_name")
+    return parsed.toString()
+  } catch {
+    return url
+  }
+}
+
 export const positiveInteger = (name: string, fallback: number): Config.Config<number> =>
   Config.integer(name).pipe(
     Config.validate({ message: "must be a positive integer", validation: (n) => n >= 1 }),

@@ -80,8 +80,9 @@ const endedByAdministrator = (cause: Cause.Cause<unknown>) =>
  * paused) or cut off from the network keeps its session, and the others could not take its
  * concerts until PostgreSQL noticed: hours, with the operating system's TCP keepalive. Once its
  * heartbeat is older than the locks' expiry (it is then out of every runner's ring), a runner
- * ends every session of it, the one holding its shard locks and the others with it (a
- * transaction it left open could hold rows the new owner must write). If it comes back, its
+ * ends every session of it, the one holding its shard locks and the others with it, in the
+ * organisers' databases on the same server too (a transaction it left open could hold rows the
+ * new owner must write). An organiser's database on another server is out of its reach. If it comes back, its
  * next refresh finds its locks gone and it lets its concerts go before taking a share again.
  * Sessions are told apart by their `application_name`, which names the runner's address.
  */
@@ -90,16 +91,15 @@ const FencingLive = (self: string) =>
     Effect.gen(function*() {
       const { client: sql } = yield* MainDatabase
       const expiration = Math.ceil(Duration.toSeconds(shardLockExpiration))
-      // A look at the runners' heartbeats first: the server's lock table is read (which takes
-      // every partition of its lock manager) only once some runner's heartbeat is old.
       // First the runners whose heartbeat is old (from the runners' table): the server's lock
       // table is read (which takes every partition of its lock manager) only when there are some.
       const staleRunners = sql<{ address: string }>`
         SELECT address FROM cluster_runners WHERE last_heartbeat < now() - make_interval(secs => ${expiration})`
       // Of those, each one still old and holding shard locks in this database (single bigint keys
       // from 1,000,000; below are ours, and a runner starting up holds those before it has a
-      // heartbeat): every session of it here is ended. Only this database's: the server may hold
-      // other deployments', with runners of the same names. A runner whose row is gone is
+      // heartbeat): every session of it here is ended, and in the databases of this
+      // deployment's organisers on this server. Only those: the server may hold other
+      // deployments', with runners of the same names. A runner whose row is gone is
       // stopping (it unregisters first, then hands its shards over, refreshing its locks
       // meanwhile): it is left to finish.
       const fence = (runners: ReadonlyArray<{ readonly address: string; readonly name: string }>) =>
@@ -114,7 +114,9 @@ const FencingLive = (self: string) =>
             WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objsubid = 1 AND l.objid >= 1000000
               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
           SELECT s.address, (count(*) FILTER (WHERE pg_terminate_backend(a.pid)))::int AS sessions
-          FROM stale s JOIN pg_stat_activity a ON a.application_name = s.name AND a.datname = current_database()
+          FROM stale s JOIN pg_stat_activity a ON a.application_name = s.name
+          WHERE a.datname = current_database()
+             OR a.datname IN (SELECT database_name FROM organisers WHERE database_name IS NOT NULL)
           GROUP BY s.address`
       let failing = false
       const look = staleRunners.pipe(

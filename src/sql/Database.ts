@@ -6,7 +6,7 @@ import { runMigrations } from "./migrations.js"
 import { MainDatabase, runDirectoryMigrations } from "./Organisers.js"
 import { startEmbeddedPostgres } from "./EmbeddedPostgres.js"
 import { PreparingClient } from "./Prepared.js"
-import { databaseSessionName, positiveInteger } from "../Settings.js"
+import { databaseSessionName, positiveInteger, withoutSessionName } from "../Settings.js"
 import { StartupFailure } from "../StartupFailure.js"
 import { withSpan } from "../Spans.js"
 
@@ -42,21 +42,6 @@ export class DatabasePool extends Context.Tag("DatabasePool")<DatabasePool, {
 }>() {}
 
 /**
- * The URL without an `application_name` of its own, which would take the place of ours: a
- * runner's sessions must carry its name, by which the others end them if it stops answering.
- */
-const withoutName = (url: string) => {
-  try {
-    const parsed = new URL(url)
-    if (!parsed.searchParams.has("application_name")) return url
-    parsed.searchParams.delete("application_name")
-    return parsed.toString()
-  } catch {
-    return url
-  }
-}
-
-/**
  * The pool itself: ours, so that its occupancy can be read; closed with the scope. The first
  * query is outside the acquisition, so that its timeout (and a SIGTERM) can cut it short.
  */
@@ -64,7 +49,7 @@ const pool = (url: Redacted.Redacted, max: number, applicationName: string) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const pool = new Pg.Pool({
-        connectionString: withoutName(Redacted.value(url)),
+        connectionString: withoutSessionName(Redacted.value(url)),
         max,
         application_name: applicationName,
         Client: PreparingClient

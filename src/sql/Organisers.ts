@@ -23,7 +23,7 @@ import { Config, Context, Deferred, Duration, Effect, Exit, FiberId, FiberRef, L
 import * as crypto from "node:crypto"
 import Pg from "pg"
 import { CurrentOrganiser, defaultOrganiser, maxOrganiser, newId, organiserOf } from "../domain/Organiser.js"
-import { positiveInteger } from "../Settings.js"
+import { databaseSessionName, positiveInteger, withoutSessionName } from "../Settings.js"
 import { exclusively, runMigrations } from "./migrations.js"
 import { PreparingClient } from "./Prepared.js"
 import { withSpan } from "../Spans.js"
@@ -219,13 +219,16 @@ export class OrganiserDatabases extends Effect.Service<OrganiserDatabases>()("Or
         Effect.tap(() => Effect.sync(() => migrated.add(organiser)))
       )
 
+    // Named as the main database's sessions are: a runner's, in an organiser's database on the
+    // main one's server, are ended with the others when it stops answering (`FencingLive`).
+    const sessionName = yield* databaseSessionName
     const newPool = (url: Redacted.Redacted, max: number) => {
       const pool = new Pg.Pool({
-        connectionString: Redacted.value(url),
+        connectionString: withoutSessionName(Redacted.value(url)),
         max,
         idleTimeoutMillis: idle,
         connectionTimeoutMillis: 5000,
-        application_name: "ticketoverflow",
+        application_name: sessionName,
         Client: PreparingClient
       })
       pool.on("error", () => {})

@@ -1,6 +1,8 @@
 import { expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as http from "node:http"
+import Pg from "pg"
+import { runnerSessionName } from "../../src/Settings.js"
 import { freshDatabaseUrl } from "../fixtures/Database.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
 import { freePort, postConcert, type Service, serviceResource } from "../fixtures/Service.js"
@@ -59,10 +61,11 @@ const buy = (via: number, port: number, concertId: string, i: number) =>
     request.end(body)
   })
 
-const cluster = (url: string) =>
+const cluster = (url: string, env: Record<string, string> = {}) =>
   Effect.gen(function*() {
     const runner = (port: number) =>
       serviceResource({
+        ...env,
         DATABASE_URL: url,
         CLUSTER_MODE: "runner",
         RUNNER_HOST: "127.0.0.1",
@@ -72,7 +75,7 @@ const cluster = (url: string) =>
     const runnerPorts = [yield* Effect.promise(freePort), yield* Effect.promise(freePort)]
     const a = yield* runner(runnerPorts[0]!)
     const b = yield* runner(runnerPorts[1]!)
-    const client = yield* serviceResource({ DATABASE_URL: url, CLUSTER_MODE: "client" })
+    const client = yield* serviceResource({ ...env, DATABASE_URL: url, CLUSTER_MODE: "client" })
     return { a, b, client, runner, runnerPorts }
   })
 
@@ -87,9 +90,9 @@ const shardsShared = (a: Service, b: Service) =>
   })
 
 /** Tickets per concert in the database, read through `service`. */
-const ticketsOf = (service: Service, concertId: string) =>
+const ticketsOf = (service: Service, concertId: string, headers: Record<string, string> = {}) =>
   Effect.promise(async () => {
-    const listed = await rawRequest(service.port, "GET", `/api/v1/tickets?concert_id=${concertId}`)
+    const listed = await rawRequest(service.port, "GET", `/api/v1/tickets?concert_id=${concertId}`, undefined, headers)
     return (JSON.parse(listed.body) as Array<{ id: string }>).map((t) => t.id)
   })
 
@@ -196,12 +199,32 @@ it.scopedLive("kill -9 of a runner mid-burst: nothing acknowledged lost, nothing
 it.scopedLive("a runner that stops answering but keeps its connections (SIGSTOP) is fenced: its concerts sell again through the others, and it gives them up when it comes back", () =>
   Effect.gen(function*() {
     const url = yield* freshDatabaseUrl
-    const { a, b, client } = yield* cluster(url)
+    const { a, b, client, runnerPorts } = yield* cluster(url, { ADMIN_TOKEN: "fencing-admin" })
     yield* shardsShared(a, b)
+    // The concerts of an organiser with a database of its own (on the same server), where the
+    // runners write them.
+    const organiser = yield* Effect.promise(() =>
+      rawRequest(client.port, "POST", "/api/v1/organisers", JSON.stringify({ name: "Frozen Live" }), { authorization: "Bearer fencing-admin" })
+    )
+    expect(organiser.status).toBe(201)
+    const key = { authorization: `Bearer ${(JSON.parse(organiser.body) as { api_key: string }).api_key}` }
     const concerts = yield* Effect.forEach(
       Array.from({ length: 12 }, (_, i) => i),
-      (i) => Effect.promise(() => postConcert(client.port, 150, `Frozen ${i}`))
+      (i) => Effect.promise(() => postConcert(client.port, 150, `Frozen ${i}`, key))
     )
+    const db = new Pg.Client({ connectionString: url })
+    yield* Effect.acquireRelease(Effect.promise(() => db.connect()), () => Effect.promise(() => db.end()))
+    const organiserDatabase = (yield* Effect.promise(() =>
+      db.query<{ database_name: string }>("SELECT database_name FROM organisers")
+    )).rows[0]?.database_name
+    /** The frozen runner's sessions, in the main database and in the organiser's. */
+    const sessionsOfA = Effect.promise(async () => {
+      const { rows } = await db.query<{ datname: string; n: number }>(
+        "SELECT datname, count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 GROUP BY datname",
+        [runnerSessionName(`127.0.0.1:${runnerPorts[0]}`)]
+      )
+      return Object.fromEntries(rows.map((row) => [row.datname === organiserDatabase ? "organiser" : "main", row.n]))
+    })
     const acknowledged: Array<string> = []
     /** Buys through `port` until a ticket comes, or `within` ms have passed (then -1). */
     const sellsWithin = (via: number, port: number, concertId: string, i: number, within: number, from = Date.now()) =>
@@ -218,6 +241,8 @@ it.scopedLive("a runner that stops answering but keeps its connections (SIGSTOP)
       })
     // Every concert sold once, so each runs at its owner, half of them at the runner to be frozen.
     yield* Effect.forEach(concerts, (concertId, i) => sellsWithin(2, client.port, concertId, i, 20_000), { concurrency: "unbounded" })
+    // It writes its concerts in the organiser's database through sessions of its own there.
+    expect((yield* sessionsOfA).organiser).toBeGreaterThan(0)
 
     // Frozen, its sockets stay open: the database keeps its sessions, and with them its shard
     // locks, unless the others end them.
@@ -232,6 +257,8 @@ it.scopedLive("a runner that stops answering but keeps its connections (SIGSTOP)
     console.log(`fencing: every concert sold again ${Math.max(...resumed)} ms after its runner froze`)
     expect(resumed.filter((ms) => ms < 0)).toEqual([])
     expect(b.output()).toMatch(/ended the database sessions of a runner that stopped answering/)
+    // Every session of it ended, the organiser's database's too: none left holding rows.
+    expect(yield* sessionsOfA).toEqual({})
 
     // Back, it finds its locks gone and lets its concerts go; buyers coming in at any process,
     // itself included, are sold to.
@@ -250,7 +277,7 @@ it.scopedLive("a runner that stops answering but keeps its connections (SIGSTOP)
     // Nothing acknowledged lost, nothing oversold.
     const stored = new Set<string>()
     for (const concertId of concerts) {
-      const tickets = yield* ticketsOf(client, concertId)
+      const tickets = yield* ticketsOf(client, concertId, key)
       expect(tickets.length).toBeLessThanOrEqual(150)
       for (const id of tickets) stored.add(id)
     }
