@@ -5,8 +5,10 @@
  * start on an embedded PostgreSQL of their own; each gets 20 concerts of 100,000 seats and a
  * warm-up, then the same 20,000 purchases over 256 connections (`bench/load.ts`), alternating
  * before and after, `--rounds` times. Ratios from one run compare code; the machine's noise
- * falls on both sides alike. `--watch` also scrapes `/metrics` and polls `/dashboard/state`
- * once a second on the side being measured, as an operator's Prometheus and wall screen would.
+ * falls on both sides alike. Beside each side's purchases a second, the CPU a purchase took, in
+ * the service (all its threads) and in its PostgreSQL. `--watch` also scrapes `/metrics` and
+ * polls `/dashboard/state` once a second on the side being measured, as an operator's
+ * Prometheus and wall screen would.
  */
 import { createConcert, fmt, git, load, option, root, startTarget, type Target, worktree } from "./shared.js"
 
@@ -45,7 +47,11 @@ export const ab = async (args: ReadonlyArray<string>) => {
         })()
         : Promise.resolve()
       try {
-        return await load({ port: side.target.port, concerts: side.concerts, requests: 20_000, connections: 256, burst: false })
+        const cpu = await side.target.cpuFromNow()
+        const result = await load({ port: side.target.port, concerts: side.concerts, requests: 20_000, connections: 256, burst: false })
+        const used = await cpu()
+        const sold = result.histogram["201"] ?? 0
+        return { ...result, serviceMicros: used.service * 1e6 / sold, databaseMicros: used.database * 1e6 / sold }
       } finally {
         running = false
         await watching
@@ -58,12 +64,14 @@ export const ab = async (args: ReadonlyArray<string>) => {
       for (const [side, result] of [[sides[0]!, before], [sides[1]!, after]] as const) {
         console.log(`round ${round} ${side.name}: ${fmt(result.perSecond)} req/s, p99 ${fmt(result.p99)} ms, ${JSON.stringify(result.histogram)}`)
       }
+      const cpu = (result: typeof before) => `${fmt(result.serviceMicros)} + ${fmt(result.databaseMicros)}`
       rows.push(
-        `| ${round} | ${fmt(before.perSecond)} (${fmt(before.p99)}) | ${fmt(after.perSecond)} (${fmt(after.p99)}) | ${fmt(after.perSecond / before.perSecond, 2)} |`
+        `| ${round} | ${fmt(before.perSecond)} (${fmt(before.p99)}) | ${fmt(after.perSecond)} (${fmt(after.p99)}) | ${fmt(after.perSecond / before.perSecond, 2)} | ${cpu(before)} | ${cpu(after)} |`
       )
     }
-    console.log(`\n| round | ${sides[0]!.name} req/s (p99 ms) | ${sides[1]!.name} req/s (p99 ms) | after / before |`)
-    console.log("|---|---|---|---|")
+    // CPU a purchase: the service's (all its threads) and its database server's, in µs.
+    console.log(`\n| round | ${sides[0]!.name} req/s (p99 ms) | ${sides[1]!.name} req/s (p99 ms) | after / before | before: µs of CPU a purchase, service + PostgreSQL | after: the same |`)
+    console.log("|---|---|---|---|---|---|")
     for (const row of rows) console.log(row)
   } finally {
     for (const step of cleanup) await step().catch((error) => console.error(String(error)))

@@ -25,7 +25,7 @@ import * as path from "node:path"
 import pg from "pg"
 import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
 import { serviceEnv, serviceNodeArgs } from "../src/Settings.js"
-import { createConcert, fmt, option, request, root } from "./shared.js"
+import { cpuSeconds, createConcert, fmt, option, request, root } from "./shared.js"
 
 const cgroupRoot = "/sys/fs/cgroup/cpu"
 
@@ -41,23 +41,6 @@ const limit = async (name: string, pid: number, share: number): Promise<boolean>
   } catch {
     return false
   }
-}
-
-/** Clock ticks a second, for the CPU times in `/proc/PID/stat`. */
-const ticksPerSecond = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
-  } catch {
-    return 100
-  }
-})()
-
-/** CPU seconds a process has used so far, all its threads (user and system). */
-const cpuSeconds = async (pid: number): Promise<number> => {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8")
-  // The fields after the command's name, which is in parentheses and may hold spaces.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond
 }
 
 /** Periods of a runner's cgroup so far, and those in which it used up its share. */

@@ -54,6 +54,23 @@ export const request = async (port: number, method: string, pathname: string, bo
   return { status: response.status, body: await response.text() }
 }
 
+/** Clock ticks a second, for the CPU times in `/proc/PID/stat`. */
+const ticksPerSecond = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
+  } catch {
+    return 100
+  }
+})()
+
+/** CPU seconds a process has used so far, all its threads (user and system). */
+export const cpuSeconds = async (pid: number): Promise<number> => {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8")
+  // The fields after the command's name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond
+}
+
 export interface LoadResult {
   readonly wallMs: number
   readonly perSecond: number
@@ -103,6 +120,13 @@ export interface Target {
   /** Empty when a --url target was given without DATABASE_URL. */
   readonly databaseUrl: string
   readonly peakRssMb: () => number
+  /**
+   * Starts counting CPU: the returned function gives the seconds used since by the service (all
+   * its threads) and by the database server's processes (its backends and background processes
+   * as `pg_stat_activity` lists them: the whole server's, so only an embedded database of the
+   * service's own is the service's alone). 0 for what runs elsewhere.
+   */
+  readonly cpuFromNow: () => Promise<() => Promise<{ readonly service: number; readonly database: number }>>
   /** The service's resident memory now (0 for a --url target). */
   readonly rssMb: () => Promise<number>
   readonly stop: () => Promise<void>
@@ -188,12 +212,29 @@ export const startTarget = async (args: ReadonlyArray<string>, checkout = root):
     peak = Math.max(peak, await rssMb())
   }, 500)
   steps.push(async () => clearInterval(sampler))
+  const cpuNow = async () => {
+    const pids = db === undefined || url !== undefined
+      ? []
+      : (await db.query<{ pid: number }>("SELECT pid FROM pg_stat_activity")).rows.map((row) => row.pid)
+    const database = new Map(await Promise.all(pids.map(async (p) => [p, await cpuSeconds(p).catch(() => 0)] as const)))
+    return { service: pid === undefined ? 0 : await cpuSeconds(pid), database }
+  }
   return {
     host,
     port,
     db,
     databaseUrl,
     peakRssMb: () => peak,
+    cpuFromNow: async () => {
+      const before = await cpuNow()
+      return async () => {
+        const after = await cpuNow()
+        let database = 0
+        // Backends started since count from 0; one that ended since is not counted.
+        for (const [p, seconds] of after.database) database += seconds - (before.database.get(p) ?? 0)
+        return { service: after.service - before.service, database }
+      }
+    },
     rssMb,
     stop: async () => {
       for (const step of steps.reverse()) await step().catch(() => undefined)
