@@ -10,7 +10,6 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer } from "effect"
 import * as os from "node:os"
-import { databaseSessionName } from "../Settings.js"
 import { StartupFailure } from "../StartupFailure.js"
 
 /** Below 1,000,000: the cluster's own advisory locks start there. */
@@ -30,10 +29,10 @@ export const DatabaseClaim = (mode: ClaimMode) =>
           ReadonlyArray<Record<string, unknown>>,
           SqlError
         >
-      // A runner's session is named as its others are (its address): a process refused names
-      // it, and the other runners end it with the others if it stops answering.
-      const name = mode === "single" ? describe(mode) : yield* databaseSessionName
-      yield* run("SELECT set_config('application_name', $1, false)", [name])
+      // Named apart from a runner's other sessions (`databaseSessionName`), which the other
+      // runners end if it stops answering: the claim holds nothing a concert's new owner needs,
+      // and must last as long as the process, through a freeze too.
+      yield* run("SELECT set_config('application_name', $1, false)", [describe(mode)])
       const [claimed] = yield* run(
         mode === "single" ? "SELECT pg_try_advisory_lock($1) AS ok" : "SELECT pg_try_advisory_lock_shared($1) AS ok",
         [lockId]

@@ -217,15 +217,11 @@ it.scopedLive("a runner that stops answering but keeps its connections (SIGSTOP)
     const organiserDatabase = (yield* Effect.promise(() =>
       db.query<{ database_name: string }>("SELECT database_name FROM organisers")
     )).rows[0]?.database_name
-    /**
-     * The frozen runner's sessions, in the main database and in the organiser's: those named
-     * after it, and any naming its process.
-     */
+    /** The frozen runner's sessions, in the main database and in the organiser's. */
     const sessionsOfA = Effect.promise(async () => {
       const { rows } = await db.query<{ datname: string; n: number }>(
-        `SELECT datname, count(*)::int AS n FROM pg_stat_activity
-         WHERE application_name = $1 OR application_name LIKE $2 GROUP BY datname`,
-        [runnerSessionName(`127.0.0.1:${runnerPorts[0]}`), `%pid=${a.process.pid} %`]
+        "SELECT datname, count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 GROUP BY datname",
+        [runnerSessionName(`127.0.0.1:${runnerPorts[0]}`)]
       )
       return Object.fromEntries(rows.map((row) => [row.datname === organiserDatabase ? "organiser" : "main", row.n]))
     })
