@@ -222,10 +222,14 @@ const registrationsListed = Effect.gen(function*() {
 
 /**
  * A seat is either held or sold, checked once per statement rather than once per row: the rows
- * a statement inserted (its transition table) against the other table, in one join. The row
- * triggers before it ran a PL/pgSQL expression for every ticket, which cost the journal's
- * append more than its inserts did. The check runs once the statement's inserts are all done,
- * so a statement that both sells and holds a seat is refused as well.
+ * a statement inserted (its transition table) against the other table, in one query. Each row
+ * is looked up by the other table's key (`LATERAL … LIMIT 1`, a plan that cannot become a scan
+ * of the other table): PL/pgSQL keeps a query's plan for its session, made for the size of the
+ * first statement it checked, and a hash join planned for a large draw would then scan every
+ * ticket for each later hold. The row triggers before it ran a PL/pgSQL expression for every
+ * ticket, which cost the journal's append more than its inserts did. The check runs once the
+ * statement's inserts are all done, so a statement that both sells and holds a seat is refused
+ * as well.
  */
 const seatsCheckedPerStatement = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -236,8 +240,9 @@ const seatsCheckedPerStatement = Effect.gen(function*() {
     CREATE FUNCTION sold_seats_not_held() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE taken record;
     BEGIN
-      SELECT n.concert_id, n.seat_no INTO taken FROM inserted n
-      JOIN held_seats h ON h.concert_id = n.concert_id AND h.seat_no = n.seat_no LIMIT 1;
+      SELECT n.concert_id, n.seat_no INTO taken FROM inserted n,
+        LATERAL (SELECT 1 FROM held_seats h WHERE h.concert_id = n.concert_id AND h.seat_no = n.seat_no LIMIT 1) held
+      LIMIT 1;
       IF FOUND THEN
         RAISE EXCEPTION 'seat % of concert % is taken', taken.seat_no, taken.concert_id USING ERRCODE = 'unique_violation';
       END IF;
@@ -247,8 +252,9 @@ const seatsCheckedPerStatement = Effect.gen(function*() {
     CREATE FUNCTION held_seats_not_sold() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE taken record;
     BEGIN
-      SELECT n.concert_id, n.seat_no INTO taken FROM inserted n
-      JOIN tickets t ON t.concert_id = n.concert_id AND t.seat_no = n.seat_no LIMIT 1;
+      SELECT n.concert_id, n.seat_no INTO taken FROM inserted n,
+        LATERAL (SELECT 1 FROM tickets t WHERE t.concert_id = n.concert_id AND t.seat_no = n.seat_no LIMIT 1) sold
+      LIMIT 1;
       IF FOUND THEN
         RAISE EXCEPTION 'seat % of concert % is taken', taken.seat_no, taken.concert_id USING ERRCODE = 'unique_violation';
       END IF;
