@@ -254,7 +254,8 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
                     ${parts.map((p) => p.holds.length > 0 ? 1 : 0)}::int[]) AS u(id, status, changes)
         WHERE c.id = u.id AND (c.status <> u.status OR u.changes > 0)`
     }
-    // Its text is the same whatever the batches: parsed and planned once per connection.
+    // Its text is the same whatever the batches: parsed once per connection, and planned once
+    // its first five runs are past (PostgreSQL then keeps a generic plan).
     prepareStatement(appendStatement([]).compile()[0])
     const appendAll = (parts: ReadonlyArray<Append>) =>
       appendStatement(parts).pipe(
