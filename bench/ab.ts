@@ -51,7 +51,8 @@ export const ab = async (args: ReadonlyArray<string>) => {
         const result = await load({ port: side.target.port, concerts: side.concerts, requests: 20_000, connections: 256, burst: false })
         const used = await cpu()
         const sold = result.histogram["201"] ?? 0
-        return { ...result, serviceMicros: used.service * 1e6 / sold, databaseMicros: used.database * 1e6 / sold }
+        const perPurchase = (seconds: number | undefined) => seconds === undefined || sold === 0 ? undefined : seconds * 1e6 / sold
+        return { ...result, serviceMicros: perPurchase(used.service), databaseMicros: perPurchase(used.database) }
       } finally {
         running = false
         await watching
@@ -64,7 +65,8 @@ export const ab = async (args: ReadonlyArray<string>) => {
       for (const [side, result] of [[sides[0]!, before], [sides[1]!, after]] as const) {
         console.log(`round ${round} ${side.name}: ${fmt(result.perSecond)} req/s, p99 ${fmt(result.p99)} ms, ${JSON.stringify(result.histogram)}`)
       }
-      const cpu = (result: typeof before) => `${fmt(result.serviceMicros)} + ${fmt(result.databaseMicros)}`
+      const micros = (value: number | undefined) => value === undefined ? "–" : fmt(value)
+      const cpu = (result: typeof before) => `${micros(result.serviceMicros)} + ${micros(result.databaseMicros)}`
       rows.push(
         `| ${round} | ${fmt(before.perSecond)} (${fmt(before.p99)}) | ${fmt(after.perSecond)} (${fmt(after.p99)}) | ${fmt(after.perSecond / before.perSecond, 2)} | ${cpu(before)} | ${cpu(after)} |`
       )

@@ -122,11 +122,12 @@ export interface Target {
   readonly peakRssMb: () => number
   /**
    * Starts counting CPU: the returned function gives the seconds used since by the service (all
-   * its threads) and by the database server's processes (its backends and background processes
-   * as `pg_stat_activity` lists them: the whole server's, so only an embedded database of the
-   * service's own is the service's alone). 0 for what runs elsewhere.
+   * its threads) and by its embedded database's processes (its backends and background
+   * processes, as `pg_stat_activity` lists them, read from `/proc`). Undefined for what this
+   * machine cannot see or does not start alone: a --url service, a database at DATABASE_URL.
+   * A backend that ended meanwhile is not counted.
    */
-  readonly cpuFromNow: () => Promise<() => Promise<{ readonly service: number; readonly database: number }>>
+  readonly cpuFromNow: () => Promise<() => Promise<{ readonly service: number | undefined; readonly database: number | undefined }>>
   /** The service's resident memory now (0 for a --url target). */
   readonly rssMb: () => Promise<number>
   readonly stop: () => Promise<void>
@@ -146,6 +147,7 @@ export const startTarget = async (args: ReadonlyArray<string>, checkout = root):
   const url = option(args, "url")
   const steps: Array<() => Promise<void>> = []
   let databaseUrl = process.env.DATABASE_URL ?? ""
+  let embedded = false
   let host = "127.0.0.1"
   let port: number
   let service: ChildProcess | undefined
@@ -155,6 +157,7 @@ export const startTarget = async (args: ReadonlyArray<string>, checkout = root):
     port = Number(parsed.port || 80)
   } else {
     if (databaseUrl === "") {
+      embedded = true
       const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-bench-"))
       const server = await startEmbeddedPostgres({ dataDir })
       steps.push(async () => {
@@ -213,11 +216,13 @@ export const startTarget = async (args: ReadonlyArray<string>, checkout = root):
   }, 500)
   steps.push(async () => clearInterval(sampler))
   const cpuNow = async () => {
-    const pids = db === undefined || url !== undefined
+    const pids = db === undefined || !embedded
       ? []
       : (await db.query<{ pid: number }>("SELECT pid FROM pg_stat_activity")).rows.map((row) => row.pid)
-    const database = new Map(await Promise.all(pids.map(async (p) => [p, await cpuSeconds(p).catch(() => 0)] as const)))
-    return { service: pid === undefined ? 0 : await cpuSeconds(pid), database }
+    // A process that ended between the list and its read is left out.
+    const read = await Promise.all(pids.map(async (p) => [p, await cpuSeconds(p).catch(() => undefined)] as const))
+    const database = new Map(read.filter((entry): entry is readonly [number, number] => entry[1] !== undefined))
+    return { service: pid === undefined ? undefined : await cpuSeconds(pid), database }
   }
   return {
     host,
@@ -230,9 +235,12 @@ export const startTarget = async (args: ReadonlyArray<string>, checkout = root):
       return async () => {
         const after = await cpuNow()
         let database = 0
-        // Backends started since count from 0; one that ended since is not counted.
+        // Backends started since count from 0.
         for (const [p, seconds] of after.database) database += seconds - (before.database.get(p) ?? 0)
-        return { service: after.service - before.service, database }
+        return {
+          service: after.service === undefined || before.service === undefined ? undefined : after.service - before.service,
+          database: embedded && db !== undefined ? database : undefined
+        }
       }
     },
     rssMb,
