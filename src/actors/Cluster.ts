@@ -81,8 +81,9 @@ const endedByAdministrator = (cause: Cause.Cause<unknown>) =>
  * concerts until PostgreSQL noticed: hours, with the operating system's TCP keepalive. Once its
  * heartbeat is older than the locks' expiry (it is then out of every runner's ring), a runner
  * ends every session of it, the one holding its shard locks and the others with it, in the
- * organisers' databases on the same server too (a transaction it left open could hold rows the
- * new owner must write). An organiser's database on another server is out of its reach. If it comes back, its
+ * organisers' databases the service made on the same server too (a transaction it left open
+ * could hold rows the new owner must write). An organiser's database given by its own
+ * `database_url` is out of its reach, even on the same server. If it comes back, its
  * next refresh finds its locks gone and it lets its concerts go before taking a share again.
  * Sessions are told apart by their `application_name`, which names the runner's address.
  */
@@ -97,8 +98,8 @@ const FencingLive = (self: string) =>
         SELECT address FROM cluster_runners WHERE last_heartbeat < now() - make_interval(secs => ${expiration})`
       // Of those, each one still old and holding shard locks in this database (single bigint keys
       // from 1,000,000; below are ours, and a runner starting up holds those before it has a
-      // heartbeat): every session of it here is ended, and in the databases of this
-      // deployment's organisers on this server. Only those: the server may hold other
+      // heartbeat): every session of it here is ended, and in the databases this deployment
+      // made for its organisers on this server (`database_name`; not those given by URL). Only those: the server may hold other
       // deployments', with runners of the same names. A runner whose row is gone is
       // stopping (it unregisters first, then hands its shards over, refreshing its locks
       // meanwhile): it is left to finish.

@@ -199,7 +199,7 @@ it.scopedLive("kill -9 of a runner mid-burst: nothing acknowledged lost, nothing
 it.scopedLive("a runner that stops answering but keeps its connections (SIGSTOP) is fenced: its concerts sell again through the others, and it gives them up when it comes back", () =>
   Effect.gen(function*() {
     const url = yield* freshDatabaseUrl
-    const { a, b, client, runnerPorts } = yield* cluster(url, { ADMIN_TOKEN: "fencing-admin" })
+    const { a, b, client, runnerPorts } = yield* cluster(url, { ADMIN_TOKEN: "fencing-admin", ORGANISER_IDLE: "10 minutes" })
     yield* shardsShared(a, b)
     // The concerts of an organiser with a database of its own (on the same server), where the
     // runners write them.
