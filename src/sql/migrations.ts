@@ -236,30 +236,22 @@ const seatsCheckedPerStatement = Effect.gen(function*() {
   yield* sql`DROP TRIGGER tickets_seat_free ON tickets`
   yield* sql`DROP TRIGGER held_seats_seat_free ON held_seats`
   yield* sql`DROP FUNCTION seat_is_free()`
-  yield* sql`
-    CREATE FUNCTION sold_seats_not_held() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE taken record;
-    BEGIN
-      SELECT n.concert_id, n.seat_no INTO taken FROM inserted n,
-        LATERAL (SELECT 1 FROM held_seats h WHERE h.concert_id = n.concert_id AND h.seat_no = n.seat_no LIMIT 1) held
-      LIMIT 1;
-      IF FOUND THEN
-        RAISE EXCEPTION 'seat % of concert % is taken', taken.seat_no, taken.concert_id USING ERRCODE = 'unique_violation';
-      END IF;
-      RETURN NULL;
-    END $$`
-  yield* sql`
-    CREATE FUNCTION held_seats_not_sold() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE taken record;
-    BEGIN
-      SELECT n.concert_id, n.seat_no INTO taken FROM inserted n,
-        LATERAL (SELECT 1 FROM tickets t WHERE t.concert_id = n.concert_id AND t.seat_no = n.seat_no LIMIT 1) sold
-      LIMIT 1;
-      IF FOUND THEN
-        RAISE EXCEPTION 'seat % of concert % is taken', taken.seat_no, taken.concert_id USING ERRCODE = 'unique_violation';
-      END IF;
-      RETURN NULL;
-    END $$`
+  // The rows a statement inserted (`inserted`) whose seat the other table has: the first refuses it.
+  const refusingSeatsIn = (name: string, other: "tickets" | "held_seats") =>
+    sql.unsafe(`
+      CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE taken record;
+      BEGIN
+        SELECT n.concert_id, n.seat_no INTO taken FROM inserted n,
+          LATERAL (SELECT 1 FROM ${other} o WHERE o.concert_id = n.concert_id AND o.seat_no = n.seat_no LIMIT 1) other
+        LIMIT 1;
+        IF FOUND THEN
+          RAISE EXCEPTION 'seat % of concert % is taken', taken.seat_no, taken.concert_id USING ERRCODE = 'unique_violation';
+        END IF;
+        RETURN NULL;
+      END $$`)
+  yield* refusingSeatsIn("sold_seats_not_held", "held_seats")
+  yield* refusingSeatsIn("held_seats_not_sold", "tickets")
   yield* sql`
     CREATE TRIGGER tickets_seats_free AFTER INSERT ON tickets
     REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION sold_seats_not_held()`
