@@ -151,13 +151,18 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
             FROM concerts WHERE id = ${id}`
     })
 
-    const drawOrder = SqlSchema.findAll({
-      Request: ConcertId,
-      Result: Schema.Struct({ id: RegistrationId }),
-      execute: (id) =>
-        sql`SELECT registration_id AS id FROM registration_line
-            WHERE concert_id = ${id} AND line_no <= (SELECT draw_count FROM concerts WHERE id = ${id}) ORDER BY line_no`
-    })
+    /**
+     * A drawn concert's line in drawn order, as one text: 100,000 ids read as rows, each decoded
+     * and validated again in the audit, took half a second, while buyers waited to see the outcome.
+     * PostgreSQL writes a uuid as the canonical lowercase text an id is.
+     */
+    const drawOrder = (id: ConcertId) =>
+      Effect.map(
+        sql<{ line: string | null }>`
+          SELECT string_agg(registration_id::text, ',' ORDER BY line_no) AS line FROM registration_line
+          WHERE concert_id = ${id} AND line_no <= (SELECT draw_count FROM concerts WHERE id = ${id})`,
+        ([row]) => (row?.line == null ? [] : row.line.split(",").map((text) => RegistrationId.make(text, { disableValidation: true })))
+      )
 
     const span = (name: string) => withSpan(`ReservationsRepo.${name}`, { captureStackTrace: false })
     return {
@@ -233,8 +238,8 @@ export class ReservationsRepo extends Effect.Service<ReservationsRepo>()("Reserv
           const row = yield* drawRow(id)
           if (Option.isNone(row) || row.value.commitment === null) return Option.none()
           const { commitment, drawnAt, seed } = row.value
-          const order = drawnAt === null ? null : (yield* drawOrder(id)).map((r) => r.id)
-          return Option.some(new DrawAudit({ seed_sha256: commitment, seed, drawn_at: drawnAt, order }))
+          const order = drawnAt === null ? null : yield* drawOrder(id)
+          return Option.some(new DrawAudit({ seed_sha256: commitment, seed, drawn_at: drawnAt, order }, { disableValidation: true }))
         }).pipe(Effect.orDie, span("draw")),
       invoices: (organiserId: string, from: number, to: number) =>
         invoices({ organiserId, from, to }).pipe(Effect.orDie, span("invoices"))
