@@ -99,10 +99,10 @@ const FencingLive = (self: string) =>
       // Of those, each one still old and holding shard locks in this database (single bigint keys
       // from 1,000,000; below are ours, and a runner starting up holds those before it has a
       // heartbeat): every session of it here is ended, and in the databases this deployment
-      // made for its organisers on this server (`database_name`; not those given by URL). Only those: the server may hold other
-      // deployments', with runners of the same names. A runner whose row is gone is
-      // stopping (it unregisters first, then hands its shards over, refreshing its locks
-      // meanwhile): it is left to finish.
+      // made for its organisers on this server (`database_name`; not those given by URL). Only
+      // those: the server may hold other deployments', with runners of the same names. A runner
+      // whose row is gone is stopping (it unregisters first, then hands its shards over,
+      // refreshing its locks meanwhile): it is left to finish.
       const fence = (runners: ReadonlyArray<{ readonly address: string; readonly name: string }>) =>
         sql<{ address: string; sessions: number }>`
           WITH stale AS (

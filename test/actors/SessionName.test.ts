@@ -1,9 +1,8 @@
 import { expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
-import Pg from "pg"
 import { runnerSessionName } from "../../src/Settings.js"
-import { freshDatabaseUrl } from "../fixtures/Database.js"
+import { freshDatabaseUrl, withClient } from "../fixtures/Database.js"
 
 // The runners end the database sessions of a runner that stopped answering, found by this
 // name in pg_stat_activity (`FencingLive`).
@@ -26,17 +25,11 @@ it.scopedLive("PostgreSQL shows a session the very name it was given", () =>
     const url = yield* freshDatabaseUrl
     for (const address of addresses) {
       const name = runnerSessionName(address)
-      const shown = yield* Effect.promise(async () => {
-        const client = new Pg.Client({ connectionString: url, application_name: name })
-        await client.connect()
-        try {
-          const { rows } = await client.query<{ shown: string }>(
-            "SELECT application_name AS shown FROM pg_stat_activity WHERE pid = pg_backend_pid()"
-          )
-          return rows[0]!.shown
-        } finally {
-          await client.end()
-        }
+      const shown = yield* withClient({ connectionString: url, application_name: name }, async (client) => {
+        const { rows } = await client.query<{ shown: string }>(
+          "SELECT application_name AS shown FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        )
+        return rows[0]!.shown
       })
       expect(shown).toBe(name)
     }

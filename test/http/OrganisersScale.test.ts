@@ -10,7 +10,7 @@ import * as net from "node:net"
 import Pg from "pg"
 import { expect } from "vitest"
 import { MainDatabase } from "../../src/sql/Organisers.js"
-import { freshDatabaseUrl, organiserDatabase } from "../fixtures/Database.js"
+import { freshDatabaseUrl, organiserDatabase, withClient } from "../fixtures/Database.js"
 import { json, raw, TestAppWith } from "../fixtures/Http.js"
 import { rawRequest } from "../fixtures/RawHttp.js"
 import { freePort, serviceResource, startService } from "../fixtures/Service.js"
@@ -25,17 +25,11 @@ const concertBody = (name: string) => body({ name, venue: "Hall", date: "2027-04
 
 /** Connections to the organisers' databases of the main database `url`, as PostgreSQL counts them. */
 const organiserConnections = (url: string) =>
-  Effect.promise(async () => {
-    const client = new Pg.Client({ connectionString: url })
-    await client.connect()
-    try {
-      const { rows } = await client.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE starts_with(datname, current_database() || '_organiser_')"
-      )
-      return rows[0]!.n
-    } finally {
-      await client.end()
-    }
+  withClient({ connectionString: url }, async (client) => {
+    const { rows } = await client.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE starts_with(datname, current_database() || '_organiser_')"
+    )
+    return rows[0]!.n
   })
 
 /** Holds a lock on organiser `id`'s concerts table, from outside the service, until `release`. */
