@@ -421,18 +421,31 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       }
     }
 
-    /**
-     * The order joins its concert's line; the first to find none starts its sender. Orders from
-     * a desk have a line of their own: in the concert's other line they could wait behind a
-     * batch that waits for that desk's answer (a desk that moved to this runner), which waits
-     * for them.
-     */
-    const enqueue = (concertId: string, entry: Waiting, relayed = false): void => {
+    /** The order joins its concert's line; the first to find none starts its sender. */
+    const enqueue = (concertId: string, entry: Waiting): void => {
       if (closed) return answer(entry, Exit.interrupt(FiberId.none))
-      const line = relayed ? `${concertId} relayed` : concertId
-      const queue = waiting.get(line)
+      const queue = waiting.get(concertId)
       if (queue !== undefined) return void queue.push(entry)
-      const fresh = [entry]
+      start(concertId, concertId, [entry])
+    }
+
+    /**
+     * A desk message's orders for one concert join the concert's relayed line, together: one by
+     * one, the first would find the line idle and go alone, and the rest would wait a whole
+     * batch (a journal write) behind it. Orders from a desk have a line of their own: in the
+     * concert's other line they could wait behind a batch that waits for that desk's answer (a
+     * desk that moved to this runner), which waits for them.
+     */
+    const enqueueRelayed = (concertId: string, entries: Array<Waiting>): void => {
+      if (closed) return entries.forEach((entry) => answer(entry, Exit.interrupt(FiberId.none)))
+      const line = `${concertId} relayed`
+      const queue = waiting.get(line)
+      if (queue !== undefined) return void queue.push(...entries)
+      start(concertId, line, entries)
+    }
+
+    /** A line that had nobody waiting: its sender starts with `fresh`. */
+    const start = (concertId: string, line: string, fresh: Array<Waiting>): void => {
       waiting.set(line, fresh)
       if (tracing) runFork(send(concertId, line, fresh))
       else pump(concertId, line, fresh)
@@ -471,9 +484,19 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           answered: false,
           span: undefined
         }),
-      /** An order from another process's desk, sold here or passed on through the cluster. */
-      relay: (concertId: string, order: Order, done: Answer<Granted, NoTicket | PurchasesError>): void =>
-        enqueue(concertId, { order, done, answered: false, span: undefined }, true),
+      /**
+       * One concert's orders from another process's desk, sold here or passed on through the
+       * cluster: `done` is told each order's outcome by its index.
+       */
+      relay: (
+        concertId: string,
+        orders: ReadonlyArray<Order>,
+        done: (index: number, exit: Exit.Exit<Granted, NoTicket | PurchasesError>) => void
+      ): void =>
+        enqueueRelayed(
+          concertId,
+          orders.map((order, index) => ({ order, done: (exit) => done(index, exit), answered: false, span: undefined }))
+        ),
       /** One seat, sold at once. */
       buy: (concertId: string, order: PurchaseOrder) =>
         submit(concertId, order) as Effect.Effect<TicketRecord, BuyRefusal>,

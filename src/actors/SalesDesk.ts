@@ -48,21 +48,19 @@ export const SalesDeskLive = SalesDesk.toLayer(
             resume(Effect.succeed(outcomes.map((answers, i) => (left[i] === 0 ? answers : []))))
           }
           payload.concerts.forEach(({ concertId, orders }, i) =>
-            orders.forEach((order, j) =>
-              sales.relay(concertId, order, (exit) => {
-                if (replied) return
-                if (left[i]! > 0) {
-                  if (Exit.isSuccess(exit)) outcomes[i]![j] = exit.value
-                  else {
-                    const failure = Cause.failureOption(exit.cause)
-                    if (Option.isSome(failure)) outcomes[i]![j] = failure.value
-                    else left[i] = -1
-                  }
-                  if (left[i]! > 0) left[i]!--
+            sales.relay(concertId, orders, (j, exit) => {
+              if (replied) return
+              if (left[i]! > 0) {
+                if (Exit.isSuccess(exit)) outcomes[i]![j] = exit.value
+                else {
+                  const failure = Cause.failureOption(exit.cause)
+                  if (Option.isSome(failure)) outcomes[i]![j] = failure.value
+                  else left[i] = -1
                 }
-                if (--pending === 0) reply()
-              })
-            )
+                if (left[i]! > 0) left[i]!--
+              }
+              if (--pending === 0) reply()
+            })
           )
           if (replied) return
           const deadline = earliestDeadline(payload.concerts.flatMap(({ orders }) => orders))

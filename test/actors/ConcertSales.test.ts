@@ -151,6 +151,30 @@ layer(withIdle("5 minutes", tracing), { excludeTestServices: true, timeout: "60 
       expect(new Set(bought.map((t) => t.seat)).size).toBe(30)
     }))
 
+  it.effect("a desk's orders for one concert reach its entity together, as one batch", () =>
+    Effect.gen(function*() {
+      const sales = yield* ConcertSales
+      const handed: Array<number> = []
+      const { concert } = yield* runningHere(100, (real) => (orders) => {
+        handed.push(orders.orders.length)
+        return real(orders)
+      })
+      const orders = Array.from({ length: 10 }, order)
+      const outcomes = yield* Effect.async<ReadonlyArray<Exit.Exit<unknown, unknown>>>((resume) => {
+        const answered = new Array<Exit.Exit<unknown, unknown>>(orders.length)
+        let left = orders.length
+        sales.relay(concert.id, orders, (index, exit) => {
+          answered[index] = exit
+          if (--left === 0) resume(Effect.succeed(answered))
+        })
+      })
+      // One by one, the first order found the line idle and went alone, the other nine a batch
+      // (a journal write) later.
+      expect(handed).toEqual([10])
+      expect(outcomes.map((exit) => Exit.isSuccess(exit) && (exit.value as { id: string }).id)).toEqual(orders.map((o) => o.ticketId))
+      expect((yield* ticketsOf(concert.id)).length).toBe(11)
+    }))
+
   it.effect("a door that closed (its entity stopping) sends the orders through the cluster", () =>
     Effect.gen(function*() {
       const { buy, concert } = yield* runningHere(10, () => () => false)

@@ -21,8 +21,11 @@ const order = (deadline: number): Order => ({
   deadline
 })
 
-const desk = (relay: (concertId: string, order: Order, done: Answer<never, SoldOut>) => void) =>
+/** A desk over a `ConcertSales` that answers each order as `answer` says. */
+const desk = (answer: (concertId: string, order: Order, done: Answer<never, SoldOut>) => void) =>
   Effect.gen(function*() {
+    const relay: ConcertSales["relay"] = (concertId, orders, done) =>
+      orders.forEach((order, index) => answer(concertId, order, (exit) => done(index, exit)))
     const sales = Layer.succeed(ConcertSales, { relay } as unknown as ConcertSales)
     const makeClient = yield* Entity.makeTestClient(SalesDesk, SalesDeskLive.pipe(Layer.provide([sales, Ownership.Everything])))
     return yield* makeClient("desk-0")
