@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- scale [--share 0.4] [--seconds 15] [--runners 1,2,3] [--concerts 30] [--connections 256] [--rounds 1] [--only hop]`:
+ * `npm run bench -- scale [--share 0.4] [--seconds 15] [--runners 1,2,3] [--concerts 30] [--connections 256] [--rounds 1] [--routing spread|owner] [--only hop]`:
  * purchases per second with 1, 2 and 3
  * runners on one embedded PostgreSQL, each runner limited to the same CPU share so that a
  * 2-core machine can show what a runner adds. The limit is a cgroup v1 `cpu` group per runner
@@ -12,8 +12,13 @@
  * the database equal the 201s. Each concert is written by its owner alone, so the concerts each
  * runner owns are shown: with 30 concerts the split is seldom even.
  *
+ * `--routing owner` sends each runner's buyers to the concerts that runner owns (read from its
+ * metrics after the warm-up), as a load balancer that knew each concert's runner would: no
+ * purchase crosses to another runner, which shows what crossing costs.
+ *
  * Beside purchases a second, each run shows what says why: the runners' CPU per purchase (all
- * their threads, from `/proc/PID/stat`), the orders a desk message carried, the share of cgroup
+ * their threads, from `/proc/PID/stat`), the orders a concert entity's batch carried (decided
+ * and journaled together), the orders a desk message carried, the share of cgroup
  * periods in which each runner used up its share (below 100 %, it waited on something else),
  * and how idle the machine was (from `/proc/stat`: near 0, the machine, not the runners, was
  * the limit).
@@ -59,15 +64,38 @@ const machineTicks = async (): Promise<{ busy: number; idle: number }> => {
   return { busy: user! + nice! + system! + irq! + softirq! + (steal ?? 0), idle: idle! + iowait! }
 }
 
-/** The runners' desks so far: orders taken, and the messages they came in. */
-const desks = async (ports: ReadonlyArray<number>): Promise<{ orders: number; messages: number }> => {
-  const counts = await Promise.all(ports.map(async (port) => {
-    const { body } = await request(port, "GET", "/metrics")
-    const total = (name: string) => Number(new RegExp(`^${name}_total (\\d+)`, "m").exec(body)?.[1] ?? 0)
-    return { orders: total("ticketoverflow_desk_orders"), messages: total("ticketoverflow_desk_messages") }
-  }))
-  return counts.reduce((sum, c) => ({ orders: sum.orders + c.orders, messages: sum.messages + c.messages }), { orders: 0, messages: 0 })
+interface Counts {
+  /** Orders the runners' desks took, and the messages they came in. */
+  readonly orders: number
+  readonly messages: number
+  /** Orders the concert entities decided, and the batches they decided them in. */
+  readonly batchOrders: number
+  readonly batches: number
 }
+
+/** The runners' desks and concert entities so far. */
+const desks = async (ports: ReadonlyArray<number>): Promise<Counts> => {
+  const counts = await Promise.all(ports.map(async (port): Promise<Counts> => {
+    const { body } = await request(port, "GET", "/metrics")
+    const value = (name: string) => Number(new RegExp(`^${name} (\\d+)`, "m").exec(body)?.[1] ?? 0)
+    return {
+      orders: value("ticketoverflow_desk_orders_total"),
+      messages: value("ticketoverflow_desk_messages_total"),
+      batchOrders: value("ticketoverflow_batch_orders_sum"),
+      batches: value("ticketoverflow_batch_orders_count")
+    }
+  }))
+  return counts.reduce((sum, c) => ({
+    orders: sum.orders + c.orders,
+    messages: sum.messages + c.messages,
+    batchOrders: sum.batchOrders + c.batchOrders,
+    batches: sum.batches + c.batches
+  }), { orders: 0, messages: 0, batchOrders: 0, batches: 0 })
+}
+
+/** The concerts a runner owns: those whose figures its metrics show. */
+const ownedBy = async (port: number): Promise<Array<string>> =>
+  [...(await request(port, "GET", "/metrics")).body.matchAll(/^ticketoverflow_concert_capacity\{[^}]*concert="([^"]+)"/gm)].map((m) => m[1]!)
 
 const wrkScript = (concerts: ReadonlyArray<string>) => `
 local concerts = { ${concerts.map((c) => `"${c}"`).join(", ")} }
@@ -168,6 +196,8 @@ export const scale = async (args: ReadonlyArray<string>) => {
   const concertCount = Number(option(args, "concerts") ?? 30)
   const connections = Number(option(args, "connections") ?? 256)
   const rounds = Number(option(args, "rounds") ?? 1)
+  const routing = option(args, "routing") ?? "spread"
+  if (routing !== "spread" && routing !== "owner") throw new Error(`--routing: spread or owner, not ${routing}`)
   const counts = option(args, "only") === "hop" ? [] : (option(args, "runners") ?? "1,2,3").split(",").map(Number)
   /** Purchases per second, by round and number of runners. */
   const measured: Array<Map<number, number>> = []
@@ -204,13 +234,20 @@ export const scale = async (args: ReadonlyArray<string>) => {
         await fs.writeFile(scriptFile, wrkScript(concerts))
         // Warm-up, then the measured run.
         await Promise.all(ports.map((port) => wrk(port, scriptFile, 3, connections / 2)))
+        // With --routing owner, each runner's buyers buy the concerts it owns (known once sold).
+        const scripts = routing === "spread" ? ports.map(() => scriptFile) : await Promise.all(ports.map(async (port, i) => {
+          const owned = await ownedBy(port)
+          const file = path.join(dataDir, `purchase-${i + 1}.lua`)
+          await fs.writeFile(file, wrkScript(owned.length > 0 ? owned : concerts))
+          return file
+        }))
         const before = Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM tickets")).rows[0]!.n)
         const groups = children.map((_, i) => `ticketoverflow-runner-${i + 1}`)
         const cpuBefore = await Promise.all(children.map((child) => cpuSeconds(child.pid!)))
         const throttledBefore = await Promise.all(groups.map(throttling))
         const desksBefore = await desks(ports)
         const machineBefore = await machineTicks()
-        const results = await Promise.all(ports.map((port) => wrk(port, scriptFile, seconds, connections)))
+        const results = await Promise.all(ports.map((port, i) => wrk(port, scripts[i]!, seconds, connections)))
         const cpuUsed = (await Promise.all(children.map((child) => cpuSeconds(child.pid!)))).map((cpu, i) => cpu - cpuBefore[i]!)
         const throttled = (await Promise.all(groups.map(throttling))).map(({ periods, throttled }, i) =>
           (throttled - throttledBefore[i]!.throttled) / Math.max(1, periods - throttledBefore[i]!.periods)
@@ -220,6 +257,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
           Math.max(1, machineAfter.idle - machineBefore.idle + machineAfter.busy - machineBefore.busy)
         const desksAfter = await desks(ports)
         const perMessage = (desksAfter.orders - desksBefore.orders) / Math.max(1, desksAfter.messages - desksBefore.messages)
+        const perBatch = (desksAfter.batchOrders - desksBefore.batchOrders) / Math.max(1, desksAfter.batches - desksBefore.batches)
         // Requests still in flight when wrk stopped may be sold after it stopped counting.
         await new Promise((r) => setTimeout(r, 2000))
         const after = Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM tickets")).rows[0]!.n)
@@ -229,9 +267,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
         )).rows[0]!.n)
         // Each concert's seats are written by its owner alone: with few concerts, a runner that
         // owns more of them than the others is the first to be full.
-        const owned = await Promise.all(ports.map(async (port) =>
-          ((await request(port, "GET", "/metrics")).body.match(/^ticketoverflow_concert_capacity\{/gm) ?? []).length
-        ))
+        const owned = await Promise.all(ports.map(async (port) => (await ownedBy(port)).length))
         const requests = results.reduce((n, r) => n + r.requests, 0)
         const non2xx = results.reduce((n, r) => n + r.non2xx, 0)
         const perSecond = requests / seconds
@@ -242,7 +278,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
         cpuCost[round]!.set(count, cpuPerPurchase)
         rows.push(
           `| ${rounds > 1 ? `${round + 1}: ` : ""}${count} | ${fmt(perSecond)} | ${owned.join(" / ")} | ` +
-            `${cpuPerPurchase.toFixed(2)} ms | ${count > 1 ? perMessage.toFixed(1) : "–"} | ${limited ? throttled.map((t) => `${Math.round(100 * t)} %`).join(" / ") : "–"} | ` +
+            `${cpuPerPurchase.toFixed(2)} ms | ${perBatch.toFixed(1)} | ${count > 1 ? perMessage.toFixed(1) : "–"} | ${limited ? throttled.map((t) => `${Math.round(100 * t)} %`).join(" / ") : "–"} | ` +
             `${Math.round(100 * machineIdle)} % | ` +
             `${results.map((r) => r.p99).join(" / ")} | ${fmt(non2xx)} | ` +
             `${fmt(after - before)} tickets for ${fmt(requests - non2xx)} counted 2xx (the rest in flight when wrk stopped, ≤ ${connections * count} + warm-up's ${(connections / 2) * count}); ${oversold} concerts oversold |`
@@ -289,8 +325,8 @@ export const scale = async (args: ReadonlyArray<string>) => {
     await fs.rm(dataDir, { recursive: true, force: true })
     for (let i = 1; i <= 3; i++) await fs.rmdir(path.join(cgroupRoot, `ticketoverflow-runner-${i}`)).catch(() => undefined)
   }
-  console.log(`\nEach runner ${limited ? `limited to ${share} of a core (cgroup v1 cpu)` : "NOT limited (no writable cgroup v1 cpu controller)"}; ${seconds} s of wrk per runner, ${connections} connections each.`)
-  console.log("| runners | purchases/s | concerts each owns | runners' CPU a purchase | orders a desk message | periods throttled | machine idle | p99 per runner | non-2xx | exactness |")
-  console.log("|---|---|---|---|---|---|---|---|---|---|")
+  console.log(`\nEach runner ${limited ? `limited to ${share} of a core (cgroup v1 cpu)` : "NOT limited (no writable cgroup v1 cpu controller)"}; ${seconds} s of wrk per runner, ${connections} connections each, ${routing === "spread" ? "buyers spread over every concert" : "buyers sent to their concert's runner"}.`)
+  console.log("| runners | purchases/s | concerts each owns | runners' CPU a purchase | orders an entity batch | orders a desk message | periods throttled | machine idle | p99 per runner | non-2xx | exactness |")
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|")
   for (const row of rows) console.log(row)
 }
