@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- scale [--share 0.4] [--seconds 15] [--runners 1,2,3] [--concerts 30] [--connections 256] [--rounds 1] [--routing spread|owner] [--only hop]`:
+ * `npm run bench -- scale [--share 0.4] [--seconds 15] [--runners 1,2,3] [--concerts 30] [--connections 256] [--rounds 1] [--routing spread|owner] [--hop-connections 8] [--only hop]`:
  * purchases per second with 1, 2 and 3
  * runners on one embedded PostgreSQL, each runner limited to the same CPU share so that a
  * 2-core machine can show what a runner adds. The limit is a cgroup v1 `cpu` group per runner
@@ -165,10 +165,11 @@ const stopAll = (children: ReadonlyArray<ChildProcess>) => {
 
 /**
  * What the hop costs: one runner and one HTTP-only process, each limited like the runners
- * above; the same light load (8 connections) sent to the runner itself, then through the
- * HTTP-only process, whose every concert message crosses to the runner (batched per concert).
+ * above; the same load (8 connections unless told) sent to the runner itself, then through the
+ * HTTP-only process, whose every order crosses to the runner's desk; with the CPU each process
+ * took a purchase.
  */
-const hop = async (url: string, share: number, scriptFile: string, seconds: number) => {
+const hop = async (url: string, share: number, scriptFile: string, seconds: number, connections: number) => {
   const runner = await startProcess(url, "runner")
   const client = await startProcess(url, "client")
   await limit("ticketoverflow-runner-1", runner.child.pid!, share)
@@ -180,11 +181,24 @@ const hop = async (url: string, share: number, scriptFile: string, seconds: numb
     const concerts: Array<string> = []
     for (let i = 0; i < 30; i++) concerts.push(await createConcert(runner.port, 10_000, `Hop ${i}`))
     await fs.writeFile(scriptFile, wrkScript(concerts))
-    await wrk(runner.port, scriptFile, 3, 8)
-    await wrk(client.port, scriptFile, 3, 8)
-    const direct = await wrk(runner.port, scriptFile, seconds, 8)
-    const through = await wrk(client.port, scriptFile, seconds, 8)
-    return { direct, through }
+    await wrk(runner.port, scriptFile, 3, connections)
+    await wrk(client.port, scriptFile, 3, connections)
+    const cpu = async () => ({ runner: await cpuSeconds(runner.child.pid!), client: await cpuSeconds(client.child.pid!) })
+    const before = await cpu()
+    const direct = await wrk(runner.port, scriptFile, seconds, connections)
+    const between = await cpu()
+    const through = await wrk(client.port, scriptFile, seconds, connections)
+    const after = await cpu()
+    /** Milliseconds of CPU a purchase. */
+    const per = (seconds: number, requests: number) => (1000 * seconds) / Math.max(1, requests)
+    return {
+      direct: { ...direct, runnerCpu: per(between.runner - before.runner, direct.requests) },
+      through: {
+        ...through,
+        runnerCpu: per(after.runner - between.runner, through.requests),
+        clientCpu: per(after.client - between.client, through.requests)
+      }
+    }
   } finally {
     await stopAll([runner.child, client.child])
   }
@@ -313,12 +327,16 @@ export const scale = async (args: ReadonlyArray<string>) => {
         )
       }
     }
-    const { direct, through } = await hop(database.url, share, scriptFile, seconds)
+    const hopConnections = Number(option(args, "hop-connections") ?? 8)
+    const { direct, through } = await hop(database.url, share, scriptFile, seconds, hopConnections)
     rows.push("")
-    rows.push("| 1 runner, 8 connections | purchases/s | p50 | p99 |")
-    rows.push("|---|---|---|---|")
-    rows.push(`| to the runner itself | ${fmt(direct.requests / seconds)} | ${direct.p50} | ${direct.p99} |`)
-    rows.push(`| through an HTTP-only process | ${fmt(through.requests / seconds)} | ${through.p50} | ${through.p99} |`)
+    rows.push(`| 1 runner, ${hopConnections} connections | purchases/s | p50 | p99 | runner's CPU a purchase | HTTP-only process's CPU a purchase |`)
+    rows.push("|---|---|---|---|---|---|")
+    rows.push(`| to the runner itself | ${fmt(direct.requests / seconds)} | ${direct.p50} | ${direct.p99} | ${direct.runnerCpu.toFixed(2)} ms | – |`)
+    rows.push(
+      `| through an HTTP-only process | ${fmt(through.requests / seconds)} | ${through.p50} | ${through.p99} | ` +
+        `${through.runnerCpu.toFixed(2)} ms | ${through.clientCpu.toFixed(2)} ms |`
+    )
   } finally {
     await db.end()
     await database.stop()
