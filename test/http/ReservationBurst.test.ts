@@ -33,20 +33,26 @@ layer(TestApp, { excludeTestServices: true, timeout: "120 seconds" })("reservati
         status: "ACTIVE"
       }))
       const concertId = (json(created) as { id: string }).id
-      yield* raw("PUT", `/api/v1/concerts/${concertId}/sale`, JSON.stringify({ hold_seconds: 8 }))
+      // Held long enough to outlast the burst (1-2 s alone, 10 s once beside the whole suite on
+      // two cores): a seat reused after its hold lapsed is not a double booking.
+      const holdSeconds = 30
+      yield* raw("PUT", `/api/v1/concerts/${concertId}/sale`, JSON.stringify({ hold_seconds: holdSeconds }))
       const server = yield* HttpServer.HttpServer
       const port = server.address._tag === "TcpAddress" ? server.address.port : 0
       const agent = new http.Agent({ keepAlive: true, maxSockets: 500 })
-      // Held long enough to outlast the burst: a seat reused after its hold lapsed is not a double booking.
       const quantities = Array.from({ length: 3000 }, (_, i) => (i * 7919 % 10) + 1)
       const sql = yield* SqlClient.SqlClient
       const [before] = yield* sql<{ commits: string }>`
         SELECT xact_commit::text AS commits FROM pg_stat_database WHERE datname = current_database()`
+      const started = Date.now()
       const answers = yield* Effect.promise(() =>
         Promise.all(quantities.map((quantity, i) =>
           post(agent, port, "/api/v1/reservations", JSON.stringify({ concert_id: concertId, user_id: user(i), quantity }))
         ))
       )
+      // Otherwise the first holds may have lapsed and their seats been held again: what follows
+      // would not hold, and not for a double booking.
+      expect(Date.now() - started, "the burst outlasted the holds").toBeLessThan(holdSeconds * 1000)
       const [after] = yield* sql<{ commits: string }>`
         SELECT xact_commit::text AS commits FROM pg_stat_database WHERE datname = current_database()`
       const histogram: Record<number, number> = {}
@@ -78,7 +84,7 @@ layer(TestApp, { excludeTestServices: true, timeout: "120 seconds" })("reservati
       yield* eventually(
         sql<{ held: number }>`SELECT count(*)::int AS held FROM held_seats WHERE concert_id = ${concertId}`,
         (rows) => rows[0]!.held === 0,
-        { within: "15 seconds" }
+        { within: `${holdSeconds + 15} seconds` }
       )
       // New connections: those of the burst sat idle past the server's keep-alive timeout while
       // the holds lapsed, and a client reusing one races the server closing it.
