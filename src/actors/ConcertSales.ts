@@ -440,8 +440,8 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       if (closed) return entries.forEach((entry) => answer(entry, Exit.interrupt(FiberId.none)))
       const line = `${concertId} relayed`
       const queue = waiting.get(line)
-      if (queue !== undefined) return void queue.push(...entries)
-      start(concertId, line, entries)
+      if (queue === undefined) return start(concertId, line, entries)
+      for (const entry of entries) queue.push(entry)
     }
 
     /** A line that had nobody waiting: its sender starts with `fresh`. */

@@ -168,8 +168,9 @@ layer(withIdle("5 minutes", tracing), { excludeTestServices: true, timeout: "60 
           if (--left === 0) resume(Effect.succeed(answered))
         })
       })
-      // One by one, the first order found the line idle and went alone, the other nine a batch
-      // (a journal write) later.
+      // Handed over one by one, the first order found the line idle and went alone, the other
+      // nine a batch (a journal write) later: with tracing off, whose sender is the answer
+      // before (with it on, a sender fiber started later and found all ten).
       expect(handed).toEqual([10])
       expect(outcomes.map((exit) => Exit.isSuccess(exit) && (exit.value as { id: string }).id)).toEqual(orders.map((o) => o.ticketId))
       expect((yield* ticketsOf(concert.id)).length).toBe(11)
