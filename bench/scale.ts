@@ -18,7 +18,8 @@
  *
  * Beside purchases a second, each run shows what says why: the runners' CPU per purchase (all
  * their threads, from `/proc/PID/stat`), the orders a concert entity's batch carried (decided
- * and journaled together), the orders a desk message carried, the share of cgroup
+ * and journaled together), the share of purchases that crossed to another runner's desk, the
+ * orders a desk message carried, the share of cgroup
  * periods in which each runner used up its share (below 100 %, it waited on something else),
  * and how idle the machine was (from `/proc/stat`: near 0, the machine, not the runners, was
  * the limit).
@@ -93,9 +94,11 @@ const desks = async (ports: ReadonlyArray<number>): Promise<Counts> => {
   }), { orders: 0, messages: 0, batchOrders: 0, batches: 0 })
 }
 
-/** The concerts a runner owns: those whose figures its metrics show. */
+/** The concerts a runner owns: those whose figures its metrics show (a concert gone elsewhere reads 0). */
 const ownedBy = async (port: number): Promise<Array<string>> =>
-  [...(await request(port, "GET", "/metrics")).body.matchAll(/^ticketoverflow_concert_capacity\{[^}]*concert="([^"]+)"/gm)].map((m) => m[1]!)
+  [...(await request(port, "GET", "/metrics")).body.matchAll(/^ticketoverflow_concert_capacity\{[^}]*concert="([^"]+)"[^}]*\} (\S+)/gm)]
+    .filter((m) => Number(m[2]) > 0)
+    .map((m) => m[1]!)
 
 const wrkScript = (concerts: ReadonlyArray<string>) => `
 local concerts = { ${concerts.map((c) => `"${c}"`).join(", ")} }
@@ -251,10 +254,13 @@ export const scale = async (args: ReadonlyArray<string>) => {
         // With --routing owner, each runner's buyers buy the concerts it owns (known once sold).
         const scripts = routing === "spread" ? ports.map(() => scriptFile) : await Promise.all(ports.map(async (port, i) => {
           const owned = await ownedBy(port)
+          if (owned.length === 0) throw new Error(`--routing owner: runner ${i + 1} owns none of the ${concertCount} concerts`)
           const file = path.join(dataDir, `purchase-${i + 1}.lua`)
-          await fs.writeFile(file, wrkScript(owned.length > 0 ? owned : concerts))
+          await fs.writeFile(file, wrkScript(owned))
           return file
         }))
+        // The warm-up's last orders are answered before the counts are read.
+        await new Promise((r) => setTimeout(r, 2000))
         const before = Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM tickets")).rows[0]!.n)
         const groups = children.map((_, i) => `ticketoverflow-runner-${i + 1}`)
         const cpuBefore = await Promise.all(children.map((child) => cpuSeconds(child.pid!)))
@@ -272,6 +278,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
         const desksAfter = await desks(ports)
         const perMessage = (desksAfter.orders - desksBefore.orders) / Math.max(1, desksAfter.messages - desksBefore.messages)
         const perBatch = (desksAfter.batchOrders - desksBefore.batchOrders) / Math.max(1, desksAfter.batches - desksBefore.batches)
+        const crossed = (desksAfter.orders - desksBefore.orders) / Math.max(1, results.reduce((n, r) => n + r.requests, 0))
         // Requests still in flight when wrk stopped may be sold after it stopped counting.
         await new Promise((r) => setTimeout(r, 2000))
         const after = Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM tickets")).rows[0]!.n)
@@ -292,7 +299,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
         cpuCost[round]!.set(count, cpuPerPurchase)
         rows.push(
           `| ${rounds > 1 ? `${round + 1}: ` : ""}${count} | ${fmt(perSecond)} | ${owned.join(" / ")} | ` +
-            `${cpuPerPurchase.toFixed(2)} ms | ${perBatch.toFixed(1)} | ${count > 1 ? perMessage.toFixed(1) : "–"} | ${limited ? throttled.map((t) => `${Math.round(100 * t)} %`).join(" / ") : "–"} | ` +
+            `${cpuPerPurchase.toFixed(2)} ms | ${perBatch.toFixed(1)} | ${count > 1 ? `${Math.round(100 * crossed)} %` : "–"} | ${count > 1 ? perMessage.toFixed(1) : "–"} | ${limited ? throttled.map((t) => `${Math.round(100 * t)} %`).join(" / ") : "–"} | ` +
             `${Math.round(100 * machineIdle)} % | ` +
             `${results.map((r) => r.p99).join(" / ")} | ${fmt(non2xx)} | ` +
             `${fmt(after - before)} tickets for ${fmt(requests - non2xx)} counted 2xx (the rest in flight when wrk stopped, ≤ ${connections * count} + warm-up's ${(connections / 2) * count}); ${oversold} concerts oversold |`
@@ -344,7 +351,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
     for (let i = 1; i <= 3; i++) await fs.rmdir(path.join(cgroupRoot, `ticketoverflow-runner-${i}`)).catch(() => undefined)
   }
   console.log(`\nEach runner ${limited ? `limited to ${share} of a core (cgroup v1 cpu)` : "NOT limited (no writable cgroup v1 cpu controller)"}; ${seconds} s of wrk per runner, ${connections} connections each, ${routing === "spread" ? "buyers spread over every concert" : "buyers sent to their concert's runner"}.`)
-  console.log("| runners | purchases/s | concerts each owns | runners' CPU a purchase | orders an entity batch | orders a desk message | periods throttled | machine idle | p99 per runner | non-2xx | exactness |")
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|")
+  console.log("| runners | purchases/s | concerts each owns | runners' CPU a purchase | orders an entity batch | purchases crossed | orders a desk message | periods throttled | machine idle | p99 per runner | non-2xx | exactness |")
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|")
   for (const row of rows) console.log(row)
 }
