@@ -74,8 +74,8 @@ interface Counts {
   readonly batches: number
 }
 
-/** The runners' desks and concert entities so far. */
-const desks = async (ports: ReadonlyArray<number>): Promise<Counts> => {
+/** What the runners' desks and concert entities did so far. */
+const countsOf = async (ports: ReadonlyArray<number>): Promise<Counts> => {
   const counts = await Promise.all(ports.map(async (port): Promise<Counts> => {
     const { body } = await request(port, "GET", "/metrics")
     const value = (name: string) => Number(new RegExp(`^${name} (\\d+)`, "m").exec(body)?.[1] ?? 0)
@@ -265,7 +265,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
         const groups = children.map((_, i) => `ticketoverflow-runner-${i + 1}`)
         const cpuBefore = await Promise.all(children.map((child) => cpuSeconds(child.pid!)))
         const throttledBefore = await Promise.all(groups.map(throttling))
-        const desksBefore = await desks(ports)
+        const countsBefore = await countsOf(ports)
         const machineBefore = await machineTicks()
         const results = await Promise.all(ports.map((port, i) => wrk(port, scripts[i]!, seconds, connections)))
         const cpuUsed = (await Promise.all(children.map((child) => cpuSeconds(child.pid!)))).map((cpu, i) => cpu - cpuBefore[i]!)
@@ -275,10 +275,11 @@ export const scale = async (args: ReadonlyArray<string>) => {
         const machineAfter = await machineTicks()
         const machineIdle = (machineAfter.idle - machineBefore.idle) /
           Math.max(1, machineAfter.idle - machineBefore.idle + machineAfter.busy - machineBefore.busy)
-        const desksAfter = await desks(ports)
-        const perMessage = (desksAfter.orders - desksBefore.orders) / Math.max(1, desksAfter.messages - desksBefore.messages)
-        const perBatch = (desksAfter.batchOrders - desksBefore.batchOrders) / Math.max(1, desksAfter.batches - desksBefore.batches)
-        const crossed = (desksAfter.orders - desksBefore.orders) / Math.max(1, results.reduce((n, r) => n + r.requests, 0))
+        const countsAfter = await countsOf(ports)
+        const perMessage = (countsAfter.orders - countsBefore.orders) / Math.max(1, countsAfter.messages - countsBefore.messages)
+        const perBatch = (countsAfter.batchOrders - countsBefore.batchOrders) / Math.max(1, countsAfter.batches - countsBefore.batches)
+        const requests = results.reduce((n, r) => n + r.requests, 0)
+        const crossed = (countsAfter.orders - countsBefore.orders) / Math.max(1, requests)
         // Requests still in flight when wrk stopped may be sold after it stopped counting.
         await new Promise((r) => setTimeout(r, 2000))
         const after = Number((await db.query<{ n: string }>("SELECT count(*)::text AS n FROM tickets")).rows[0]!.n)
@@ -289,7 +290,6 @@ export const scale = async (args: ReadonlyArray<string>) => {
         // Each concert's seats are written by its owner alone: with few concerts, a runner that
         // owns more of them than the others is the first to be full.
         const owned = await Promise.all(ports.map(async (port) => (await ownedBy(port)).length))
-        const requests = results.reduce((n, r) => n + r.requests, 0)
         const non2xx = results.reduce((n, r) => n + r.non2xx, 0)
         const perSecond = requests / seconds
         measured[round]!.set(count, perSecond)
