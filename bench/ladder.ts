@@ -1,12 +1,12 @@
 /**
- * `npm run bench -- ladder [--base REV] [--rounds N] [--seconds S]`: where a purchase's cost
- * goes, as a ladder of servers measured side by side in one run with `wrk` (100 connections,
- * 20 concerts, rotating users): raw `node:http`; the empty HttpApi endpoint; then the purchase
+ * `npm run bench -- ladder [--base REV] [--rounds N] [--seconds S] [--concerts N]`: where a
+ * purchase's cost goes, as a ladder of servers measured side by side in one run with `wrk` (100
+ * connections, 20 concerts unless `--concerts` says otherwise, rotating users): raw `node:http`; the empty HttpApi endpoint; then the purchase
  * built up a step at a time (`bench/ladderServer.ts`); the full service; and, with `--base`,
  * the full service of commit REV. Each step's cost per request is the difference of the
  * previous step's and its own time per request at saturation (1 / throughput: the event loop
  * is the limit). Every server has a database of its own on one embedded PostgreSQL, holding the
- * same 20 concerts of 150,000 seats.
+ * same concerts of 150,000 seats.
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
@@ -17,9 +17,10 @@ import { freePort, startEmbeddedPostgres } from "../src/sql/EmbeddedPostgres.js"
 import { serviceEnv, serviceNodeArgs } from "../src/Settings.js"
 import { bundled, fmt, git, option, root, worktree } from "./shared.js"
 
-const concerts = Array.from({ length: 20 }, (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`)
+const concertIds = (count: number) =>
+  Array.from({ length: count }, (_, i) => `00000000-0000-4000-8000-${String(i + 1).padStart(12, "0")}`)
 
-const script = `
+const scriptFor = (concerts: ReadonlyArray<string>) => `
 local concerts = {${concerts.map((c) => `"${c}"`).join(", ")}}
 local n = 0
 request = function()
@@ -77,6 +78,11 @@ export const ladder = async (args: ReadonlyArray<string>) => {
   const rounds = Number(option(args, "rounds") ?? 2) || 2
   const seconds = Number(option(args, "seconds") ?? 10) || 10
   const base = option(args, "base")
+  // How many concerts the buyers spread over: with fewer, more of them wait on each concert, and
+  // its batches (a decision and a journal statement each) carry more orders.
+  const count = Number(option(args, "concerts") ?? 20)
+  if (!Number.isInteger(count) || count < 1) throw new Error("--concerts takes a whole number of concerts, 1 or more")
+  const concerts = concertIds(count)
   const cleanup: Array<() => Promise<void>> = []
   try {
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "ticketoverflow-ladder-"))
@@ -87,7 +93,7 @@ export const ladder = async (args: ReadonlyArray<string>) => {
       await fs.rm(dataDir, { recursive: true, force: true })
     })
     const scriptFile = path.join(dataDir, "purchase.lua")
-    await fs.writeFile(scriptFile, script)
+    await fs.writeFile(scriptFile, scriptFor(concerts))
     const admin = new pg.Client({ connectionString: server.url })
     // The server stops before this client ends when a run fails: that is not a second error.
     admin.on("error", () => {})
