@@ -1,12 +1,14 @@
 /**
  * `npm run bench -- ladder [--base REV] [--rounds N] [--seconds S] [--concerts N]`: where a
  * purchase's cost goes, as a ladder of servers measured side by side in one run with `wrk` (100
- * connections, 20 concerts unless `--concerts` says otherwise, rotating users): raw `node:http`; the empty HttpApi endpoint; then the purchase
- * built up a step at a time (`bench/ladderServer.ts`); the full service; and, with `--base`,
- * the full service of commit REV. Each step's cost per request is the difference of the
- * previous step's and its own time per request at saturation (1 / throughput: the event loop
- * is the limit). Every server has a database of its own on one embedded PostgreSQL, holding the
- * same concerts of 150,000 seats.
+ * connections, 20 concerts unless `--concerts` says otherwise, rotating users): raw
+ * `node:http`; the empty HttpApi endpoint; then the purchase built up a step at a time
+ * (`bench/ladderServer.ts`); the full service; and, with `--base`, the full service of commit
+ * REV. Each step's cost per request is the difference of the previous step's and its own time
+ * per request at saturation (1 / throughput: the event loop is the limit). Every server has a
+ * database of its own on one embedded PostgreSQL, holding the same N concerts of 150,000 seats
+ * each: with few concerts, long runs can sell them out, and the run then says so (a sold-out
+ * answer is cheaper than a sale, and would flatter the rungs that sell).
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
@@ -189,6 +191,13 @@ export const ladder = async (args: ReadonlyArray<string>) => {
     })
     const failures = [...results.values()].flat().reduce((n, m) => n + m.non2xx + m.socketErrors, 0)
     console.log(`\nnon-2xx answers and socket errors over all runs: ${failures}`)
+    const refused = [...results.values()].flat().reduce((n, m) => n + m.non2xx, 0)
+    if (refused > 0) {
+      console.log(
+        `${refused} answers were not 201 (sold out, at ${count} concert(s) of 150,000 seats?): ` +
+          "the figures above count them; run fewer or shorter rounds, or more concerts"
+      )
+    }
   } finally {
     for (const step of cleanup) await step().catch((error) => console.error(String(error)))
   }

@@ -17,23 +17,25 @@ import { ConcertNotFound } from "./Errors.js"
 export const DeskOutcome = Schema.Union(PurchaseOutcome, ConcertNotFound, MailboxFull, AlreadyProcessingMessage, PersistenceError)
 export type DeskOutcome = typeof DeskOutcome.Type
 
-/**
- * Each concert's orders, answered per concert and order, in order. Volatile, as purchases are:
- * a message lost on the way is sent again concert by concert, the orders' unique keys making a
- * repeat of a written order that order's ticket.
- */
-/**
- * The payload as a bare schema (`Schema.make` of the struct's AST): the RPC client validates a
- * payload through its schema's `make` before sending, where it has one, and that pass over
- * every order cost the sender about a twelfth of its CPU for each crossing purchase. The orders
- * were decoded where they came in, and are checked again as they are encoded for the wire.
- */
 const OrdersPayload = Schema.Struct({
   concerts: Schema.NonEmptyArray(Schema.Struct({ concertId: Schema.String, orders: Schema.NonEmptyArray(Order) }))
 })
 
+/**
+ * Each concert's orders, answered per concert and order, in order. Volatile, as purchases are:
+ * a message lost on the way is sent again concert by concert, the orders' unique keys making a
+ * repeat of a written order that order's ticket.
+ *
+ * The payload is a bare schema (`Schema.make` of the struct's AST): the RPC client validates a
+ * payload through its schema's `make` before sending, where it has one, and that pass over
+ * every order cost the sender about a twelfth of its CPU for each crossing purchase. The orders
+ * were decoded where they came in, and are checked again as they are encoded when they cross to
+ * another runner.
+ */
 export const DeskOrders = Rpc.make("Orders", {
-  payload: Schema.make<typeof OrdersPayload.Type, typeof OrdersPayload.Encoded>(OrdersPayload.ast),
+  payload: Schema.make<typeof OrdersPayload.Type, typeof OrdersPayload.Encoded, typeof OrdersPayload.Context>(
+    OrdersPayload.ast
+  ),
   success: Schema.Array(Schema.Array(DeskOutcome))
 })
 
