@@ -12,8 +12,9 @@
  * renders: the same (a) alone and then while 1,000 tickets print and a 150,000-seat plan keeps
  *   re-rendering; time to PRINTED for tonight's ticket behind 2,000 next-year prints; how soon
  *   a new concert's plan appears and how soon it shows new purchases.
- * ladder [--base REV] [--rounds N] [--seconds S] [--concerts N]: where a purchase's cost goes, from raw
- *   node:http and the empty HttpApi endpoint up to the full service, step by step (`bench/ladder.ts`).
+ * ladder [--base REV] [--rounds N] [--seconds S] [--concerts N]: where a purchase's cost goes,
+ *   from raw node:http and the empty HttpApi endpoint up to the full service, step by step
+ *   (`bench/ladder.ts`).
  * ab --base REV [--watch]: purchases per second of commit REV and of this checkout, side by side
  *   (`bench/ab.ts`). reservations: bursts of reservations beside purchases, checkouts with
  *   recycling (`bench/reservations.ts`). draw: 100,000 registrations, then the draw
