@@ -81,6 +81,9 @@ const plainChunk = 256 * 1024
 /** How long a sweep renders before it rests until the next one. */
 const sweepSlice = 1000
 
+/** How often a sweep, while it renders, looks again for concerts created since it began. */
+const freshLookEvery = 250
+
 export class SeatingPlans extends Effect.Service<SeatingPlans>()("SeatingPlans", {
   dependencies: [SeatingPlansRepo.Default],
   scoped: Effect.gen(function*() {
@@ -287,6 +290,43 @@ export const SeatingSweep = Layer.scopedDiscard(
       const batch = [...fresh, ...turns].slice(0, wanted)
       let next = 0
       let redrawing = 0
+      // A concert created while this sweep renders would wait for the slice's end and the rest
+      // after it. Looks for new concerts every `freshLookEvery` (between renders, and as the
+      // slice ends) put those smaller than every new plan of this batch (they would have come
+      // first) ahead of what is left: a flood of huge concerts changes nothing, none being
+      // smaller than the huge ones already taken.
+      const taken = new Set(batch.map((plan) => plan.concertId))
+      const smallest = batch.reduce((least, plan) => plan.redraw ? least : Math.min(least, plan.capacity), Infinity)
+      const jumped = new Set<string>()
+      let freshLookAt = started
+      let looking = false
+      const lookAgain = Effect.suspend(() => {
+        if (looking || Date.now() - freshLookAt < freshLookEvery) return Effect.void
+        looking = true
+        const since = freshLookAt - 1000
+        freshLookAt = Date.now()
+        const found: Array<StalePlan> = []
+        return organisers.forEach(
+          { since },
+          () => Effect.map(repo.stale(wanted, { seats: false }), (plans) => void found.push(...plans))
+        ).pipe(
+          Effect.map(() => {
+            const sooner = found
+              .filter((plan) =>
+                !plan.redraw && plan.capacity < smallest && !taken.has(plan.concertId) && ownership.owns(plan.concertId)
+              )
+              .sort((a, b) => a.capacity - b.capacity)
+            for (const plan of sooner) {
+              taken.add(plan.concertId)
+              jumped.add(plan.concertId)
+            }
+            batch.splice(next, 0, ...sooner)
+          }),
+          Effect.ensuring(Effect.sync(() => {
+            looking = false
+          }))
+        )
+      })
       const timed = (plan: StalePlan) =>
         Effect.suspend(() => {
           const from = Date.now()
@@ -303,11 +343,20 @@ export const SeatingSweep = Layer.scopedDiscard(
         () =>
           Effect.whileLoop({
             while: () => next < batch.length && Date.now() - started < sweepSlice,
-            body: () => timed(batch[next++]!),
+            body: () =>
+              Effect.zipRight(
+                lookAgain,
+                Effect.suspend(() => next < batch.length ? timed(batch[next++]!) : Effect.void)
+              ),
             step: () => undefined
           }),
         { concurrency: "unbounded", discard: true }
       )
+      // Concerts created during the slice's last render go now, not after the rest.
+      yield* lookAgain
+      const late = batch.slice(next).filter((plan) => jumped.has(plan.concertId))
+      next = batch.length
+      yield* Effect.forEach(late, timed, { concurrency: renderer.size, discard: true })
       if (redrawing > 0) restUntil = Date.now() + (redrawing / renderer.size) * (1 / share - 1)
     }).pipe(withSpan("SeatingSweep.sweep", { captureStackTrace: false }))
 
