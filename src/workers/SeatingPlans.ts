@@ -293,8 +293,8 @@ export const SeatingSweep = Layer.scopedDiscard(
       // A concert created while this sweep renders would wait for the slice's end and the rest
       // after it. Looks for new concerts every `freshLookEvery` (between renders, and as the
       // slice ends) put those smaller than every new plan of this batch (they would have come
-      // first) ahead of what is left: a flood of huge concerts changes nothing, none being
-      // smaller than the huge ones already taken.
+      // first) ahead of what is left. Within the slice's second, and after it one plan for each
+      // render thread: a flood of new concerts still waits out the rests.
       const taken = new Set(batch.map((plan) => plan.concertId))
       const smallest = batch.reduce((least, plan) => plan.redraw ? least : Math.min(least, plan.capacity), Infinity)
       const jumped = new Set<string>()
@@ -352,9 +352,10 @@ export const SeatingSweep = Layer.scopedDiscard(
           }),
         { concurrency: "unbounded", discard: true }
       )
-      // Concerts created during the slice's last render go now, not after the rest.
+      // Concerts created during the slice's last render go now, not after the rest: one for
+      // each render thread at most, so that a flood of them still waits out its rests.
       yield* lookAgain
-      const late = batch.slice(next).filter((plan) => jumped.has(plan.concertId))
+      const late = batch.slice(next).filter((plan) => jumped.has(plan.concertId)).slice(0, renderer.size)
       next = batch.length
       yield* Effect.forEach(late, timed, { concurrency: renderer.size, discard: true })
       if (redrawing > 0) restUntil = Date.now() + (redrawing / renderer.size) * (1 / share - 1)
