@@ -175,3 +175,33 @@ layer(Cached, { excludeTestServices: true, timeout: "60 seconds" })("seating pla
       expect(yield* cached("plain")).toBe(secondSvg.length)
     }))
 })
+
+/** The same, resting 8 s between sweeps: far longer than a slice and a render together. */
+const LongRests = Layer.mergeAll(
+  SeatingPlans.Default,
+  SeatingSweep.pipe(Layer.provide(Layer.setConfigProvider(
+    ConfigProvider.fromMap(new Map([["SEATING_REFRESH", "8 seconds"]])).pipe(ConfigProvider.orElse(() => ConfigProvider.fromEnv()))
+  ))),
+  ConcertsRepo.Default
+).pipe(
+  Layer.provideMerge(Layer.mergeAll(SeatingPlansRepo.Default, Renderer.Live, Ownership.Everything)),
+  Layer.provideMerge(TestDatabase)
+)
+
+layer(LongRests, { excludeTestServices: true, timeout: "120 seconds" })("seating plans, long rests", (it) => {
+  it.effect("a concert created while a sweep renders gets its plan from that sweep, not after the rest", () =>
+    Effect.gen(function*() {
+      const behind = Effect.map(Metric.value(Metrics.seatingBehind), (gauge) => gauge.value)
+      // The first sweep, on an empty database, has nothing behind.
+      expect(yield* until(behind, (n) => n === 0, "10 seconds")).toBe(0)
+      yield* Effect.forEach(Array.from({ length: 40 }), (_, i) => create(150_000, `Arena ${i}`), { concurrency: 8 })
+      // A sweep has seen them: its first render (which starts the render thread) is under way.
+      expect(yield* until(behind, (n) => n > 0, "30 seconds")).toBeGreaterThan(0)
+      const small = yield* create(20, "Club night")
+      const started = Date.now()
+      const plan = yield* until(planOf(small.id), Option.isSome, "30 seconds")
+      expect(Option.isSome(plan)).toBe(true)
+      // At the next sweep it would come after the 8 s rest; it comes from this one.
+      expect(Date.now() - started).toBeLessThan(6000)
+    }))
+})
