@@ -1,7 +1,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqlSchema from "@effect/sql/SqlSchema"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Data, Deferred, Effect, Exit, Fiber, FiberId, Option, Schema, type Tracer } from "effect"
+import { Data, Deferred, Effect, Exit, Fiber, FiberId, FiberSet, Option, Schema, type Tracer } from "effect"
 import type { Ledger } from "../domain/Ledger.js"
 import { CurrentOrganiser } from "../domain/Organiser.js"
 import * as Metrics from "../Metrics.js"
@@ -132,9 +132,17 @@ interface Append {
   readonly rows: ReadonlyArray<JournalRow>
   readonly holds: ReadonlyArray<HoldRow>
   readonly span: Tracer.AnySpan | undefined
-  readonly done: Deferred.Deferred<void, JournalError>
+  /**
+   * Told how the batch's write ended: written, refused, or (given up while its statement was in
+   * flight) interrupted once that statement is settled. Once: a given-up batch that was not
+   * sent is told by whoever gave it up.
+   */
+  readonly done: (exit: Exit.Exit<void, JournalError>) => void
   cancelled: boolean
 }
+
+/** What a batch given up in time is told: it was not written. */
+const givenUp = Exit.interrupt(FiberId.none)
 
 interface Writer {
   queue: Array<Append>
@@ -287,7 +295,6 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
       writers.set(organiser, writer)
       return writer
     }
-    const scope = yield* Effect.scope
 
     const write = (parts: ReadonlyArray<Append>) =>
       appendAll(parts).pipe(
@@ -330,9 +337,13 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
           Effect.map((exit) => {
             writer.inFlight.delete(entry!)
             entry = undefined
-            if (Exit.isSuccess(exit)) exit.value.forEach((result, i) => Deferred.unsafeDone(parts[i]!.done, result))
-            else if (Exit.isInterrupted(exit)) writer.queue.unshift(...parts.filter((part) => !part.cancelled))
-            else for (const part of parts) Deferred.unsafeDone(part.done, exit as Exit.Exit<never, never>)
+            if (Exit.isSuccess(exit)) exit.value.forEach((result, i) => parts[i]!.done(result))
+            else if (Exit.isInterrupted(exit)) {
+              // Cancelled for a batch given up: that batch is told so, now that its statement
+              // is settled; the others go again.
+              for (const part of parts) if (part.cancelled) part.done(givenUp)
+              writer.queue.unshift(...parts.filter((part) => !part.cancelled))
+            } else for (const part of parts) part.done(exit as Exit.Exit<never, never>)
           })
         )
       })
@@ -341,7 +352,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
         Effect.onInterrupt(() =>
           Effect.sync(() => {
             const closing = Exit.fail(new JournalError({ kind: "Unavailable", cause: "the journal is closing" }))
-            for (const part of [...writer.queue, ...(entry?.parts ?? [])]) Deferred.unsafeDone(part.done, closing)
+            for (const part of [...writer.queue, ...(entry?.parts ?? [])]) part.done(closing)
             writer.queue = []
             writer.loops--
           })
@@ -349,43 +360,80 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
       )
     }
 
+    const runFork = yield* FiberSet.makeRuntime<never>()
+
+    /** A batch joins its database's writer; a writing loop starts if there is room for one. */
+    const enqueue = (organiser: number, part: Append) => {
+      const writer = writers.get(organiser) ?? newWriter(organiser)
+      writer.queue.push(part)
+      if (writer.loops < writesInFlight) {
+        writer.loops++
+        // Started after what runs now: the batches that arrive meanwhile go in its statement.
+        runFork(drain(organiser, writer), { immediate: false })
+      }
+      return writer
+    }
+
+    /** Gives `part` up: taken out if not sent yet, else its statement is cancelled (and the others go again). */
+    const cancel = (writer: Writer, part: Append): Fiber.RuntimeFiber<unknown> | undefined => {
+      part.cancelled = true
+      for (const inFlight of writer.inFlight) if (inFlight.parts.includes(part)) return inFlight.fiber
+      return undefined
+    }
+
     const append = (ledger: Ledger, rows: ReadonlyArray<JournalRow>, holds: ReadonlyArray<HoldRow>) =>
       Effect.withFiberRuntime<void, JournalError>((fiber) => {
         const organiser = fiber.getFiberRef(CurrentOrganiser)
         const span = spanOf(fiber)
         return Effect.uninterruptibleMask((restore) => {
-          const writer = writers.get(organiser) ?? newWriter(organiser)
-          const part: Append = {
-            ledger,
-            rows,
-            holds,
-            span,
-            done: Deferred.unsafeMake(FiberId.none),
-            cancelled: false
-          }
-          writer.queue.push(part)
-          // Forked interruptible: a fiber inherits this region's uninterruptibility otherwise.
-          const started = writer.loops >= writesInFlight
-            ? Effect.void
-            : Effect.asVoid(Effect.forkIn(Effect.interruptible(drain(organiser, writer)), scope))
-          if (writer.loops < writesInFlight) writer.loops++
-          return Effect.zipRight(
-            started,
-            restore(Deferred.await(part.done)).pipe(
-              Effect.onInterrupt(() =>
-                Effect.suspend(() => {
-                  part.cancelled = true
-                  // Sent: the statement is cancelled (and waited for); the others go again.
-                  for (const inFlight of writer.inFlight) {
-                    if (inFlight.parts.includes(part)) return Fiber.interrupt(inFlight.fiber)
-                  }
-                  return Effect.void
-                })
-              )
+          const done = Deferred.unsafeMake<void, JournalError>(FiberId.none)
+          const part: Append = { ledger, rows, holds, span, done: (exit) => Deferred.unsafeDone(done, exit), cancelled: false }
+          const writer = enqueue(organiser, part)
+          return restore(Deferred.await(done)).pipe(
+            Effect.onInterrupt(() =>
+              Effect.suspend(() => {
+                // Sent: the statement is cancelled and waited for.
+                const inFlight = cancel(writer, part)
+                return inFlight === undefined ? Effect.void : Fiber.interrupt(inFlight)
+              })
             )
           )
         })
       })
+
+    /**
+     * `append` without a fiber: `done` is told once how the write ended (an interruption when
+     * given up in time, see the result). The result gives the batch up: taken out if not sent
+     * yet (told at once), else its statement is cancelled, and `done` is told once that
+     * statement is settled (written all the same if it committed first).
+     */
+    const unsafeAppend = (
+      organiser: number,
+      ledger: Ledger,
+      rows: ReadonlyArray<JournalRow>,
+      done: (exit: Exit.Exit<void, JournalError>) => void
+    ): (() => void) => {
+      let told = false
+      const part: Append = {
+        ledger,
+        rows,
+        holds: [],
+        span: undefined,
+        done: (exit) => {
+          if (told) return
+          told = true
+          done(exit)
+        },
+        cancelled: false
+      }
+      const writer = enqueue(organiser, part)
+      return () => {
+        if (told || part.cancelled) return
+        const inFlight = cancel(writer, part)
+        if (inFlight === undefined) part.done(givenUp)
+        else inFlight.unsafeInterruptAsFork(FiberId.none)
+      }
+    }
 
     /** HELD → AWAITING_PAYMENT with an invoice number (lowest recycled, else the next new one). */
     const checkout = (reservationId: string, expiresAt: number) =>
@@ -662,6 +710,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
           Effect.catchTags({ SqlError: (e) => Effect.fail(classify(e)), ParseError: Effect.die }),
           withSpan("ConcertJournal.findTicket", { captureStackTrace: false })
         ),
+      unsafeAppend,
       append: (ledger: Ledger, rows: ReadonlyArray<JournalRow>, holds: ReadonlyArray<HoldRow> = []) =>
         append(ledger, rows, holds).pipe(
           withSpan("ConcertJournal.append", {

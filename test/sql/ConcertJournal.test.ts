@@ -9,6 +9,7 @@ import { ConfigProvider, Effect, Exit, Fiber, Layer, Metric, Option, Redacted } 
 import * as crypto from "node:crypto"
 import Pg from "pg"
 import { ConcertId } from "../../src/domain/Ids.js"
+import { defaultOrganiser } from "../../src/domain/Organiser.js"
 import * as Metrics from "../../src/Metrics.js"
 import { ConcertsRepo } from "../../src/sql/ConcertsRepo.js"
 import { ConcertJournal, type HoldRow, type JournalRow } from "../../src/sql/ConcertJournal.js"
@@ -139,6 +140,38 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertJourna
       expect(yield* soldSeats(x!.concert.id)).toEqual([])
       expect(yield* soldSeats(a!.concert.id)).toEqual([])
       expect(yield* soldSeats(b!.concert.id)).toEqual([1, 2])
+    }))
+
+  it.effect("without a fiber: a batch given up is told so once, after its statement is settled, and not written", () =>
+    Effect.gen(function*() {
+      const journal = yield* ConcertJournal
+      const [x, a, b] = yield* Effect.all([concert, concert, concert])
+      const told = new Map<string, Array<Exit.Exit<void, unknown>>>()
+      const tell = (name: string) => (exit: Exit.Exit<void, unknown>) => void told.set(name, [...(told.get(name) ?? []), exit])
+      const release = yield* lockTickets
+      // x is sent and waits for the lock; a goes in a second statement, which waits too; b,
+      // arriving after, waits its turn unsent.
+      const giveUpX = journal.unsafeAppend(defaultOrganiser, x!, [row(1)], tell("x"))
+      yield* waitingForLock(1)
+      journal.unsafeAppend(defaultOrganiser, a!, [row(1)], tell("a"))
+      yield* waitingForLock(2)
+      const giveUpB = journal.unsafeAppend(defaultOrganiser, b!, [row(1)], tell("b"))
+      // b given up before it was sent: told at once.
+      giveUpB()
+      expect(told.get("b")?.map(Exit.isInterrupted)).toEqual([true])
+      // x given up once sent: told once its statement is cancelled, not before.
+      giveUpX()
+      giveUpX()
+      yield* waitingForLock(1)
+      yield* eventually(Effect.sync(() => told.get("x")?.length ?? 0), (n) => n > 0, { within: "10 seconds" })
+      expect(told.get("x")?.map(Exit.isInterrupted)).toEqual([true])
+      yield* release
+      yield* eventually(Effect.sync(() => told.get("a")?.length ?? 0), (n) => n > 0, { within: "10 seconds" })
+      expect(told.get("a")?.map(Exit.isSuccess)).toEqual([true])
+      expect(told.get("b")).toHaveLength(1)
+      expect(yield* soldSeats(x!.concert.id)).toEqual([])
+      expect(yield* soldSeats(a!.concert.id)).toEqual([1])
+      expect(yield* soldSeats(b!.concert.id)).toEqual([])
     }))
 })
 
