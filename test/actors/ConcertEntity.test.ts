@@ -1,7 +1,7 @@
 import { Entity, ShardingConfig } from "@effect/cluster"
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Either, FastCheck as fc, Layer, Ref } from "effect"
+import { Effect, Either, Exit, FastCheck as fc, FiberId, Layer, Ref } from "effect"
 import * as crypto from "node:crypto"
 import { ConcertEntityLayer, ConcertEntityLive } from "../../src/actors/ConcertEntity.js"
 import { HoldTimers } from "../../src/actors/HoldTimers.js"
@@ -9,7 +9,7 @@ import { LocalConcerts } from "../../src/actors/LocalConcerts.js"
 import { Ownership } from "../../src/actors/Ownership.js"
 import { ConcertJournal } from "../../src/sql/ConcertJournal.js"
 import { ConcertSales } from "../../src/actors/ConcertSales.js"
-import { ConcertEntity, JournalUnavailable } from "../../src/domain/ConcertEntity.js"
+import { ConcertEntity, JournalUnavailable, type Order, type PurchaseOutcome } from "../../src/domain/ConcertEntity.js"
 import { SoldOut } from "../../src/domain/Errors.js"
 import { ConcertId, TicketId, UserId } from "../../src/domain/Ids.js"
 import { TicketRecord } from "../../src/domain/Ticket.js"
@@ -225,5 +225,76 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
       expect(took).toBeGreaterThanOrEqual(350)
       expect(took).toBeLessThan(4_000)
       expect(yield* Ref.get(cancelled)).toBe(1)
+    }))
+
+  /** Hands `orders` to the concert's entity through its door, as a sender of this process does. */
+  const throughDoor = (locals: LocalConcerts, concertId: string, orders: ReadonlyArray<Order>) =>
+    Effect.async<ReadonlyArray<PurchaseOutcome>, unknown>((resume) => {
+      const door = locals.door(concertId)
+      if (door === undefined) return resume(Effect.dieMessage("the entity has no door"))
+      const handed = door({ _tag: "LocalOrders", orders, span: undefined, done: (exit) => resume(exit) })
+      if (!handed) resume(Effect.dieMessage("the door refused the orders"))
+    })
+
+  it.scoped("orders through the door of an idle entity are cut off at their deadline too: 503 for each, the write given up", () =>
+    Effect.gen(function*() {
+      const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
+        repo.create({ name: "Stalled door", venue: "Hall", date: "2027-03-04", capacity: 5, status: "ACTIVE" }))
+      // The real journal, except that a batch written without a fiber waits until it is given up.
+      const givenUp = yield* Ref.make(0)
+      const Stalled = Layer.effect(
+        ConcertJournal,
+        Effect.map(ConcertJournal, (journal) =>
+          new ConcertJournal({
+            ...journal,
+            unsafeAppend: (_organiser, _ledger, _rows, done) => () => {
+              Effect.runSync(Ref.update(givenUp, (n) => n + 1))
+              done(Exit.interrupt(FiberId.none))
+            }
+          }))
+      ).pipe(Layer.provide(ConcertJournal.Default))
+      const locals = yield* Effect.provide(LocalConcerts, LocalConcerts.Default)
+      const entities = ConcertEntityLayer.pipe(
+        Layer.provide([Stalled, HoldTimers.Default, Ownership.Default, Layer.succeed(LocalConcerts, locals)])
+      )
+      const makeClient = yield* Entity.makeTestClient(ConcertEntity, entities)
+      const entity = yield* makeClient(concert.id)
+      // Through the cluster first: the entity starts and holds the concert's state.
+      const first = yield* entity.Purchases({ orders: [order()] })
+      expect((first[0] as TicketRecord).seat).toBe(1)
+
+      const started = Date.now()
+      const outcomes = yield* throughDoor(locals, concert.id, [order({ deadline: started + 400 }), order({ deadline: started + 5_000 })])
+      const took = Date.now() - started
+      expect(outcomes).toEqual(Array(2).fill(new JournalUnavailable({ reason: "the purchase could not be saved in time" })))
+      expect(took).toBeGreaterThanOrEqual(350)
+      expect(took).toBeLessThan(4_000)
+      expect(yield* Ref.get(givenUp)).toBe(1)
+
+      // The entity believes the journal again, not what it planned: the next seat is 2.
+      const next = yield* entity.Purchases({ orders: [order()] })
+      expect((next[0] as TicketRecord).seat).toBe(2)
+      expect((yield* journaled(concert.id)).map((row) => row.seat_no).sort()).toEqual([1, 2])
+    }))
+
+  it.scoped("an order through the door whose ticket is already journaled gets that ticket back, not a second seat", () =>
+    Effect.gen(function*() {
+      const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
+        repo.create({ name: "Repeat door", venue: "Hall", date: "2027-03-04", capacity: 5, status: "ACTIVE" }))
+      const locals = yield* Effect.provide(LocalConcerts, LocalConcerts.Default)
+      const entities = ConcertEntityLayer.pipe(
+        Layer.provide([ConcertJournal.Default, HoldTimers.Default, Ownership.Default, Layer.succeed(LocalConcerts, locals)])
+      )
+      const makeClient = yield* Entity.makeTestClient(ConcertEntity, entities)
+      const entity = yield* makeClient(concert.id)
+      const sent = order({ deadline: Date.now() + 10_000 })
+      const first = (yield* entity.Purchases({ orders: [sent] }))[0] as TicketRecord
+      // The same order again (a sender that lost the answer), with a new one beside it.
+      const other = order({ deadline: Date.now() + 10_000 })
+      const again = yield* throughDoor(locals, concert.id, [sent, other])
+      expect(again[0]).toEqual(first)
+      expect((again[1] as TicketRecord).seat).toBe(2)
+      const rows = yield* journaled(concert.id)
+      expect(rows.map((row) => [row.id, row.seat_no]).sort()).toEqual([[first.id, 1], [other.ticketId, 2]].sort())
     }))
 })
