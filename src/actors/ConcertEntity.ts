@@ -818,7 +818,13 @@ const make = Effect.gen(function*() {
      */
     const taken = new Set<LocalOrders>()
     const answerLocal = (orders: LocalOrders, exit: Exit.Exit<ReadonlyArray<PurchaseOutcome>, ConcertNotFound>) => {
-      if (taken.delete(orders)) orders.done(exit)
+      if (!taken.delete(orders)) return
+      try {
+        orders.done(exit)
+      } catch {
+        // What the sender does with its answer is its own: a throw there must not stop this
+        // entity (nor, in the express lane, its database's writer).
+      }
     }
 
     /** No idempotency key in an express batch: nothing to look up. */
@@ -869,22 +875,23 @@ const make = Effect.gen(function*() {
         }
         expressing = true
         Metrics.messageOrders.unsafeUpdate(request.orders.length, [])
-        /** The batch is decided: the loop may go on, and the buyers are answered. */
+        /** The batch is decided: the loop may go on (whatever the answer's callback does). */
         const finish = (outcomes: ReadonlyArray<PurchaseOutcome>) => {
-          expressing = false
-          const resume = expressDone
-          expressDone = undefined
-          publish()
-          let next = 0
-          answerLocal(
-            request,
-            Exit.succeed(
-              live.length === request.orders.length
-                ? outcomes
-                : request.orders.map((order) => order.deadline === undefined || order.deadline > now ? outcomes[next++]! : late)
+          const resume = release()
+          try {
+            publish()
+            let next = 0
+            answerLocal(
+              request,
+              Exit.succeed(
+                live.length === request.orders.length
+                  ? outcomes
+                  : request.orders.map((order) => order.deadline === undefined || order.deadline > now ? outcomes[next++]! : late)
+              )
             )
-          )
-          resume?.()
+          } finally {
+            resume?.()
+          }
         }
         if (live.length === 0) {
           finish([])
@@ -899,7 +906,7 @@ const make = Effect.gen(function*() {
           return true
         }
         let timer: ReturnType<typeof setTimeout> | undefined
-        const giveUp = journal.unsafeAppend(organiserOf(concertId), plan.ledger, journalRows(live, plan), (exit) => {
+        const written = (exit: Exit.Exit<void, JournalError>) => {
           clearTimeout(timer)
           if (Exit.isSuccess(exit)) {
             Metrics.groupCommits.unsafeUpdate(1, [])
@@ -919,11 +926,13 @@ const make = Effect.gen(function*() {
           const error = Cause.failureOption(exit.cause)
           if (Option.isSome(error) && error.value.kind === "Conflict") {
             // Decided again by the loop, from the journal.
-            expressing = false
-            const resume = expressDone
-            expressDone = undefined
-            if (!open || !inbox.unsafeOffer(request)) answerLocal(request, Exit.interrupt(FiberId.none))
-            return resume?.()
+            const resume = release()
+            try {
+              if (!open || !inbox.unsafeOffer(request)) answerLocal(request, Exit.interrupt(FiberId.none))
+            } finally {
+              resume?.()
+            }
+            return
           }
           runFork(
             Effect.logError("journal write failed").pipe(
@@ -932,6 +941,13 @@ const make = Effect.gen(function*() {
           )
           const refused = Option.isSome(error) ? unavailable(error.value) : late
           return finish(live.map(() => refused))
+        }
+        const giveUp = journal.unsafeAppend(organiserOf(concertId), plan.ledger, journalRows(live, plan), (exit) => {
+          try {
+            written(exit)
+          } catch (error) {
+            fault(request, error)
+          }
         })
         if (earliest !== Infinity) {
           timer = setTimeout(giveUp, earliest - now)
@@ -940,10 +956,41 @@ const make = Effect.gen(function*() {
         return true
       }
 
+      /** The lane is free again; the loop, if it waits, goes on when the result is called. */
+      const release = () => {
+        expressing = false
+        const resume = expressDone
+        expressDone = undefined
+        return resume
+      }
+
+      /**
+       * A throw in the lane (a fault, as a defect in the loop is): the lane is freed, the state
+       * forgotten, and orders not answered yet are answered as lost (sent again, through the
+       * cluster). Never left holding the loop.
+       */
+      const fault = (request: LocalOrders, error: unknown) => {
+        state.forget()
+        runFork(Effect.logError("express batch failed").pipe(Effect.annotateLogs({ concertId, cause: String(error) })))
+        const resume = expressing ? release() : undefined
+        try {
+          answerLocal(request, Exit.interrupt(FiberId.none))
+        } finally {
+          resume?.()
+        }
+      }
+
       const door: Door = (orders) => {
         if (!open) return false
         taken.add(orders)
-        if (!looping && !expressing && Option.getOrElse(inbox.unsafeSize(), () => 0) === 0 && express(orders)) return true
+        if (!looping && !expressing && Option.getOrElse(inbox.unsafeSize(), () => 0) === 0) {
+          try {
+            if (express(orders)) return true
+          } catch (error) {
+            fault(orders, error)
+            return true
+          }
+        }
         if (inbox.unsafeOffer(orders)) return true
         taken.delete(orders)
         return false

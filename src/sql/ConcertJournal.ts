@@ -144,6 +144,19 @@ interface Append {
 /** What a batch given up in time is told: it was not written. */
 const givenUp = Exit.interrupt(FiberId.none)
 
+/**
+ * Tells a batch how its write ended. What its callback does next (answers, the concert's next
+ * batch) is its own: a throw there must not stop the writer, which every later batch of the
+ * database waits on.
+ */
+const tell = (part: Append, exit: Exit.Exit<void, JournalError>) => {
+  try {
+    part.done(exit)
+  } catch {
+    // See above.
+  }
+}
+
 interface Writer {
   queue: Array<Append>
   /** Statements being written (at most `writesInFlight`), each by a loop of its own. */
@@ -337,13 +350,13 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
           Effect.map((exit) => {
             writer.inFlight.delete(entry!)
             entry = undefined
-            if (Exit.isSuccess(exit)) exit.value.forEach((result, i) => parts[i]!.done(result))
+            if (Exit.isSuccess(exit)) exit.value.forEach((result, i) => tell(parts[i]!, result))
             else if (Exit.isInterrupted(exit)) {
               // Cancelled for a batch given up: that batch is told so, now that its statement
               // is settled; the others go again.
-              for (const part of parts) if (part.cancelled) part.done(givenUp)
               writer.queue.unshift(...parts.filter((part) => !part.cancelled))
-            } else for (const part of parts) part.done(exit as Exit.Exit<never, never>)
+              for (const part of parts) if (part.cancelled) tell(part, givenUp)
+            } else for (const part of parts) tell(part, exit as Exit.Exit<never, never>)
           })
         )
       })
@@ -352,9 +365,10 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
         Effect.onInterrupt(() =>
           Effect.sync(() => {
             const closing = Exit.fail(new JournalError({ kind: "Unavailable", cause: "the journal is closing" }))
-            for (const part of [...writer.queue, ...(entry?.parts ?? [])]) part.done(closing)
+            const waiting = [...writer.queue, ...(entry?.parts ?? [])]
             writer.queue = []
             writer.loops--
+            for (const part of waiting) tell(part, closing)
           })
         )
       )
@@ -430,7 +444,7 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
       return () => {
         if (told || part.cancelled) return
         const inFlight = cancel(writer, part)
-        if (inFlight === undefined) part.done(givenUp)
+        if (inFlight === undefined) tell(part, givenUp)
         else inFlight.unsafeInterruptAsFork(FiberId.none)
       }
     }

@@ -277,6 +277,38 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
       expect((yield* journaled(concert.id)).map((row) => row.seat_no).sort()).toEqual([1, 2])
     }))
 
+  it.scoped("a sender whose callback throws does not stop the entity nor its database's writer", () =>
+    Effect.gen(function*() {
+      const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
+        repo.create({ name: "Throwing door", venue: "Hall", date: "2027-03-04", capacity: 5, status: "ACTIVE" }))
+      const locals = yield* Effect.provide(LocalConcerts, LocalConcerts.Default)
+      const entities = ConcertEntityLayer.pipe(
+        Layer.provide([ConcertJournal.Default, HoldTimers.Default, Ownership.Default, Layer.succeed(LocalConcerts, locals)])
+      )
+      const makeClient = yield* Entity.makeTestClient(ConcertEntity, entities)
+      const entity = yield* makeClient(concert.id)
+      yield* entity.Purchases({ orders: [order()] })
+      // Told once, and throws; twice over (the database's writer has two statements in flight).
+      const throwing = Effect.async<number>((resume) => {
+        let count = 0
+        locals.door(concert.id)!({
+          _tag: "LocalOrders",
+          orders: [order({ deadline: Date.now() + 10_000 })],
+          span: undefined,
+          done: () => {
+            count++
+            setTimeout(() => resume(Effect.succeed(count)), 200)
+            throw new Error("the sender's own bug")
+          }
+        })
+      })
+      expect([yield* throwing, yield* throwing]).toEqual([1, 1])
+      // Both ways in still sell, each the next seat.
+      const through = yield* throughDoor(locals, concert.id, [order({ deadline: Date.now() + 10_000 })])
+      const viaCluster = yield* entity.Purchases({ orders: [order()] })
+      expect([(through[0] as TicketRecord).seat, (viaCluster[0] as TicketRecord).seat]).toEqual([4, 5])
+    }))
+
   it.scoped("an order through the door whose ticket is already journaled gets that ticket back, not a second seat", () =>
     Effect.gen(function*() {
       const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
