@@ -7,7 +7,7 @@
  * updates and sale settings run in their arrival order between batches. The entity sets its
  * own wake-up (`HoldTimers`) at its earliest hold expiry, and releases lapsed holds before
  * deciding anything else. The commonest batch (plain purchases from this process, with nothing
- * else waiting) takes the same steps without a fiber: the express lane.
+ * else waiting) takes the loop's steps without a fiber: the express lane.
  */
 import * as Entity from "@effect/cluster/Entity"
 import type * as Envelope from "@effect/cluster/Envelope"
@@ -836,25 +836,24 @@ const make = Effect.gen(function*() {
       let open = true
       /** The loop took messages from the inbox and decides them: no express batch starts. */
       let looping = false
-      /** An express batch is being decided: the loop waits for it (`afterExpress`). */
-      let expressing = false
+      /** The express batch being decided, if any: the loop waits for it (`afterExpress`). */
+      let expressing: LocalOrders | undefined
       let expressDone: (() => void) | undefined
       const afterExpress = Effect.suspend(() =>
-        expressing
-          ? Effect.async<void>((resume) => {
-            expressDone = () => resume(Effect.void)
-          })
-          : Effect.void
+        expressing === undefined ? Effect.void : Effect.async<void>((resume) => {
+          expressDone = () => resume(Effect.void)
+        })
       )
 
       /**
        * The express lane: a batch of plain purchases from this process (no idempotency key, no
        * hold, no registration, no span to carry), decided without a fiber when nothing else is
        * being decided or waits in the inbox and the concert's state is held and caught up. It
-       * is `purchases` for that case, step for step: planned against the ledger, journaled in
-       * its database's next statement (by the earliest deadline, else given up and answered
-       * 503), adopted, then answered. A conflict goes back to the inbox, to be decided as every
-       * batch is after one (the state reloaded, then one order at a time). False when the
+       * takes the loop's steps for that case: planned against the ledger, journaled in its
+       * database's next statement (by the earliest deadline, else given up and answered 503),
+       * adopted, then answered. A conflict sends the batch back to the inbox: the loop decides
+       * it again from the journal (and, conflicting again, one order at a time). A defect
+       * answers its orders as lost, as a defect that stops the entity does. False when the
        * batch is not for this lane; it then goes through the inbox.
        */
       const express = (request: LocalOrders): boolean => {
@@ -873,11 +872,12 @@ const make = Effect.gen(function*() {
             if (order.deadline !== undefined && order.deadline < earliest) earliest = order.deadline
           }
         }
-        expressing = true
+        expressing = request
+        Metrics.publishMailbox(concertId, 1)
         Metrics.messageOrders.unsafeUpdate(request.orders.length, [])
         /** The batch is decided: the loop may go on (whatever the answer's callback does). */
         const finish = (outcomes: ReadonlyArray<PurchaseOutcome>) => {
-          const resume = release()
+          const resume = release(request)
           try {
             publish()
             let next = 0
@@ -893,8 +893,11 @@ const make = Effect.gen(function*() {
             resume?.()
           }
         }
+        // Answered later when nothing is written, never inside the door: the answer hands the
+        // concert's next batch to the door, which would answer it inside that call, and so on
+        // for as long as batches wait.
         if (live.length === 0) {
-          finish([])
+          queueMicrotask(() => finish([]))
           return true
         }
         const ledger = held.ledger
@@ -902,7 +905,7 @@ const make = Effect.gen(function*() {
         const outcomes = outcomesOf(concertId, live, plan, now, state.earliestExpiry())
         Metrics.batchOrders.unsafeUpdate(live.length, [])
         if (plan.allocated === 0) {
-          finish(outcomes)
+          queueMicrotask(() => finish(outcomes))
           return true
         }
         let timer: ReturnType<typeof setTimeout> | undefined
@@ -924,9 +927,14 @@ const make = Effect.gen(function*() {
             return finish(live.map(() => late))
           }
           const error = Cause.failureOption(exit.cause)
-          if (Option.isSome(error) && error.value.kind === "Conflict") {
-            // Decided again by the loop, from the journal.
-            const resume = release()
+          if (Option.isNone(error)) return fault(request, Cause.squash(exit.cause))
+          if (error.value.kind === "Conflict") {
+            runFork(
+              Effect.logWarning("journal conflict; deciding the batch again from the journal").pipe(
+                Effect.annotateLogs({ concertId, batch: live.length })
+              )
+            )
+            const resume = release(request)
             try {
               if (!open || !inbox.unsafeOffer(request)) answerLocal(request, Exit.interrupt(FiberId.none))
             } finally {
@@ -936,10 +944,10 @@ const make = Effect.gen(function*() {
           }
           runFork(
             Effect.logError("journal write failed").pipe(
-              Effect.annotateLogs({ concertId, batch: live.length, cause: String(Cause.squash(exit.cause)) })
+              Effect.annotateLogs({ concertId, batch: live.length, cause: String(error.value.cause) })
             )
           )
-          const refused = Option.isSome(error) ? unavailable(error.value) : late
+          const refused = unavailable(error.value)
           return finish(live.map(() => refused))
         }
         const giveUp = journal.unsafeAppend(organiserOf(concertId), plan.ledger, journalRows(live, plan), (exit) => {
@@ -949,16 +957,18 @@ const make = Effect.gen(function*() {
             fault(request, error)
           }
         })
-        if (earliest !== Infinity) {
+        // Node's longest delay is 24.8 days: a deadline beyond sets none (as in `within`).
+        if (earliest !== Infinity && earliest - now <= 2 ** 31 - 1 && expressing === request) {
           timer = setTimeout(giveUp, earliest - now)
           timer.unref()
         }
         return true
       }
 
-      /** The lane is free again; the loop, if it waits, goes on when the result is called. */
-      const release = () => {
-        expressing = false
+      /** The lane is free again (if `request` held it); the loop, if it waits, goes on when the result is called. */
+      const release = (request: LocalOrders) => {
+        if (expressing !== request) return undefined
+        expressing = undefined
         const resume = expressDone
         expressDone = undefined
         return resume
@@ -972,7 +982,7 @@ const make = Effect.gen(function*() {
       const fault = (request: LocalOrders, error: unknown) => {
         state.forget()
         runFork(Effect.logError("express batch failed").pipe(Effect.annotateLogs({ concertId, cause: String(error) })))
-        const resume = expressing ? release() : undefined
+        const resume = release(request)
         try {
           answerLocal(request, Exit.interrupt(FiberId.none))
         } finally {
@@ -983,7 +993,7 @@ const make = Effect.gen(function*() {
       const door: Door = (orders) => {
         if (!open) return false
         taken.add(orders)
-        if (!looping && !expressing && Option.getOrElse(inbox.unsafeSize(), () => 0) === 0) {
+        if (!looping && expressing === undefined && Option.getOrElse(inbox.unsafeSize(), () => 0) === 0) {
           try {
             if (express(orders)) return true
           } catch (error) {
@@ -995,8 +1005,9 @@ const make = Effect.gen(function*() {
         taken.delete(orders)
         return false
       }
-      // An express batch under way is finished first (by its deadline at the latest), as a
-      // batch of the loop is: its write lands before another runner can take the concert.
+      // An express batch under way is finished first (by its orders' deadline, when they have
+      // one), as a batch of the loop is: its write lands before another runner can take the
+      // concert.
       const stopped = Effect.suspend(() => {
         open = false
         locals.close(concertId, door)
@@ -1014,7 +1025,8 @@ const make = Effect.gen(function*() {
         Effect.flatMap(([messages]) => {
           looping = true
           Metrics.publishMailbox(concertId, messages.length)
-          return Effect.zipRight(afterExpress, handle(Chunk.toReadonlyArray(messages)))
+          // Not interruptible while it holds the messages it took (bounded by the lane's deadline).
+          return Effect.zipRight(Effect.uninterruptible(afterExpress), handle(Chunk.toReadonlyArray(messages)))
         }),
         Effect.zipRight(Effect.sync(() => {
           looping = false

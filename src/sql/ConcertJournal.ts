@@ -134,14 +134,15 @@ interface Append {
   readonly span: Tracer.AnySpan | undefined
   /**
    * Told how the batch's write ended: written, refused, or (given up while its statement was in
-   * flight) interrupted once that statement is settled. Once: a given-up batch that was not
-   * sent is told by whoever gave it up.
+   * flight) interrupted once that statement's fiber has ended. A batch given up before it was
+   * sent is told nothing here: `unsafeAppend`'s give-up tells it (`append`'s fiber was
+   * interrupted, and waits for nothing).
    */
   readonly done: (exit: Exit.Exit<void, JournalError>) => void
   cancelled: boolean
 }
 
-/** What a batch given up in time is told: it was not written. */
+/** What a batch given up is told: not written, unless its statement committed before the cancel reached it. */
 const givenUp = Exit.interrupt(FiberId.none)
 
 /**
@@ -345,6 +346,8 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
           Effect.flatMap((fiber) => {
             entry = { parts, fiber }
             writer.inFlight.add(entry)
+            // Given up while it was being sent (neither queued nor in flight then): cancelled now.
+            if (parts.some((part) => part.cancelled)) fiber.unsafeInterruptAsFork(FiberId.none)
             return Fiber.await(fiber)
           }),
           Effect.map((exit) => {
@@ -364,7 +367,6 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
         // The journal is closing: nothing more is written, and every waiting batch is told so.
         Effect.onInterrupt(() =>
           Effect.sync(() => {
-            const closing = Exit.fail(new JournalError({ kind: "Unavailable", cause: "the journal is closing" }))
             const waiting = [...writer.queue, ...(entry?.parts ?? [])]
             writer.queue = []
             writer.loops--
@@ -375,24 +377,46 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
     }
 
     const runFork = yield* FiberSet.makeRuntime<never>()
+    const closing = Exit.fail(new JournalError({ kind: "Unavailable", cause: "the journal is closing" }))
+    let closed = false
+    // Runs before the writing loops are interrupted (finalizers run last added first): nothing
+    // is queued after it, and what waits unsent is told so (a loop not started yet would not).
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+        for (const writer of writers.values()) {
+          const waiting = writer.queue
+          writer.queue = []
+          for (const part of waiting) tell(part, closing)
+        }
+      })
+    )
 
     /** A batch joins its database's writer; a writing loop starts if there is room for one. */
     const enqueue = (organiser: number, part: Append) => {
       const writer = writers.get(organiser) ?? newWriter(organiser)
+      if (closed) {
+        tell(part, closing)
+        return writer
+      }
       writer.queue.push(part)
       if (writer.loops < writesInFlight) {
         writer.loops++
         // Started after what runs now: the batches that arrive meanwhile go in its statement.
-        runFork(drain(organiser, writer), { immediate: false })
+        runFork(Effect.interruptible(drain(organiser, writer)), { immediate: false })
       }
       return writer
     }
 
-    /** Gives `part` up: taken out if not sent yet, else its statement is cancelled (and the others go again). */
-    const cancel = (writer: Writer, part: Append): Fiber.RuntimeFiber<unknown> | undefined => {
+    /**
+     * Gives `part` up: still queued, it is left out when the queue is taken; in flight, its
+     * statement's fiber is the one to interrupt (the others go again); being sent (taken, not
+     * in flight yet), the writer cancels the statement once it is.
+     */
+    const cancel = (writer: Writer, part: Append): "queued" | "sending" | Fiber.RuntimeFiber<unknown> => {
       part.cancelled = true
       for (const inFlight of writer.inFlight) if (inFlight.parts.includes(part)) return inFlight.fiber
-      return undefined
+      return writer.queue.includes(part) ? "queued" : "sending"
     }
 
     const append = (ledger: Ledger, rows: ReadonlyArray<JournalRow>, holds: ReadonlyArray<HoldRow>) =>
@@ -406,9 +430,9 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
           return restore(Deferred.await(done)).pipe(
             Effect.onInterrupt(() =>
               Effect.suspend(() => {
-                // Sent: the statement is cancelled and waited for.
-                const inFlight = cancel(writer, part)
-                return inFlight === undefined ? Effect.void : Fiber.interrupt(inFlight)
+                // In flight: the statement is cancelled, and its fiber waited for.
+                const where = cancel(writer, part)
+                return typeof where === "string" ? Effect.void : Fiber.interrupt(where)
               })
             )
           )
@@ -418,8 +442,10 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
     /**
      * `append` without a fiber: `done` is told once how the write ended (an interruption when
      * given up in time, see the result). The result gives the batch up: taken out if not sent
-     * yet (told at once), else its statement is cancelled, and `done` is told once that
-     * statement is settled (written all the same if it committed first).
+     * yet (told at once), else its statement is cancelled (PostgreSQL asked to cancel it), and
+     * `done` is told once the statement's fiber has ended. A statement that committed before
+     * the cancel reached it is written all the same: told as written when its answer came
+     * first, else as given up (the concert then finds it when it reloads).
      */
     const unsafeAppend = (
       organiser: number,
@@ -443,9 +469,9 @@ export class ConcertJournal extends Effect.Service<ConcertJournal>()("ConcertJou
       const writer = enqueue(organiser, part)
       return () => {
         if (told || part.cancelled) return
-        const inFlight = cancel(writer, part)
-        if (inFlight === undefined) tell(part, givenUp)
-        else inFlight.unsafeInterruptAsFork(FiberId.none)
+        const where = cancel(writer, part)
+        if (where === "queued") tell(part, givenUp)
+        else if (where !== "sending") where.unsafeInterruptAsFork(FiberId.none)
       }
     }
 

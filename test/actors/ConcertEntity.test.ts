@@ -12,6 +12,7 @@ import { ConcertSales } from "../../src/actors/ConcertSales.js"
 import { ConcertEntity, JournalUnavailable, type Order, type PurchaseOutcome } from "../../src/domain/ConcertEntity.js"
 import { SoldOut } from "../../src/domain/Errors.js"
 import { ConcertId, TicketId, UserId } from "../../src/domain/Ids.js"
+import { ReservationId, ReservationRecord } from "../../src/domain/Reservation.js"
 import { TicketRecord } from "../../src/domain/Ticket.js"
 import { ConcertsRepo } from "../../src/sql/ConcertsRepo.js"
 import { TicketsRepo } from "../../src/sql/TicketsRepo.js"
@@ -236,6 +237,31 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
       if (!handed) resume(Effect.dieMessage("the door refused the orders"))
     })
 
+  /**
+   * The entity on the real journal, counting the batches it writes without a fiber (the express
+   * lane's), with the door reachable from the test.
+   */
+  const withDoor = Effect.gen(function*() {
+    const lane = { batches: 0 }
+    const Counting = Layer.effect(
+      ConcertJournal,
+      Effect.map(ConcertJournal, (journal) =>
+        new ConcertJournal({
+          ...journal,
+          unsafeAppend: (organiser, ledger, rows, done) => {
+            lane.batches++
+            return journal.unsafeAppend(organiser, ledger, rows, done)
+          }
+        }))
+    ).pipe(Layer.provide(ConcertJournal.Default))
+    const locals = yield* Effect.provide(LocalConcerts, LocalConcerts.Default)
+    const makeClient = yield* Entity.makeTestClient(
+      ConcertEntity,
+      ConcertEntityLayer.pipe(Layer.provide([Counting, HoldTimers.Default, Ownership.Default, Layer.succeed(LocalConcerts, locals)]))
+    )
+    return { lane, locals, makeClient }
+  })
+
   it.scoped("orders through the door of an idle entity are cut off at their deadline too: 503 for each, the write given up", () =>
     Effect.gen(function*() {
       const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
@@ -281,11 +307,7 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
     Effect.gen(function*() {
       const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
         repo.create({ name: "Throwing door", venue: "Hall", date: "2027-03-04", capacity: 5, status: "ACTIVE" }))
-      const locals = yield* Effect.provide(LocalConcerts, LocalConcerts.Default)
-      const entities = ConcertEntityLayer.pipe(
-        Layer.provide([ConcertJournal.Default, HoldTimers.Default, Ownership.Default, Layer.succeed(LocalConcerts, locals)])
-      )
-      const makeClient = yield* Entity.makeTestClient(ConcertEntity, entities)
+      const { lane, locals, makeClient } = yield* withDoor
       const entity = yield* makeClient(concert.id)
       yield* entity.Purchases({ orders: [order()] })
       // Told once, and throws; twice over (the database's writer has two statements in flight).
@@ -303,6 +325,7 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
         })
       })
       expect([yield* throwing, yield* throwing]).toEqual([1, 1])
+      expect(lane.batches).toBe(2)
       // Both ways in still sell, each the next seat.
       const through = yield* throughDoor(locals, concert.id, [order({ deadline: Date.now() + 10_000 })])
       const viaCluster = yield* entity.Purchases({ orders: [order()] })
@@ -313,20 +336,38 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
     Effect.gen(function*() {
       const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
         repo.create({ name: "Repeat door", venue: "Hall", date: "2027-03-04", capacity: 5, status: "ACTIVE" }))
-      const locals = yield* Effect.provide(LocalConcerts, LocalConcerts.Default)
-      const entities = ConcertEntityLayer.pipe(
-        Layer.provide([ConcertJournal.Default, HoldTimers.Default, Ownership.Default, Layer.succeed(LocalConcerts, locals)])
-      )
-      const makeClient = yield* Entity.makeTestClient(ConcertEntity, entities)
+      const { lane, locals, makeClient } = yield* withDoor
       const entity = yield* makeClient(concert.id)
       const sent = order({ deadline: Date.now() + 10_000 })
       const first = (yield* entity.Purchases({ orders: [sent] }))[0] as TicketRecord
       // The same order again (a sender that lost the answer), with a new one beside it.
       const other = order({ deadline: Date.now() + 10_000 })
       const again = yield* throughDoor(locals, concert.id, [sent, other])
+      // Tried in the express lane, refused by the journal, then decided by the loop.
+      expect(lane.batches).toBe(1)
       expect(again[0]).toEqual(first)
       expect((again[1] as TicketRecord).seat).toBe(2)
       const rows = yield* journaled(concert.id)
       expect(rows.map((row) => [row.id, row.seat_no]).sort()).toEqual([[first.id, 1], [other.ticketId, 2]].sort())
+    }))
+
+  it.scoped("keyed purchases and holds through the door are decided by the loop, not the express lane", () =>
+    Effect.gen(function*() {
+      const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
+        repo.create({ name: "Not express", venue: "Hall", date: "2027-03-04", capacity: 5, status: "ACTIVE" }))
+      const { lane, locals, makeClient } = yield* withDoor
+      const entity = yield* makeClient(concert.id)
+      yield* entity.Purchases({ orders: [order()] })
+      const deadline = Date.now() + 10_000
+      const keyed = yield* throughDoor(locals, concert.id, [order({ deadline, idempotencyKey: "door-key" }), order({ deadline })])
+      const held = yield* throughDoor(locals, concert.id, [
+        { _tag: "Hold", reservationId: ReservationId.make(crypto.randomUUID()), userId: user, quantity: 2, deadline }
+      ])
+      expect(lane.batches).toBe(0)
+      expect(keyed.map((t) => (t as TicketRecord).seat)).toEqual([2, 3])
+      expect((held[0] as ReservationRecord).seats).toEqual([4, 5])
+      // A plain purchase, with nothing else under way: the lane's (refused, sold out).
+      const after = yield* throughDoor(locals, concert.id, [order({ deadline })])
+      expect(after).toEqual([SoldOut.of((held[0] as ReservationRecord).expiresAt!)])
     }))
 })

@@ -142,7 +142,7 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertJourna
       expect(yield* soldSeats(b!.concert.id)).toEqual([1, 2])
     }))
 
-  it.effect("without a fiber: a batch given up is told so once, after its statement is settled, and not written", () =>
+  it.effect("without a fiber: a batch given up is told so once, and not written, whether or not it was sent", () =>
     Effect.gen(function*() {
       const journal = yield* ConcertJournal
       const [x, a, b] = yield* Effect.all([concert, concert, concert])
@@ -172,6 +172,24 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertJourna
       expect(yield* soldSeats(x!.concert.id)).toEqual([])
       expect(yield* soldSeats(a!.concert.id)).toEqual([1])
       expect(yield* soldSeats(b!.concert.id)).toEqual([])
+    }))
+
+  it.effect("without a fiber: a batch whose callback throws does not stop the writer", () =>
+    Effect.gen(function*() {
+      const journal = yield* ConcertJournal
+      const concerts = yield* Effect.all([concert, concert, concert, concert])
+      // One more than the statements in flight, each told in a statement of its own.
+      for (const c of concerts.slice(0, 3)) {
+        const told = yield* Effect.async<boolean>((resume) => {
+          journal.unsafeAppend(defaultOrganiser, c, [row(1)], (exit) => {
+            resume(Effect.succeed(Exit.isSuccess(exit)))
+            throw new Error("the caller's own bug")
+          })
+        })
+        expect(told).toBe(true)
+      }
+      yield* journal.append(concerts[3]!, [row(1)])
+      for (const c of concerts) expect(yield* soldSeats(c.concert.id)).toEqual([1])
     }))
 })
 
