@@ -122,6 +122,12 @@ export const batchOrders = Metric.histogram(
   "Orders decided together and journaled in one statement (group commit)"
 )
 
+export const expressBatches = Metric.counter("ticketoverflow_express_batches", {
+  description:
+    "Batches of plain purchases from this process that a concert entity decided in its express lane, without a fiber (of all batches: ticketoverflow_batch_orders_count)",
+  incremental: true
+})
+
 export const writeConcerts = Metric.histogram(
   "ticketoverflow_journal_write_concerts",
   MetricBoundaries.fromIterable([1, 2, 5, 10, 20, 50, 100]),

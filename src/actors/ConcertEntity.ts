@@ -873,6 +873,7 @@ const make = Effect.gen(function*() {
           }
         }
         expressing = request
+        Metrics.expressBatches.unsafeUpdate(1, [])
         Metrics.publishMailbox(concertId, 1)
         Metrics.messageOrders.unsafeUpdate(request.orders.length, [])
         /** The batch is decided: the loop may go on (whatever the answer's callback does). */

@@ -120,6 +120,10 @@ it.scopedLive("/metrics during a burst parses as Prometheus text, and its counte
     expect(commits).toBeGreaterThan(0)
     expect(commits).toBeLessThan(330)
     expect(types(scraped).get("ticketoverflow_batch_orders")).toBe("histogram")
+    // The express lane takes some of the batches (here plain purchases), never more than all.
+    const express = value(families, "ticketoverflow_express_batches_total", {})!
+    expect(express).toBeGreaterThan(0)
+    expect(express).toBeLessThanOrEqual(value(families, "ticketoverflow_batch_orders_count", {})!)
     for (const name of ["ticketoverflow_print_queue_depth", "ticketoverflow_process_memory_bytes", "ticketoverflow_event_loop_delay_seconds", "ticketoverflow_db_pool_waiting", "ticketoverflow_seating_plan_lag_seconds"]) {
       expect(types(scraped).get(name)).toBe("gauge")
     }
