@@ -29,7 +29,7 @@ import { RegistrationRecord } from "../domain/Registration.js"
 import { ReservationRecord } from "../domain/Reservation.js"
 import { TicketRecord } from "../domain/Ticket.js"
 import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
-import { type DeskOutcome, SalesDesk } from "../domain/SalesDesk.js"
+import { type DeskOutcome, fromDesk, SalesDesk } from "../domain/SalesDesk.js"
 import { DeskRoutes } from "./DeskRoutes.js"
 import { LocalConcerts } from "./LocalConcerts.js"
 import { Ownership } from "./Ownership.js"
@@ -254,7 +254,7 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
               // None: the desk did not learn this concert's outcome in time; sent again.
               : outcomes.length === 0
               ? Exit.interrupt(FiberId.none)
-              : Exit.succeed(outcomes)
+              : Exit.succeed(outcomes.map((answer, j) => fromDesk(p.concertId, p.orders[j]!, answer)))
             // A batch's answer runs its line's next step here (`pump`, without a fiber): one
             // that throws must not keep the other batches from theirs, nor stop this desk's
             // sender, which every later batch for the desk waits on.

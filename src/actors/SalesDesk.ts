@@ -6,7 +6,7 @@
  * the cluster.
  */
 import { Cause, Effect, Exit, Option } from "effect"
-import { type DeskOutcome, SalesDesk } from "../domain/SalesDesk.js"
+import { type DeskAnswer, SalesDesk, toDesk } from "../domain/SalesDesk.js"
 import * as Metrics from "../Metrics.js"
 import { ConcertSales, earliestDeadline } from "./ConcertSales.js"
 import { Ownership } from "./Ownership.js"
@@ -25,8 +25,8 @@ export const SalesDeskLive = SalesDesk.toLayer(
     const ownership = yield* Ownership
     return {
       Orders: ({ payload }) =>
-        Effect.async<ReadonlyArray<ReadonlyArray<DeskOutcome>>>((resume) => {
-          const outcomes = payload.concerts.map(({ orders }) => new Array<DeskOutcome>(orders.length))
+        Effect.async<ReadonlyArray<ReadonlyArray<DeskAnswer>>>((resume) => {
+          const outcomes = payload.concerts.map(({ orders }) => new Array<DeskAnswer>(orders.length))
           /** Per concert: its orders still unanswered, or -1 once one of them ended unknown. */
           const left = payload.concerts.map(({ orders }) => orders.length)
           let pending = left.reduce((n, count) => n + count, 0)
@@ -51,7 +51,7 @@ export const SalesDeskLive = SalesDesk.toLayer(
             sales.relay(concertId, orders, (j, exit) => {
               if (replied) return
               if (left[i]! > 0) {
-                if (Exit.isSuccess(exit)) outcomes[i]![j] = exit.value
+                if (Exit.isSuccess(exit)) outcomes[i]![j] = toDesk(concertId, orders[j]!, exit.value)
                 else {
                   const failure = Cause.failureOption(exit.cause)
                   if (Option.isSome(failure)) outcomes[i]![j] = failure.value

@@ -4,6 +4,8 @@ import * as Rpc from "@effect/rpc/Rpc"
 import { Schema } from "effect"
 import { Order, PurchaseOutcome } from "./ConcertEntity.js"
 import { ConcertNotFound } from "./Errors.js"
+import type { ConcertId } from "./Ids.js"
+import { TicketRecord } from "./Ticket.js"
 
 /*
  * A runner's sales desk: the orders a process has for the concerts of one other runner, all
@@ -16,6 +18,32 @@ import { ConcertNotFound } from "./Errors.js"
 /** What one order got at the desk: its concert's outcome, or why its concert's batch got none. */
 export const DeskOutcome = Schema.Union(PurchaseOutcome, ConcertNotFound, MailboxFull, AlreadyProcessingMessage, PersistenceError)
 export type DeskOutcome = typeof DeskOutcome.Type
+
+/**
+ * An outcome as the desk sends it back: the seat alone for the commonest, a purchase's own new
+ * ticket (its id, buyer and concert are the order's, and it is not printed yet), which the
+ * sender makes whole again from its order (`fromDesk`); any other outcome whole. Decoding a
+ * ticket record (a class, with its ids' patterns) was a tenth of a crossing purchase's cost to
+ * its sender, and encoding it a share of the desk's.
+ */
+export const DeskAnswer = Schema.Union(Schema.Int, DeskOutcome)
+export type DeskAnswer = typeof DeskAnswer.Type
+
+/** `outcome` of `order` (for `concertId`) as the desk sends it. */
+export const toDesk = (concertId: string, order: Order, outcome: DeskOutcome): DeskAnswer =>
+  outcome instanceof TicketRecord && "ticketId" in order && outcome.id === order.ticketId &&
+    outcome.userId === order.userId && outcome.concertId === concertId && outcome.printStatus === "NOT_PRINTED"
+    ? outcome.seat
+    : outcome
+
+/** What the desk sent back for `order` (for `concertId`), whole again. */
+export const fromDesk = (concertId: string, order: Order, answer: DeskAnswer): DeskOutcome =>
+  typeof answer === "number" && "ticketId" in order
+    ? new TicketRecord(
+      { id: order.ticketId, concertId: concertId as ConcertId, userId: order.userId, seat: answer, printStatus: "NOT_PRINTED" },
+      { disableValidation: true }
+    )
+    : answer as DeskOutcome
 
 const OrdersPayload = Schema.Struct({
   concerts: Schema.NonEmptyArray(Schema.Struct({ concertId: Schema.String, orders: Schema.NonEmptyArray(Order) }))
@@ -36,7 +64,7 @@ export const DeskOrders = Rpc.make("Orders", {
   payload: Schema.make<typeof OrdersPayload.Type, typeof OrdersPayload.Encoded, typeof OrdersPayload.Context>(
     OrdersPayload.ast
   ),
-  success: Schema.Array(Schema.Array(DeskOutcome))
+  success: Schema.Array(Schema.Array(DeskAnswer))
 })
 
 export const SalesDesk = Entity.make("SalesDesk", [DeskOrders])

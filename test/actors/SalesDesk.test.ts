@@ -5,10 +5,11 @@ import * as crypto from "node:crypto"
 import { type Answer, ConcertSales } from "../../src/actors/ConcertSales.js"
 import { Ownership } from "../../src/actors/Ownership.js"
 import { SalesDeskLive } from "../../src/actors/SalesDesk.js"
-import type { Order } from "../../src/domain/ConcertEntity.js"
+import type { Order, PurchaseOrder } from "../../src/domain/ConcertEntity.js"
 import { SoldOut } from "../../src/domain/Errors.js"
-import { SalesDesk } from "../../src/domain/SalesDesk.js"
-import { TicketId, UserId } from "../../src/domain/Ids.js"
+import { fromDesk, SalesDesk } from "../../src/domain/SalesDesk.js"
+import { ConcertId, TicketId, UserId } from "../../src/domain/Ids.js"
+import { TicketRecord } from "../../src/domain/Ticket.js"
 
 /*
  * The desk's handler on its own (`Entity.makeTestClient`), over a `ConcertSales` that answers
@@ -63,4 +64,24 @@ it.scopedLive("an order left unknown leaves its concert without outcomes, and th
     })
     expect(answers).toEqual([[SoldOut.of()], []])
     expect(Date.now() - started).toBeLessThan(1_000)
+  }))
+
+it.scopedLive("a purchase's own new ticket crosses as its seat, made whole again from its order; any other ticket crosses whole", () =>
+  Effect.gen(function*() {
+    const concertId = ConcertId.make(crypto.randomUUID())
+    const own = order(Date.now() + 10_000) as PurchaseOrder
+    const repeat = order(Date.now() + 10_000) as PurchaseOrder
+    const ticket = (id: string, printStatus: "NOT_PRINTED" | "PRINTED") =>
+      new TicketRecord({ id: TicketId.make(id), concertId, userId: own.userId, seat: 7, printStatus })
+    // The repeat of a keyed purchase is answered with the first purchase's ticket, printed since.
+    const earlier = ticket(crypto.randomUUID(), "PRINTED")
+    const client = yield* desk((_concertId, o, done) =>
+      (done as unknown as Answer<TicketRecord, never>)(Exit.succeed(o === own ? ticket(own.ticketId, "NOT_PRINTED") : earlier))
+    )
+    const answers = yield* client.Orders({ concerts: [{ concertId, orders: [own, repeat] }] })
+    expect(answers).toEqual([[7, earlier]])
+    expect(answers[0]!.map((answer, j) => fromDesk(concertId, [own, repeat][j]!, answer))).toEqual([
+      ticket(own.ticketId, "NOT_PRINTED"),
+      earlier
+    ])
   }))
