@@ -862,7 +862,9 @@ const make = Effect.gen(function*() {
         if (held === undefined) return false
         const now = clock.unsafeCurrentTimeMillis()
         if (drawDue(held.ledger.sale, now)) return false
-        for (const r of held.live.values()) if (r.expiresAt !== null && r.expiresAt <= now) return false
+        // One pass over the live holds: caught up (none lapsed), and when seats may come back.
+        const heldUntil = state.earliestExpiry()
+        if (heldUntil !== undefined && heldUntil <= now) return false
         let earliest = Infinity
         const live: Array<Order> = []
         for (const order of request.orders) {
@@ -903,7 +905,7 @@ const make = Effect.gen(function*() {
         }
         const ledger = held.ledger
         const plan = SeatLedger.plan(ledger, live as Array<SeatLedger.Request>, noneExisting, now, byDraw(ledger))
-        const outcomes = outcomesOf(concertId, live, plan, now, state.earliestExpiry())
+        const outcomes = outcomesOf(concertId, live, plan, now, heldUntil)
         Metrics.batchOrders.unsafeUpdate(live.length, [])
         if (plan.allocated === 0) {
           queueMicrotask(() => finish(outcomes))

@@ -5,7 +5,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Fiber, Layer, Metric, Option, Redacted } from "effect"
+import { ConfigProvider, Context, Effect, Exit, Fiber, Layer, Metric, Option, Redacted, Scope } from "effect"
 import * as crypto from "node:crypto"
 import Pg from "pg"
 import { ConcertId } from "../../src/domain/Ids.js"
@@ -172,6 +172,23 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertJourna
       expect(yield* soldSeats(x!.concert.id)).toEqual([])
       expect(yield* soldSeats(a!.concert.id)).toEqual([1])
       expect(yield* soldSeats(b!.concert.id)).toEqual([])
+    }))
+
+  it.effect("a journal that has closed refuses a batch at once: told unavailable, not left waiting", () =>
+    Effect.gen(function*() {
+      const c = yield* concert
+      const scope = yield* Scope.make()
+      const closed = yield* Layer.buildWithScope(Layer.fresh(ConcertJournal.Default), scope).pipe(
+        Effect.map(Context.get(ConcertJournal))
+      )
+      yield* Scope.close(scope, Exit.void)
+      const told: Array<Exit.Exit<void, unknown>> = []
+      closed.unsafeAppend(defaultOrganiser, c, [row(1)], (exit) => void told.push(exit))
+      expect(told).toHaveLength(1)
+      expect(JSON.stringify(told[0])).toContain("the journal is closing")
+      const refused = yield* Effect.exit(closed.append(c, [row(1)]))
+      expect(JSON.stringify(refused)).toContain("the journal is closing")
+      expect(yield* soldSeats(c.concert.id)).toEqual([])
     }))
 
   it.effect("without a fiber: a batch whose callback throws does not stop the writer", () =>

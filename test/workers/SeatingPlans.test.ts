@@ -86,17 +86,21 @@ layer(Plans, { excludeTestServices: true, timeout: "120 seconds" })("seating pla
     }))
 })
 
+/** The plans and their sweeps, the sweeps with `settings` over the environment's. */
+const sweepingWith = (settings: Record<string, string>) =>
+  Layer.mergeAll(
+    SeatingPlans.Default,
+    SeatingSweep.pipe(Layer.provide(Layer.setConfigProvider(
+      ConfigProvider.fromMap(new Map(Object.entries(settings))).pipe(ConfigProvider.orElse(() => ConfigProvider.fromEnv()))
+    ))),
+    ConcertsRepo.Default
+  ).pipe(
+    Layer.provideMerge(Layer.mergeAll(SeatingPlansRepo.Default, Renderer.Live, Ownership.Everything)),
+    Layer.provideMerge(TestDatabase)
+  )
+
 /** The same, with redraws given a hundredth of the render threads' time. */
-const Resting = Layer.mergeAll(
-  SeatingPlans.Default,
-  SeatingSweep.pipe(Layer.provide(Layer.setConfigProvider(
-    ConfigProvider.fromMap(new Map([["SEATING_REDRAW_SHARE", "0.01"]])).pipe(ConfigProvider.orElse(() => ConfigProvider.fromEnv()))
-  ))),
-  ConcertsRepo.Default
-).pipe(
-  Layer.provideMerge(Layer.mergeAll(SeatingPlansRepo.Default, Renderer.Live, Ownership.Everything)),
-  Layer.provideMerge(TestDatabase)
-)
+const Resting = sweepingWith({ SEATING_REDRAW_SHARE: "0.01" })
 
 layer(Resting, { excludeTestServices: true, timeout: "120 seconds" })("seating plans, redrawn within their share", (it) => {
   it.effect("a plan only behind on seats waits out its rest after a redraw; a new concert's first plan does not wait", () =>
@@ -177,16 +181,7 @@ layer(Cached, { excludeTestServices: true, timeout: "60 seconds" })("seating pla
 })
 
 /** The same, resting 8 s between sweeps: far longer than a slice and a render together. */
-const LongRests = Layer.mergeAll(
-  SeatingPlans.Default,
-  SeatingSweep.pipe(Layer.provide(Layer.setConfigProvider(
-    ConfigProvider.fromMap(new Map([["SEATING_REFRESH", "8 seconds"]])).pipe(ConfigProvider.orElse(() => ConfigProvider.fromEnv()))
-  ))),
-  ConcertsRepo.Default
-).pipe(
-  Layer.provideMerge(Layer.mergeAll(SeatingPlansRepo.Default, Renderer.Live, Ownership.Everything)),
-  Layer.provideMerge(TestDatabase)
-)
+const LongRests = sweepingWith({ SEATING_REFRESH: "8 seconds" })
 
 layer(LongRests, { excludeTestServices: true, timeout: "120 seconds" })("seating plans, long rests", (it) => {
   it.effect("a concert created while a sweep renders gets its plan from that sweep, not after the rest", () =>
