@@ -160,6 +160,13 @@ layer(TestCluster, { excludeTestServices: true, timeout: "60 seconds" })("Concer
   )
 })
 
+/** The real journal, with some of its operations replaced. */
+const journalWith = (change: (journal: ConcertJournal) => Partial<ConcertJournal>) =>
+  Layer.effect(
+    ConcertJournal,
+    Effect.map(ConcertJournal, (journal) => new ConcertJournal({ ...journal, ...change(journal) }))
+  ).pipe(Layer.provide(ConcertJournal.Default))
+
 /** The handlers on their own, through `Entity.makeTestClient`: no sharding, a real journal. */
 const order = (extra: { readonly deadline?: number; readonly idempotencyKey?: string } = {}) => ({
   ticketId: TicketId.make(crypto.randomUUID()),
@@ -203,14 +210,9 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
         repo.create({ name: "Stalled", venue: "Hall", date: "2027-03-04", capacity: 5, status: "ACTIVE" }))
       // The real journal, except that appending hangs until it is interrupted (a stalled database).
       const cancelled = yield* Ref.make(0)
-      const Stalled = Layer.effect(
-        ConcertJournal,
-        Effect.map(ConcertJournal, (journal) =>
-          new ConcertJournal({
-            ...journal,
-            append: () => Effect.onInterrupt(Effect.never, () => Ref.update(cancelled, (n) => n + 1))
-          }))
-      ).pipe(Layer.provide(ConcertJournal.Default))
+      const Stalled = journalWith(() => ({
+        append: () => Effect.onInterrupt(Effect.never, () => Ref.update(cancelled, (n) => n + 1))
+      }))
       const entities = ConcertEntityLayer.pipe(
         Layer.provide([Stalled, HoldTimers.Default, Ownership.Default, LocalConcerts.Default])
       )
@@ -238,29 +240,29 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
     })
 
   /**
-   * The entity on the real journal, counting the batches it writes without a fiber (the express
-   * lane's), with the door reachable from the test.
+   * The entity on the journal (`change` replacing some of its operations), counting the batches
+   * it writes without a fiber (the express lane's), with the door reachable from the test.
    */
-  const withDoor = Effect.gen(function*() {
-    const lane = { batches: 0 }
-    const Counting = Layer.effect(
-      ConcertJournal,
-      Effect.map(ConcertJournal, (journal) =>
-        new ConcertJournal({
-          ...journal,
+  const withDoor = (change: (journal: ConcertJournal) => Partial<ConcertJournal> = () => ({})) =>
+    Effect.gen(function*() {
+      const lane = { batches: 0 }
+      const Counting = journalWith((journal) => {
+        const changed = { ...journal, ...change(journal) }
+        return {
+          ...changed,
           unsafeAppend: (organiser, ledger, rows, done) => {
             lane.batches++
-            return journal.unsafeAppend(organiser, ledger, rows, done)
+            return changed.unsafeAppend(organiser, ledger, rows, done)
           }
-        }))
-    ).pipe(Layer.provide(ConcertJournal.Default))
-    const locals = yield* Effect.provide(LocalConcerts, LocalConcerts.Default)
-    const makeClient = yield* Entity.makeTestClient(
-      ConcertEntity,
-      ConcertEntityLayer.pipe(Layer.provide([Counting, HoldTimers.Default, Ownership.Default, Layer.succeed(LocalConcerts, locals)]))
-    )
-    return { lane, locals, makeClient }
-  })
+        }
+      })
+      const locals = yield* Effect.provide(LocalConcerts, LocalConcerts.Default)
+      const makeClient = yield* Entity.makeTestClient(
+        ConcertEntity,
+        ConcertEntityLayer.pipe(Layer.provide([Counting, HoldTimers.Default, Ownership.Default, Layer.succeed(LocalConcerts, locals)]))
+      )
+      return { lane, locals, makeClient }
+    })
 
   it.scoped("orders through the door of an idle entity are cut off at their deadline too: 503 for each, the write given up", () =>
     Effect.gen(function*() {
@@ -268,22 +270,12 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
         repo.create({ name: "Stalled door", venue: "Hall", date: "2027-03-04", capacity: 5, status: "ACTIVE" }))
       // The real journal, except that a batch written without a fiber waits until it is given up.
       const givenUp = yield* Ref.make(0)
-      const Stalled = Layer.effect(
-        ConcertJournal,
-        Effect.map(ConcertJournal, (journal) =>
-          new ConcertJournal({
-            ...journal,
-            unsafeAppend: (_organiser, _ledger, _rows, done) => () => {
-              Effect.runSync(Ref.update(givenUp, (n) => n + 1))
-              done(Exit.interrupt(FiberId.none))
-            }
-          }))
-      ).pipe(Layer.provide(ConcertJournal.Default))
-      const locals = yield* Effect.provide(LocalConcerts, LocalConcerts.Default)
-      const entities = ConcertEntityLayer.pipe(
-        Layer.provide([Stalled, HoldTimers.Default, Ownership.Default, Layer.succeed(LocalConcerts, locals)])
-      )
-      const makeClient = yield* Entity.makeTestClient(ConcertEntity, entities)
+      const { lane, locals, makeClient } = yield* withDoor(() => ({
+        unsafeAppend: (_organiser, _ledger, _rows, done) => () => {
+          Effect.runSync(Ref.update(givenUp, (n) => n + 1))
+          done(Exit.interrupt(FiberId.none))
+        }
+      }))
       const entity = yield* makeClient(concert.id)
       // Through the cluster first: the entity starts and holds the concert's state.
       const first = yield* entity.Purchases({ orders: [order()] })
@@ -296,6 +288,7 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
       expect(took).toBeGreaterThanOrEqual(350)
       expect(took).toBeLessThan(4_000)
       expect(yield* Ref.get(givenUp)).toBe(1)
+      expect(lane.batches).toBe(1)
 
       // The entity believes the journal again, not what it planned: the next seat is 2.
       const next = yield* entity.Purchases({ orders: [order()] })
@@ -307,7 +300,7 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
     Effect.gen(function*() {
       const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
         repo.create({ name: "Throwing door", venue: "Hall", date: "2027-03-04", capacity: 5, status: "ACTIVE" }))
-      const { lane, locals, makeClient } = yield* withDoor
+      const { lane, locals, makeClient } = yield* withDoor()
       const entity = yield* makeClient(concert.id)
       yield* entity.Purchases({ orders: [order()] })
       // Told once, and throws; twice over (the database's writer has two statements in flight).
@@ -336,7 +329,7 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
     Effect.gen(function*() {
       const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
         repo.create({ name: "Repeat door", venue: "Hall", date: "2027-03-04", capacity: 5, status: "ACTIVE" }))
-      const { lane, locals, makeClient } = yield* withDoor
+      const { lane, locals, makeClient } = yield* withDoor()
       const entity = yield* makeClient(concert.id)
       const sent = order({ deadline: Date.now() + 10_000 })
       const first = (yield* entity.Purchases({ orders: [sent] }))[0] as TicketRecord
@@ -355,7 +348,7 @@ layer(Deps, { excludeTestServices: true, timeout: "60 seconds" })("ConcertEntity
     Effect.gen(function*() {
       const concert = yield* Effect.flatMap(ConcertsRepo, (repo) =>
         repo.create({ name: "Not express", venue: "Hall", date: "2027-03-04", capacity: 5, status: "ACTIVE" }))
-      const { lane, locals, makeClient } = yield* withDoor
+      const { lane, locals, makeClient } = yield* withDoor()
       const entity = yield* makeClient(concert.id)
       yield* entity.Purchases({ orders: [order()] })
       const deadline = Date.now() + 10_000
