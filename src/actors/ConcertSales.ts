@@ -72,6 +72,8 @@ interface Waiting {
   answered: boolean
   /** The buyer's request, which the batch's span links to. */
   readonly span: Tracer.AnySpan | undefined
+  /** An order from another process's desk: it never goes on to a desk. */
+  readonly relayed: boolean
 }
 
 /** A concert's batch waiting for a desk message to another runner. */
@@ -137,6 +139,8 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
     const waiting = new Map<string, Array<Waiting>>()
     /** The batch each line has in flight now. */
     const sending = new Map<string, ReadonlyArray<Waiting>>()
+    /** The concerts whose own line has its batch in flight to another runner's desk. */
+    const atDesk = new Set<string>()
     /** Set at shutdown: nothing more is sent, and whoever comes is answered at once. */
     let closed = false
     // Runs after the sender fibers are interrupted: nobody is left waiting at shutdown, and a
@@ -215,6 +219,12 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       if (door === undefined || viaClusterEvery <= 0) return undefined
       if ((viaCluster.get(concertId) ?? 0) <= now - viaClusterEvery || !ownership.owns(concertId)) return undefined
       return door
+    }
+
+    /** Whether the line's next batch carries an order from a desk. */
+    const relayedAhead = (queue: ReadonlyArray<Waiting>) => {
+      for (let i = 0; i < queue.length && i < maxBatch; i++) if (queue[i]!.relayed) return true
+      return false
     }
 
     /** The desks with a message in flight, each with the batches that go in its next one. */
@@ -299,9 +309,16 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       })
       if (door === undefined) {
         // A batch sent again after a loss goes through the cluster, which knows where its
-        // concert runs now; so does one that came from a desk (never from desk to desk).
-        const desk = attempt > 1 || line !== concertId ? undefined : routes.deskOf(concertId)
-        return desk === undefined ? viaTheCluster : viaDesk(desk, concertId, orders)
+        // concert runs now; so does one with orders that came from a desk (never from desk to
+        // desk).
+        const desk = attempt > 1 || line !== concertId || batch.some((w) => w.relayed)
+          ? undefined
+          : routes.deskOf(concertId)
+        if (desk === undefined) return viaTheCluster
+        return Effect.suspend(() => {
+          atDesk.add(line)
+          return viaDesk(desk, concertId, orders)
+        }).pipe(Effect.ensuring(Effect.sync(() => atDesk.delete(line))))
       }
       return Effect.flatMap(currentSpan, (span) =>
         Effect.async<ReadonlyArray<PurchaseOutcome>, PurchasesError>((resume) => {
@@ -390,7 +407,8 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         }
         const now = clock.unsafeCurrentTimeMillis()
         // The entity's door, or another runner's desk (never for orders from a desk).
-        const via = doorOf(concertId, now) ?? (line === concertId ? routes.deskOf(concertId) : undefined)
+        const via = doorOf(concertId, now) ??
+          (line === concertId && !relayedAhead(queue) ? routes.deskOf(concertId) : undefined)
         if (via === undefined) return void runFork(send(concertId, line, queue))
         const batch = expire(queue.splice(0, maxBatch), now)
         if (batch.length === 0) {
@@ -400,13 +418,17 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
         sending.set(line, batch)
         // What the batch's answer does, through a door or a desk: the next batch goes from here.
         const answered = (exit: Exit.Exit<ReadonlyArray<DeskOutcome>, PurchasesError>) => {
+          atDesk.delete(line)
           // Handed on in flight (`send` keeps it there): seen by the sweeper and the shutdown.
           if (resend(batch, exit) && !closed) return void runFork(send(concertId, line, queue, { batch, attempt: 1 }))
           sending.delete(line)
           settle(batch, exit)
           pump(concertId, line, queue)
         }
-        if (typeof via === "string") return post(via, { concertId, orders: batch.map((w) => w.order), resume: answered })
+        if (typeof via === "string") {
+          atDesk.add(line)
+          return post(via, { concertId, orders: batch.map((w) => w.order), resume: answered })
+        }
         const handed = via({
           _tag: "LocalOrders",
           orders: batch.map((w) => w.order),
@@ -430,14 +452,25 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
     }
 
     /**
-     * A desk message's orders for one concert join the concert's relayed line, together: one by
-     * one, the first would find the line idle and go alone, and the rest would wait a whole
-     * batch (a journal write) behind it. Orders from a desk have a line of their own: in the
-     * concert's other line they could wait behind a batch that waits for that desk's answer (a
-     * desk that moved to this runner), which waits for them.
+     * A desk message's orders for one concert join a line together: one by one, the first would
+     * find the line idle and go alone, and the rest would wait a whole batch (a journal write)
+     * behind it.
+     *
+     * Where the concert's entity takes batches through its door here, they join the line of
+     * this runner's own buyers, so that the concert gets one batch at a time, which its entity
+     * decides without a fiber (two lines would meet there, and one wait in its inbox). Not while
+     * that line's batch is at another runner's desk: the orders would wait behind a batch that
+     * may wait for their own desk's answer (a desk that moved to this runner). Then, and where
+     * the concert runs elsewhere, they have a line of their own.
      */
     const enqueueRelayed = (concertId: string, entries: Array<Waiting>): void => {
       if (closed) return entries.forEach((entry) => answer(entry, Exit.interrupt(FiberId.none)))
+      if (!atDesk.has(concertId) && doorOf(concertId, clock.unsafeCurrentTimeMillis()) !== undefined) {
+        const own = waiting.get(concertId)
+        if (own === undefined) return start(concertId, concertId, entries)
+        for (const entry of entries) own.push(entry)
+        return
+      }
       const line = `${concertId} relayed`
       const queue = waiting.get(line)
       if (queue === undefined) return start(concertId, line, entries)
@@ -459,7 +492,8 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
             order,
             done: (exit) => gone || resume(exit),
             answered: false,
-            span: spanOf(fiber)
+            span: spanOf(fiber),
+            relayed: false
           })
           // A buyer who went away is not waited for; the order stands (as a request sent does).
           return Effect.sync(() => {
@@ -482,7 +516,8 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
           order,
           done: done as Answer<Granted, NoTicket | PurchasesError>,
           answered: false,
-          span: undefined
+          span: undefined,
+          relayed: false
         }),
       /**
        * One concert's orders from another process's desk, sold here or passed on through the
@@ -495,7 +530,13 @@ export class ConcertSales extends Effect.Service<ConcertSales>()("ConcertSales",
       ): void =>
         enqueueRelayed(
           concertId,
-          orders.map((order, index) => ({ order, done: (exit) => done(index, exit), answered: false, span: undefined }))
+          orders.map((order, index) => ({
+            order,
+            done: (exit) => done(index, exit),
+            answered: false,
+            span: undefined,
+            relayed: true
+          }))
         ),
       /** One seat, sold at once. */
       buy: (concertId: string, order: PurchaseOrder) =>

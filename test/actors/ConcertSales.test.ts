@@ -176,6 +176,43 @@ layer(withIdle("5 minutes", tracing), { excludeTestServices: true, timeout: "60 
       expect((yield* ticketsOf(concert.id)).length).toBe(11)
     }))
 
+  it.effect("a desk's orders for a concert that runs here go in its own buyers' next batch", () =>
+    Effect.gen(function*() {
+      const sales = yield* ConcertSales
+      const handed: Array<number> = []
+      let release: (() => void) | undefined
+      // The door holds its first batch until released.
+      const { concert } = yield* runningHere(100, (real) => (orders) => {
+        handed.push(orders.orders.length)
+        if (handed.length > 1) return real(orders)
+        release = () => void real(orders)
+        return true
+      })
+      const first = yield* Effect.fork(sales.buy(concert.id, order()))
+      while (release === undefined) yield* Effect.sleep("10 millis")
+      const mine = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: 5 }, order), (o) => sales.buy(concert.id, o), { concurrency: "unbounded" })
+      )
+      const orders = Array.from({ length: 4 }, order)
+      const relayed = yield* Effect.fork(Effect.async<ReadonlyArray<Exit.Exit<unknown, unknown>>>((resume) => {
+        const answered = new Array<Exit.Exit<unknown, unknown>>(orders.length)
+        let left = orders.length
+        sales.relay(concert.id, orders, (index, exit) => {
+          answered[index] = exit
+          if (--left === 0) resume(Effect.succeed(answered))
+        })
+      }))
+      yield* Effect.sleep("50 millis")
+      expect(handed).toEqual([1])
+      release!()
+      yield* Fiber.join(first)
+      expect(yield* Fiber.join(mine)).toHaveLength(5)
+      expect((yield* Fiber.join(relayed)).every(Exit.isSuccess)).toBe(true)
+      // One line for the concert: the entity is handed one batch at a time.
+      expect(handed).toEqual([1, 9])
+      expect((yield* ticketsOf(concert.id)).length).toBe(11)
+    }))
+
   it.effect("a door that closed (its entity stopping) sends the orders through the cluster", () =>
     Effect.gen(function*() {
       const { buy, concert } = yield* runningHere(10, () => () => false)
@@ -243,7 +280,8 @@ layer(withIdle("5 minutes", false), { excludeTestServices: true, timeout: "60 se
 const throughOwnDesk = (tracing: boolean, desk: Layer.Layer<never, never, ConcertSales | Sharding.Sharding | Ownership> = SalesDeskLive) =>
   Layer.mergeAll(ConcertEntityLive, desk, ConcertsRepo.Default).pipe(
     Layer.provideMerge(ConcertSales.DefaultWithoutDependencies),
-    Layer.provide([Ownership.Default, LocalConcerts.Default, Layer.succeed(DeskRoutes, new DeskRoutes({ deskOf: () => "desk-0" }))]),
+    Layer.provideMerge(LocalConcerts.Default),
+    Layer.provide([Ownership.Default, Layer.succeed(DeskRoutes, new DeskRoutes({ deskOf: () => "desk-0" }))]),
     Layer.provideMerge(ClusterLive),
     Layer.provide(Layer.setTracerEnabled(tracing)),
     Layer.provideMerge(TestDatabase)
@@ -266,6 +304,47 @@ layer(throughOwnDesk(tracing), { excludeTestServices: true, timeout: "60 seconds
     }))
 })
 }
+
+layer(throughOwnDesk(false), { excludeTestServices: true, timeout: "60 seconds" })("ConcertSales with a desk's orders in a concert's own line", (it) => {
+  it.effect("a batch that carries a desk's orders goes through the cluster, not to a desk, once the door is gone", () =>
+    Effect.gen(function*() {
+      const sales = yield* ConcertSales
+      const locals = yield* LocalConcerts
+      const concert = yield* createConcert(100)
+      // The first order goes to the desk, which sends it through the cluster: the entity starts here.
+      yield* sales.buy(concert.id, order())
+      const real = locals.door(concert.id)
+      expect(real).toBeDefined()
+      let release: (() => void) | undefined
+      // Holds its first batch until released.
+      const holding: Door = (orders) => {
+        if (release !== undefined) return real!(orders)
+        release = () => void real!(orders)
+        return true
+      }
+      locals.open(concert.id, holding)
+      const first = yield* Effect.fork(sales.buy(concert.id, order()))
+      while (release === undefined) yield* Effect.sleep("10 millis")
+      // A desk's orders join the line while its batch is at the door; then the door goes.
+      const orders = Array.from({ length: 3 }, order)
+      const relayed = yield* Effect.fork(Effect.async<number>((resume) => {
+        let left = orders.length
+        sales.relay(concert.id, orders, (_, exit) => {
+          if (Exit.isSuccess(exit) && --left === 0) resume(Effect.succeed(orders.length))
+        })
+      }))
+      const mine = yield* Effect.fork(sales.buy(concert.id, order()))
+      yield* Effect.sleep("50 millis")
+      locals.close(concert.id, holding)
+      const messages = (yield* Metric.value(Metrics.deskMessages)).count
+      release!()
+      yield* Fiber.join(first)
+      yield* Fiber.join(mine)
+      expect(yield* Fiber.join(relayed)).toBe(3)
+      expect((yield* Metric.value(Metrics.deskMessages)).count).toBe(messages)
+      expect((yield* ticketsOf(concert.id)).length).toBe(6)
+    }))
+})
 
 /** A desk that never learns an outcome in time: it answers every concert "not known". */
 let forgetfulCalls = 0
