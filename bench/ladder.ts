@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- ladder [--base REV] [--rounds N] [--seconds S] [--concerts N]`: where a
+ * `npm run bench -- ladder [--base REV] [--rounds N] [--seconds S] [--concerts N] [--profile DIR]`: where a
  * purchase's cost goes, as a ladder of servers measured side by side in one run with `wrk` (100
  * connections, 20 concerts unless `--concerts` says otherwise, rotating users): raw
  * `node:http`; the empty HttpApi endpoint; then the purchase built up a step at a time
@@ -8,7 +8,9 @@
  * per request at saturation (1 / throughput: the event loop is the limit). Every server has a
  * database of its own on one embedded PostgreSQL, holding the same N concerts of 150,000 seats
  * each: with few concerts, long runs can sell them out, and the run then says so (a sold-out
- * answer is cheaper than a sale, and would flatter the rungs that sell).
+ * answer is cheaper than a sale, and would flatter the rungs that sell). With `--profile`, each
+ * server writes a V8 CPU profile of its whole run into a directory of its own under DIR as it
+ * stops, and the run prints how many requests each answered (to read a profile per request).
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
@@ -44,6 +46,7 @@ interface Rung {
 }
 
 interface Measured {
+  readonly requests: number
   readonly perSecond: number
   readonly non2xx: number
   readonly socketErrors: number
@@ -57,7 +60,7 @@ const wrk = (port: number, seconds: number, scriptFile: string) =>
       const line = stdout.split("\n").find((l) => l.startsWith("RESULT "))
       if (line === undefined) return reject(new Error(`wrk printed no result:\n${stdout}`))
       const [requests, micros, non2xx, socketErrors, p99] = line.slice(7).split(" ").map(Number) as [number, number, number, number, number]
-      resolve({ perSecond: requests / (micros / 1e6), non2xx, socketErrors, p99Ms: p99 / 1000 })
+      resolve({ requests, perSecond: requests / (micros / 1e6), non2xx, socketErrors, p99Ms: p99 / 1000 })
     }))
 
 /**
@@ -80,6 +83,7 @@ export const ladder = async (args: ReadonlyArray<string>) => {
   const rounds = Number(option(args, "rounds") ?? 2) || 2
   const seconds = Number(option(args, "seconds") ?? 10) || 10
   const base = option(args, "base")
+  const profileDir = option(args, "profile")
   // How many concerts the buyers spread over: with fewer, more of them wait on each concert, and
   // its batches (a decision and a journal statement each) carry more orders.
   const count = Number(option(args, "concerts") ?? 20)
@@ -114,7 +118,10 @@ export const ladder = async (args: ReadonlyArray<string>) => {
       // JavaScript (the compiled service) runs as is; the bench's servers are bundled the same
       // way; the sources of a commit from before the build run through tsx, as its `npm start` did.
       const entry = file.endsWith(".js") ? [file] : file.startsWith("bench/") ? [await bundled(file)] : ["--import", "tsx", file]
-      const child = spawn(process.execPath, [...nodeArgs, ...serviceNodeArgs, ...entry], {
+      const profile = profileDir === undefined
+        ? []
+        : ["--cpu-prof", "--cpu-prof-dir", path.resolve(profileDir, name.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-|-$/g, ""))]
+      const child = spawn(process.execPath, [...nodeArgs, ...profile, ...serviceNodeArgs, ...entry], {
         cwd,
         env: { ...serviceEnv, ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1", LOG_LEVEL: "warn" },
         stdio: ["ignore", "inherit", "inherit"]
@@ -162,8 +169,10 @@ export const ladder = async (args: ReadonlyArray<string>) => {
       await start(`the full service (${commit})`, compiled ? "dist/main.js" : "src/main.ts", { DATABASE_URL: await databaseUrl("base") }, checkout)
     }
 
-    for (const rung of rungs) await wrk(rung.port, 3, scriptFile) // warm-up
     const results = new Map<string, Array<Measured>>()
+    /** Every request each server answered, warm-up included: what its profile covers. */
+    const answered = new Map<string, number>()
+    for (const rung of rungs) answered.set(rung.name, (await wrk(rung.port, 3, scriptFile)).requests) // warm-up
     for (let round = 1; round <= rounds; round++) {
       // Alternating the order between rounds spreads the machine's drift over every rung.
       const order = round % 2 === 1 ? rungs : [...rungs].reverse()
@@ -171,6 +180,7 @@ export const ladder = async (args: ReadonlyArray<string>) => {
         const measured = await wrk(rung.port, seconds, scriptFile)
         console.log(`round ${round} ${rung.name}: ${fmt(measured.perSecond)} req/s, p99 ${fmt(measured.p99Ms)} ms, non-2xx ${measured.non2xx}, socket errors ${measured.socketErrors}`)
         results.set(rung.name, [...(results.get(rung.name) ?? []), measured])
+        answered.set(rung.name, answered.get(rung.name)! + measured.requests)
       }
     }
     const mean = (name: string) => {
@@ -189,6 +199,10 @@ export const ladder = async (args: ReadonlyArray<string>) => {
       const cost = i >= 2 && i < steps ? fmt(micros - 1e6 / mean(rungs[i - 1]!.name)) : ""
       console.log(`| ${rung.name} | ${fmt(perSecond)} | ${fmt(micros)} | ${cost} | ${fmt(perSecond / empty, 2)} |`)
     })
+    if (profileDir !== undefined) {
+      console.log(`\nRequests each server answered (its profile's whole run, warm-up included), profiles in ${profileDir}:`)
+      for (const [name, requests] of answered) console.log(`- ${name}: ${fmt(requests)}`)
+    }
     const failures = [...results.values()].flat().reduce((n, m) => n + m.non2xx + m.socketErrors, 0)
     console.log(`\nnon-2xx answers and socket errors over all runs: ${failures}`)
     const refused = [...results.values()].flat().reduce((n, m) => n + m.non2xx, 0)

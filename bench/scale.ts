@@ -18,7 +18,8 @@
  *
  * Beside purchases a second, each run shows what says why: the runners' CPU per purchase (all
  * their threads, from `/proc/PID/stat`), the orders a concert entity's batch carried (decided
- * and journaled together), the share of purchases that crossed to another runner's desk, the
+ * and journaled together), the share of batches the entities decided without a fiber (their
+ * express lane), the share of purchases that crossed to another runner's desk, the
  * orders a desk message carried, the share of cgroup
  * periods in which each runner used up its share (below 100 %, it waited on something else),
  * and how idle the machine was (from `/proc/stat`: near 0, the machine, not the runners, was
@@ -72,6 +73,8 @@ interface Counts {
   /** Orders the concert entities decided, and the batches they decided them in. */
   readonly batchOrders: number
   readonly batches: number
+  /** The batches decided without a fiber (the express lane). */
+  readonly express: number
 }
 
 /** What the runners' desks and concert entities did so far. */
@@ -83,15 +86,17 @@ const countsOf = async (ports: ReadonlyArray<number>): Promise<Counts> => {
       orders: value("ticketoverflow_desk_orders_total"),
       messages: value("ticketoverflow_desk_messages_total"),
       batchOrders: value("ticketoverflow_batch_orders_sum"),
-      batches: value("ticketoverflow_batch_orders_count")
+      batches: value("ticketoverflow_batch_orders_count"),
+      express: value("ticketoverflow_express_batches_total")
     }
   }))
   return counts.reduce((sum, c) => ({
     orders: sum.orders + c.orders,
     messages: sum.messages + c.messages,
     batchOrders: sum.batchOrders + c.batchOrders,
-    batches: sum.batches + c.batches
-  }), { orders: 0, messages: 0, batchOrders: 0, batches: 0 })
+    batches: sum.batches + c.batches,
+    express: sum.express + c.express
+  }), { orders: 0, messages: 0, batchOrders: 0, batches: 0, express: 0 })
 }
 
 /** The concerts a runner owns: those whose figures its metrics show (a concert gone elsewhere reads 0). */
@@ -278,6 +283,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
         const countsAfter = await countsOf(ports)
         const perMessage = (countsAfter.orders - countsBefore.orders) / Math.max(1, countsAfter.messages - countsBefore.messages)
         const perBatch = (countsAfter.batchOrders - countsBefore.batchOrders) / Math.max(1, countsAfter.batches - countsBefore.batches)
+        const express = (countsAfter.express - countsBefore.express) / Math.max(1, countsAfter.batches - countsBefore.batches)
         const requests = results.reduce((n, r) => n + r.requests, 0)
         const crossed = (countsAfter.orders - countsBefore.orders) / Math.max(1, requests)
         // Requests still in flight when wrk stopped may be sold after it stopped counting.
@@ -299,7 +305,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
         cpuCost[round]!.set(count, cpuPerPurchase)
         rows.push(
           `| ${rounds > 1 ? `${round + 1}: ` : ""}${count} | ${fmt(perSecond)} | ${owned.join(" / ")} | ` +
-            `${cpuPerPurchase.toFixed(2)} ms | ${perBatch.toFixed(1)} | ${count > 1 ? `${Math.round(100 * crossed)} %` : "–"} | ${count > 1 ? perMessage.toFixed(1) : "–"} | ${limited ? throttled.map((t) => `${Math.round(100 * t)} %`).join(" / ") : "–"} | ` +
+            `${cpuPerPurchase.toFixed(2)} ms | ${perBatch.toFixed(1)} | ${Math.round(100 * express)} % | ${count > 1 ? `${Math.round(100 * crossed)} %` : "–"} | ${count > 1 ? perMessage.toFixed(1) : "–"} | ${limited ? throttled.map((t) => `${Math.round(100 * t)} %`).join(" / ") : "–"} | ` +
             `${Math.round(100 * machineIdle)} % | ` +
             `${results.map((r) => r.p99).join(" / ")} | ${fmt(non2xx)} | ` +
             `${fmt(after - before)} tickets for ${fmt(requests - non2xx)} counted 2xx (the rest in flight when wrk stopped, ≤ ${connections * count} + warm-up's ${(connections / 2) * count}); ${oversold} concerts oversold |`
@@ -351,7 +357,7 @@ export const scale = async (args: ReadonlyArray<string>) => {
     for (let i = 1; i <= 3; i++) await fs.rmdir(path.join(cgroupRoot, `ticketoverflow-runner-${i}`)).catch(() => undefined)
   }
   console.log(`\nEach runner ${limited ? `limited to ${share} of a core (cgroup v1 cpu)` : "NOT limited (no writable cgroup v1 cpu controller)"}; ${seconds} s of wrk per runner, ${connections} connections each, ${routing === "spread" ? "buyers spread over every concert" : "buyers sent to their concert's runner"}.`)
-  console.log("| runners | purchases/s | concerts each owns | runners' CPU a purchase | orders an entity batch | purchases crossed | orders a desk message | periods throttled | machine idle | p99 per runner | non-2xx | exactness |")
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|")
+  console.log("| runners | purchases/s | concerts each owns | runners' CPU a purchase | orders an entity batch | batches without a fiber | purchases crossed | orders a desk message | periods throttled | machine idle | p99 per runner | non-2xx | exactness |")
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
   for (const row of rows) console.log(row)
 }
