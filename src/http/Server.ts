@@ -19,6 +19,7 @@ import { OrganisersHttpLive } from "./OrganisersHttp.js"
 import { CallersLive } from "./Access.js"
 import { ReservationsHttpLive } from "./ReservationsHttp.js"
 import { TicketsHttpLive } from "./TicketsHttp.js"
+import { Purchases } from "./Purchases.js"
 import { UsersHttpLive } from "./UsersHttp.js"
 
 const ApiLive = HttpApiBuilder.api(Api).pipe(
@@ -43,7 +44,11 @@ const requestLog = (app: HttpApp.Default): HttpApp.Default =>
 const ServeLive = Layer.unwrapEffect(
   Effect.gen(function*() {
     const level = yield* Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
-    const serve = LogLevel.lessThanEqual(level, LogLevel.Debug) ? HttpApiBuilder.serve(requestLog) : HttpApiBuilder.serve()
+    // Plain purchases are answered ahead of the API's router (`Purchases.route`).
+    const purchases = yield* Purchases
+    const serve = LogLevel.lessThanEqual(level, LogLevel.Debug)
+      ? HttpApiBuilder.serve((app) => requestLog(purchases.route(app)))
+      : HttpApiBuilder.serve(purchases.route)
     // With tracing off, no server span either: the platform's tracing middleware would still
     // parse each request's URL, redact its headers and provide a no-op span to the handler.
     const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
@@ -52,6 +57,7 @@ const ServeLive = Layer.unwrapEffect(
 )
 
 export const HttpLive = ServeLive.pipe(
+  Layer.provide(Purchases.Default),
   Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
   Layer.provide(MetricsHttpLive),
   Layer.provide(DashboardHttpLive),

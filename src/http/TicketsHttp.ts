@@ -1,46 +1,35 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Cause, Clock, Context, Effect, Either, Exit, FiberRef, Layer, Option } from "effect"
-import { type BuyRefusal, ConcertSales } from "../actors/ConcertSales.js"
-import type { PurchaseOrder } from "../domain/ConcertEntity.js"
+import { Clock, Effect, Either, Layer, Option } from "effect"
+import { ConcertSales } from "../actors/ConcertSales.js"
 import { Api } from "../domain/Api.js"
 import {
   ConcertCancelled,
   ConcertNotFound,
-  NotSaved,
   SoldOut,
   TicketNotFound,
   TicketNotPrinted,
   UnknownConcert,
   UnknownUser
 } from "../domain/Errors.js"
-import { type ConcertId, type Named, sent, TicketId, type UserId } from "../domain/Ids.js"
-import { defaultOrganiser, newId, organiserOf } from "../domain/Organiser.js"
-import { ticketJson, type TicketRow } from "../domain/Ticket.js"
+import { type ConcertId, type Named, sent, type TicketId, type UserId } from "../domain/Ids.js"
+import { ticketJson } from "../domain/Ticket.js"
 import { PrintsRepo } from "../sql/PrintsRepo.js"
 import { PrintQueue } from "../workers/PrintQueue.js"
 import { TicketsRepo } from "../sql/TicketsRepo.js"
-import { Access, CurrentCaller } from "./Access.js"
+import { Access } from "./Access.js"
 import { BaseUrl } from "./BaseUrl.js"
 import { ClosedSales } from "./ClosedSales.js"
-import { clusterBusy } from "./clusterErrors.js"
 import { DatabaseHealth } from "./DatabaseHealth.js"
 import { KnownConcerts } from "./KnownConcerts.js"
 import { jsonArrayResponse } from "./jsonArray.js"
-import { measured, recordAnswer } from "./measured.js"
+import { measured } from "./measured.js"
 import { ListPages } from "./ListPages.js"
 import { findOrNotFound, listFilter } from "./lookup.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
-import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
+import { positiveInteger } from "../Settings.js"
 import { withSpan } from "../Spans.js"
-
-/**
- * A ticket's answer, its JSON written as text (`ticketJson`, byte for byte what encoding a
- * `Ticket` writes): a ticket built here is valid by construction, so the two busiest endpoints
- * skip building and encoding one (the API test pins the bytes).
- */
-const ticketResponse = (ticket: TicketRow, base: string, status: 200 | 201) =>
-  HttpServerResponse.text(ticketJson(ticket, base), { status, contentType: "application/json" })
+import { DecidedPurchase, Purchases, ticketResponse } from "./Purchases.js"
 
 export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =>
   Effect.gen(function*() {
@@ -49,11 +38,11 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const health = yield* DatabaseHealth
     const baseUrl = yield* BaseUrl
     const sales = yield* ConcertSales
+    const purchases = yield* Purchases
     const listPageSize = yield* positiveInteger("TICKETS_PAGE_SIZE", 1000)
     const closedSales = yield* ClosedSales
     const knownConcerts = yield* KnownConcerts
     const listPages = yield* ListPages
-    const purchaseTimeout = yield* purchaseTimeoutMillis
     const prints = yield* PrintsRepo
     const printQueue = yield* PrintQueue
     const soldOut = SoldOut.of()
@@ -63,37 +52,6 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     const findTicket = (id: Named<TicketId>) => findOrNotFound(id, tickets.findById, TicketNotFound.of)
     /** A ticket is its buyer's to read and print by its id, whoever organises the concert. */
     const asTicketBuyer = (id: Named<TicketId>) => access.asBuyer(id, () => TicketNotFound.of(sent(id)))
-
-    const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
-
-    const orderOf = (concertId: ConcertId, userId: UserId, now: number, idempotencyKey: string | undefined): PurchaseOrder => ({
-      ticketId: TicketId.make(newId(organiserOf(concertId))),
-      userId,
-      deadline: now + purchaseTimeout,
-      ...(idempotencyKey === undefined ? {} : { idempotencyKey })
-    })
-
-    /** A purchase's refusal as the buyer is answered it, and what it tells `closedSales`. */
-    const answerTo = (concertId: ConcertId, refusal: BuyRefusal, now: number) => {
-      switch (refusal._tag) {
-        case "ConcertNotFound":
-          return UnknownConcert.of(concertId)
-        case "SoldOut":
-          closedSales.note(concertId, "SoldOut", now, refusal.reopensAt)
-          return refusal
-        case "ConcertCancelled":
-          closedSales.note(concertId, "Cancelled", now)
-          return refusal
-        case "JournalUnavailable":
-          return new NotSaved({ message: "the purchase could not be saved; retry" })
-        case "MailboxFull":
-        case "AlreadyProcessingMessage":
-        case "PersistenceError":
-          return clusterBusy[refusal._tag]
-        default:
-          return refusal
-      }
-    }
 
     /** Any purchase: every check, the caller's organiser, its span. */
     const purchase = (concert: Named<ConcertId>, user: Named<UserId>, idempotencyKey: string | undefined) =>
@@ -107,8 +65,8 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
         if (closed !== undefined) return yield* (closed === "SoldOut" ? soldOut : cancelled)
         if (!(yield* knownConcerts.exists(concertId))) return yield* UnknownConcert.of(concertId)
         const now = yield* Clock.currentTimeMillis
-        return yield* sales.buy(concertId, orderOf(concertId, user.right, now, idempotencyKey)).pipe(
-          Effect.catchAll((refusal) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(answerTo(concertId, refusal, now))))
+        return yield* sales.buy(concertId, purchases.orderOf(concertId, user.right, now, idempotencyKey)).pipe(
+          Effect.catchAll((refusal) => Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(purchases.answerTo(concertId, refusal, now))))
         )
       }).pipe(
         access.asBuyer(concert, () => UnknownConcert.of(sent(concert))),
@@ -120,9 +78,8 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
       )
 
     /**
-     * A buyer's purchase of a concert known here, on sale as far as this process knows, with
-     * tracing off: the same checks and answers as `purchase`, in two runtime steps instead of
-     * about seventy (the burst's every request comes this way). Anything else takes `purchase`.
+     * A purchase: the busiest way when it can take it (`Purchases.now`), else `purchase`. One
+     * that `purchaseRoute` already made (a refusal or a defect) is answered as it came out.
      */
     const purchaseNow = (
       concert: Named<ConcertId>,
@@ -130,43 +87,11 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
       idempotencyKey: string | undefined,
       request: Parameters<typeof baseUrl.of>[0]
     ) =>
-      Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse, Effect.Effect.Error<ReturnType<typeof purchase>>>((fiber) => {
-        // Built only when taken: every request of a burst comes through here.
-        const slow = () => Effect.map(purchase(concert, user, idempotencyKey), (ticket) => ticketResponse(ticket, baseUrl.of(request), 201))
-        if (tracing || Either.isLeft(concert) || Either.isLeft(user) || !users.has(user.right)) return slow()
-        const concertId = concert.right
-        // The caller's organiser as `access.asBuyer` has it: the default one's concerts only.
-        if (fiber.getFiberRef(CurrentCaller)._tag === "Organiser" || organiserOf(concertId) !== defaultOrganiser) return slow()
-        if (!knownConcerts.known(concertId)) return slow()
-        const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-        const now = clock.unsafeCurrentTimeMillis()
-        if (idempotencyKey === undefined && closedSales.at(concertId, now) !== undefined) return slow()
-        const started = performance.now()
-        return Effect.async((resume) => {
-          let gone = false
-          sales.unsafeBuy(concertId, orderOf(concertId, user.right, now, idempotencyKey), (exit) => {
-            if (gone) return
-            // Run inside the entity's reply: whatever goes wrong here is this buyer's 500 alone.
-            let answered: Exit.Exit<HttpServerResponse.HttpServerResponse, ReturnType<typeof answerTo>>
-            try {
-              answered = Exit.isSuccess(exit)
-                ? Exit.succeed(ticketResponse(exit.value, baseUrl.of(request), 201))
-                : Exit.failCause(Cause.map(exit.cause, (refusal) => answerTo(concertId, refusal, clock.unsafeCurrentTimeMillis())))
-            } catch (defect) {
-              answered = Exit.die(defect)
-            }
-            try {
-              recordAnswer("purchase", concertId, answered, started)
-            } finally {
-              resume(answered)
-            }
-          })
-          // A buyer who went away is answered nothing (and not counted); the order stands.
-          return Effect.sync(() => {
-            gone = true
-          })
-        })
-      })
+      Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse, Effect.Effect.Error<ReturnType<typeof purchase>>>((fiber) =>
+        fiber.getFiberRef(DecidedPurchase) ??
+          purchases.now(fiber, concert, user, idempotencyKey, request) ??
+          Effect.map(purchase(concert, user, idempotencyKey), (ticket) => ticketResponse(ticket, baseUrl.of(request), 201))
+      )
 
     return handlers
       .handle("health", () => health.check)
@@ -205,6 +130,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
     ClosedSales.Default,
     KnownConcerts.Default,
     ListPages.Default,
-    Access.Default
+    Access.Default,
+    Purchases.Default
   ])
 )

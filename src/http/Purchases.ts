@@ -1,0 +1,186 @@
+/**
+ * A buyer's purchase, as `POST /api/v1/tickets` answers it: the order a purchase makes, what a
+ * refusal is answered with, and the busiest way through, shared by the endpoint's handler
+ * (`TicketsHttp`) and the route that answers a plain purchase ahead of the API's router
+ * (`purchaseRoute`).
+ *
+ * The busiest way: a buyer's purchase of a concert known here, on sale as far as this process
+ * knows, with tracing off, no key and no organiser's API key. Its checks run in plain code and
+ * it waits once, for its batch's outcome (`ConcertSales.unsafeBuy`). Anything else takes the
+ * handler's full path, with every check as effects and a span.
+ */
+import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { Cause, Clock, Context, Effect, Either, Exit, FiberRef, Schema } from "effect"
+import type * as Fiber from "effect/Fiber"
+import { type BuyRefusal, ConcertSales } from "../actors/ConcertSales.js"
+import type { PurchaseOrder } from "../domain/ConcertEntity.js"
+import { NotSaved, UnknownConcert } from "../domain/Errors.js"
+import { type ConcertId, type Named, TicketId, type UserId } from "../domain/Ids.js"
+import { defaultOrganiser, newId, organiserOf } from "../domain/Organiser.js"
+import { PurchaseTicket, ticketJson, type TicketRow } from "../domain/Ticket.js"
+import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
+import { UserDirectory } from "../sql/UserDirectory.js"
+import { CurrentCaller } from "./Access.js"
+import { BaseUrl } from "./BaseUrl.js"
+import { ClosedSales } from "./ClosedSales.js"
+import { clusterBusy } from "./clusterErrors.js"
+import { KnownConcerts } from "./KnownConcerts.js"
+import { recordAnswer } from "./measured.js"
+
+/**
+ * A ticket's answer, its JSON written as text (`ticketJson`, byte for byte what encoding a
+ * `Ticket` writes): a ticket built here is valid by construction, so the two busiest endpoints
+ * skip building and encoding one (the API test pins the bytes).
+ */
+export const ticketResponse = (ticket: TicketRow, base: string, status: 200 | 201) =>
+  HttpServerResponse.text(ticketJson(ticket, base), { status, contentType: "application/json" })
+
+/** What a refused purchase is answered with (the endpoint declares each). */
+export type PurchaseError =
+  | Exclude<BuyRefusal, { readonly _tag: "ConcertNotFound" | "JournalUnavailable" | keyof typeof clusterBusy }>
+  | UnknownConcert
+  | NotSaved
+  | (typeof clusterBusy)[keyof typeof clusterBusy]
+
+/**
+ * The outcome of a purchase already made by `purchaseRoute`, for the endpoint's handler to
+ * answer as it answers any: set only around a refusal or a defect, which the API encodes.
+ */
+export const DecidedPurchase: FiberRef.FiberRef<Exit.Exit<HttpServerResponse.HttpServerResponse, PurchaseError> | undefined> =
+  FiberRef.unsafeMake<Exit.Exit<HttpServerResponse.HttpServerResponse, PurchaseError> | undefined>(undefined)
+
+export class Purchases extends Effect.Service<Purchases>()("Purchases", {
+  effect: Effect.gen(function*() {
+    const users = yield* UserDirectory
+    const baseUrl = yield* BaseUrl
+    const sales = yield* ConcertSales
+    const closedSales = yield* ClosedSales
+    const knownConcerts = yield* KnownConcerts
+    const purchaseTimeout = yield* purchaseTimeoutMillis
+    const maxBodyBytes = yield* positiveInteger("MAX_BODY_BYTES", 64 * 1024)
+    const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
+
+    const orderOf = (concertId: ConcertId, userId: UserId, now: number, idempotencyKey: string | undefined): PurchaseOrder => ({
+      ticketId: TicketId.make(newId(organiserOf(concertId))),
+      userId,
+      deadline: now + purchaseTimeout,
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey })
+    })
+
+    /** A purchase's refusal as the buyer is answered it, and what it tells `closedSales`. */
+    const answerTo = (concertId: ConcertId, refusal: BuyRefusal, now: number): PurchaseError => {
+      switch (refusal._tag) {
+        case "ConcertNotFound":
+          return UnknownConcert.of(concertId)
+        case "SoldOut":
+          closedSales.note(concertId, "SoldOut", now, refusal.reopensAt)
+          return refusal
+        case "ConcertCancelled":
+          closedSales.note(concertId, "Cancelled", now)
+          return refusal
+        case "JournalUnavailable":
+          return new NotSaved({ message: "the purchase could not be saved; retry" })
+        case "MailboxFull":
+        case "AlreadyProcessingMessage":
+        case "PersistenceError":
+          return clusterBusy[refusal._tag]
+        default:
+          return refusal
+      }
+    }
+
+    /**
+     * The purchase the busiest way, or `undefined` when it must take the full path: the same
+     * checks and answers, in two runtime steps instead of about seventy.
+     */
+    const now = (
+      fiber: Fiber.RuntimeFiber<unknown, unknown>,
+      concert: Named<ConcertId>,
+      user: Named<UserId>,
+      idempotencyKey: string | undefined,
+      request: HttpServerRequest.HttpServerRequest
+    ): Effect.Effect<HttpServerResponse.HttpServerResponse, PurchaseError> | undefined => {
+      if (tracing || Either.isLeft(concert) || Either.isLeft(user) || !users.has(user.right)) return undefined
+      const concertId = concert.right
+      // The caller's organiser as `access.asBuyer` has it: the default one's concerts only.
+      if (fiber.getFiberRef(CurrentCaller)._tag === "Organiser" || organiserOf(concertId) !== defaultOrganiser) return undefined
+      if (!knownConcerts.known(concertId)) return undefined
+      const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+      const now = clock.unsafeCurrentTimeMillis()
+      if (idempotencyKey === undefined && closedSales.at(concertId, now) !== undefined) return undefined
+      const started = performance.now()
+      return Effect.async((resume) => {
+        let gone = false
+        sales.unsafeBuy(concertId, orderOf(concertId, user.right, now, idempotencyKey), (exit) => {
+          if (gone) return
+          // Run inside the entity's reply: whatever goes wrong here is this buyer's 500 alone.
+          let answered: Exit.Exit<HttpServerResponse.HttpServerResponse, PurchaseError>
+          try {
+            answered = Exit.isSuccess(exit)
+              ? Exit.succeed(ticketResponse(exit.value, baseUrl.of(request), 201))
+              : Exit.failCause(Cause.map(exit.cause, (refusal) => answerTo(concertId, refusal, clock.unsafeCurrentTimeMillis())))
+          } catch (defect) {
+            answered = Exit.die(defect)
+          }
+          try {
+            recordAnswer("purchase", concertId, answered, started)
+          } finally {
+            resume(answered)
+          }
+        })
+        // A buyer who went away is answered nothing (and not counted); the order stands.
+        return Effect.sync(() => {
+          gone = true
+        })
+      })
+    }
+
+    const decodePurchase = Schema.decodeUnknownEither(PurchaseTicket)
+
+    /**
+     * Whether `request` may be a plain purchase: exactly `POST /api/v1/tickets`, a JSON body of
+     * a size the API reads, no key of either kind. Anything else goes to the API's router.
+     */
+    const plain = (request: HttpServerRequest.HttpServerRequest) => {
+      if (tracing || request.method !== "POST" || request.url !== "/api/v1/tickets") return false
+      const headers = request.headers
+      return headers["authorization"] === undefined && headers["idempotency-key"] === undefined &&
+        headers["content-type"]?.includes("application/json") === true &&
+        Number(headers["content-length"] ?? "0") <= maxBodyBytes
+    }
+
+    /**
+     * `app` with plain purchases answered ahead of it (`HttpApiBuilder.serve`'s middleware): the
+     * body decoded with the endpoint's own schema, then the busiest way. A sale answers from
+     * here; a refusal or a defect goes through `app` (`DecidedPurchase`), which answers it
+     * exactly as it answers every other, and so does every request that is not a plain
+     * purchase, a body that does not decode, a purchase that needs the full path.
+     */
+    const route = <E, R>(app: HttpApp.HttpApp<HttpServerResponse.HttpServerResponse, E, R>) =>
+      Effect.withFiberRuntime<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>((fiber) => {
+        const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
+        if (!plain(request)) return app
+        return Effect.matchEffect(request.text, {
+          onFailure: () => app,
+          onSuccess: (text) => {
+            let json: unknown
+            try {
+              json = JSON.parse(text)
+            } catch {
+              return app
+            }
+            const payload = decodePurchase(json)
+            if (Either.isLeft(payload)) return app
+            const bought = now(fiber, payload.right.concert_id, payload.right.user_id, undefined, request)
+            if (bought === undefined) return app
+            return Effect.catchAllCause(bought, (cause) => Effect.locally(app, DecidedPurchase, Exit.failCause(cause)))
+          }
+        })
+      })
+
+    return { orderOf, answerTo, now, route } as const
+  }),
+  dependencies: [UserDirectory.Default, BaseUrl.Default, ConcertSales.Default, ClosedSales.Default, KnownConcerts.Default]
+}) {}

@@ -1,0 +1,131 @@
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { expect, layer } from "@effect/vitest"
+import { Cause, Effect, Exit, FiberRef, Layer, Option } from "effect"
+import { ClusterLive } from "../../src/actors/Cluster.js"
+import { TracingLive } from "../../src/App.js"
+import { DecidedPurchase, Purchases } from "../../src/http/Purchases.js"
+import { RoutedSqlLive } from "../../src/sql/Organisers.js"
+import { TestDatabase } from "../fixtures/Database.js"
+import { json, raw, type RawResponse, TestApp } from "../fixtures/Http.js"
+
+const alice = "00000000-0000-0000-0000-000000000001"
+const bob = "00000000-0000-0000-0000-000000002357"
+
+/** The service, and the `Purchases` its server answers plain purchases with (the same one). */
+const TestLayer = Layer.merge(
+  TestApp,
+  Purchases.Default.pipe(Layer.provide(RoutedSqlLive), Layer.provide(ClusterLive), Layer.provide(TestDatabase), Layer.provide(TracingLive))
+)
+
+const createConcert = (capacity: number) =>
+  Effect.map(
+    raw("POST", "/api/v1/concerts", JSON.stringify({ name: "Route", venue: "Hall", date: "2027-05-05", capacity, status: "ACTIVE" })),
+    (response) => (json(response) as { id: string }).id
+  )
+
+const body = (concertId: string, userId: string) => JSON.stringify({ concert_id: concertId, user_id: userId })
+
+/**
+ * `Purchases.route` around an app that answers 299 and says it was asked (with what
+ * `DecidedPurchase` held), for `request`: what the route answered itself, and what it passed on.
+ */
+const routed = (request: globalThis.Request) =>
+  Effect.gen(function*() {
+    const purchases = yield* Purchases
+    const passed: Array<Exit.Exit<HttpServerResponse.HttpServerResponse, unknown> | undefined> = []
+    const app = Effect.map(FiberRef.get(DecidedPurchase), (decided) => {
+      passed.push(decided)
+      return HttpServerResponse.text("passed on", { status: 299 })
+    })
+    const response = yield* purchases.route(app).pipe(
+      Effect.provideService(HttpServerRequest.HttpServerRequest, HttpServerRequest.fromWeb(request))
+    )
+    return { response, passed }
+  })
+
+const post = (text: string, headers: Record<string, string> = {}, path = "/api/v1/tickets") =>
+  new Request(`http://127.0.0.1${path}`, {
+    method: "POST",
+    body: text,
+    headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)), ...headers }
+  })
+
+const bodyText = (response: HttpServerResponse.HttpServerResponse) =>
+  response.body._tag === "Uint8Array" ? new TextDecoder().decode(response.body.body) : ""
+
+/** A 201's ticket with the parts that differ between two purchases (its id, seat) blanked out. */
+const shapeOf = (response: RawResponse) => {
+  const ticket = json(response) as Record<string, unknown>
+  return JSON.stringify(ticket).replaceAll(String(ticket.id), "ID").replace(/"seat":\d+/, "\"seat\":0")
+}
+
+layer(TestLayer, { excludeTestServices: true, timeout: "60 seconds" })("plain purchases answered ahead of the API's router", (it) => {
+  it.effect("a plain purchase is answered by the route; anything else passes on untouched", () =>
+    Effect.gen(function*() {
+      const concertId = yield* createConcert(100)
+      const plain = yield* routed(post(body(concertId, alice)))
+      expect(plain.passed).toEqual([])
+      expect(plain.response.status).toBe(201)
+      expect(JSON.parse(bodyText(plain.response))).toMatchObject({ print_status: "NOT_PRINTED" })
+      expect(bodyText(plain.response)).toContain(concertId)
+      expect(bodyText(plain.response)).toContain(alice)
+
+      const others: ReadonlyArray<globalThis.Request> = [
+        post(body(concertId, alice), { "idempotency-key": "k-1" }),
+        post(body(concertId, alice), { authorization: "Bearer not-a-key" }),
+        post(body(concertId, alice), {}, "/api/v1/tickets?x=1"),
+        post(body(concertId, alice), {}, "/api/v1/tickets/"),
+        post(body(concertId, alice), { "content-type": "text/plain" }),
+        post("{\"concert_id\":"),
+        post(JSON.stringify({ concert_id: concertId, user_id: alice, seat: 3 })),
+        post(body(concertId, "00000000-0000-0000-0000-000000009999")),
+        post(body("00000000-0000-4000-8000-000000000042", alice)),
+        post(body("not-an-id", alice)),
+        new Request("http://127.0.0.1/api/v1/tickets", { method: "GET" })
+      ]
+      for (const request of others) {
+        const { passed, response } = yield* routed(request)
+        expect(passed, `${request.method} ${request.url}`).toEqual([undefined])
+        expect(response.status).toBe(299)
+      }
+    }))
+
+  it.effect("a refusal the concert decided passes on with its outcome, and is answered as the full path answers it", () =>
+    Effect.gen(function*() {
+      const concertId = yield* createConcert(1)
+      expect((yield* routed(post(body(concertId, alice)))).response.status).toBe(201)
+      const refused = yield* routed(post(body(concertId, bob)))
+      expect(refused.response.status).toBe(299)
+      expect(refused.passed).toHaveLength(1)
+      const decided = refused.passed[0]!
+      expect(Exit.isFailure(decided)).toBe(true)
+      if (Exit.isFailure(decided)) {
+        expect(Option.map(Cause.failureOption(decided.cause), (error) => (error as { _tag: string })._tag)).toEqual(Option.some("SoldOut"))
+      }
+
+      // Through HTTP: the last seat, the concert's own refusal (through the route), then the
+      // one answered from what this process heard (the full path). Alike, byte for byte.
+      const other = yield* createConcert(1)
+      expect((yield* raw("POST", "/api/v1/tickets", body(other, alice))).status).toBe(201)
+      const byConcert = yield* raw("POST", "/api/v1/tickets", body(other, bob))
+      const byProcess = yield* raw("POST", "/api/v1/tickets", body(other, bob))
+      expect(byConcert.status).toBe(422)
+      expect(byConcert.body).toBe(byProcess.body)
+      expect(byConcert.headers["content-type"]).toBe(byProcess.headers["content-type"])
+    }))
+
+  it.effect("a sale through the route and through the full path are answered alike", () =>
+    Effect.gen(function*() {
+      const concertId = yield* createConcert(10)
+      const plain = yield* raw("POST", "/api/v1/tickets", body(concertId, alice))
+      const keyed = yield* raw("POST", "/api/v1/tickets", body(concertId, alice), { "idempotency-key": "full-path-1" })
+      expect(plain.status).toBe(201)
+      expect(keyed.status).toBe(201)
+      expect(shapeOf(plain)).toBe(shapeOf(keyed))
+      const headers = (response: RawResponse) => Object.keys(response.headers).filter((name) => name !== "date").sort()
+      expect(headers(plain)).toEqual(headers(keyed))
+      expect(plain.headers["content-type"]).toBe(keyed.headers["content-type"])
+      expect(plain.headers["content-length"]).toBe(keyed.headers["content-length"])
+    }))
+})
