@@ -3,8 +3,9 @@
  * purchase's cost goes, as a ladder of servers measured side by side in one run with `wrk` (100
  * connections, 20 concerts unless `--concerts` says otherwise, rotating users): raw
  * `node:http`; the empty HttpApi endpoint; then the purchase built up a step at a time
- * (`bench/ladderServer.ts`); the full service; and, with `--base`, the full service of commit
- * REV. Each step's cost per request is the difference of the previous step's and its own time
+ * (`bench/ladderServer.ts`); the full service; with `--base`, the full service of commit REV;
+ * and the ceiling of the way the service answers a plain purchase, ahead of the HttpApi's router
+ * (`bench/ceilingServer.ts`, `CEILING=route`). Each step's cost per request is the difference of the previous step's and its own time
  * per request at saturation (1 / throughput: the event loop is the limit). Every server has a
  * database of its own on one embedded PostgreSQL, holding the same N concerts of 150,000 seats
  * each: with few concerts, long runs can sell them out, and the run then says so (a sold-out
@@ -158,7 +159,8 @@ export const ladder = async (args: ReadonlyArray<string>) => {
     const head = git("rev-parse", "--short", "HEAD") + (git("status", "--porcelain").length > 0 ? "+changes" : "")
     // As `npm start` runs it: compiled.
     execFileSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "inherit" })
-    await start(`the full service (${head})`, "dist/main.js", { DATABASE_URL: await databaseUrl("service") })
+    const full = `the full service (${head})`
+    await start(full, "dist/main.js", { DATABASE_URL: await databaseUrl("service") })
     if (base !== undefined) {
       const commit = git("rev-parse", "--short", base)
       const { checkout, remove } = await worktree(commit)
@@ -168,6 +170,9 @@ export const ladder = async (args: ReadonlyArray<string>) => {
       if (compiled) execFileSync("npm", ["run", "build", "--silent"], { cwd: checkout, stdio: "inherit" })
       await start(`the full service (${commit})`, compiled ? "dist/main.js" : "src/main.ts", { DATABASE_URL: await databaseUrl("base") }, checkout)
     }
+    // The ceiling of the way the service answers a plain purchase: ahead of the HttpApi's router.
+    const route = "empty route ahead of the HttpApi"
+    await start(route, "bench/ceilingServer.ts", { CEILING: "route" })
 
     const results = new Map<string, Array<Measured>>()
     /** Every request each server answered, warm-up included: what its profile covers. */
@@ -192,13 +197,14 @@ export const ladder = async (args: ReadonlyArray<string>) => {
     console.log("|---|---|---|---|---|")
     // Each step's cost: its time per request less the step before's, from the empty endpoint
     // to the full service of this checkout (the base commit's is there to compare with).
-    const steps = rungs.length - (base === undefined ? 0 : 1)
+    const steps = rungs.findIndex((rung) => rung.name === full) + 1
     rungs.forEach((rung, i) => {
       const perSecond = mean(rung.name)
       const micros = 1e6 / perSecond
       const cost = i >= 2 && i < steps ? fmt(micros - 1e6 / mean(rungs[i - 1]!.name)) : ""
       console.log(`| ${rung.name} | ${fmt(perSecond)} | ${fmt(micros)} | ${cost} | ${fmt(perSecond / empty, 2)} |`)
     })
+    console.log(`\nThe full service (${head}) × the empty route ahead of the HttpApi: ${fmt(mean(full) / mean(route), 2)}`)
     if (profileDir !== undefined) {
       console.log(`\nRequests each server answered (its profile's whole run, warm-up included), profiles in ${profileDir}:`)
       for (const [name, requests] of answered) console.log(`- ${name}: ${fmt(requests)}`)
