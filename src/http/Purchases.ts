@@ -5,7 +5,8 @@
  * (`purchaseRoute`).
  *
  * The busiest way: a buyer's purchase of a concert known here, on sale as far as this process
- * knows, with tracing off, no key and no organiser's API key. Its checks run in plain code and
+ * knows (or with an `Idempotency-Key`, which only the concert can answer), with tracing off and
+ * no organiser's API key. Its checks run in plain code and
  * it waits once, for its batch's outcome (`ConcertSales.unsafeBuy`). Anything else takes the
  * handler's full path, with every check as effects and a span.
  */
@@ -19,7 +20,7 @@ import type { PurchaseOrder } from "../domain/ConcertEntity.js"
 import { NotSaved, UnknownConcert } from "../domain/Errors.js"
 import { type ConcertId, type Named, TicketId, type UserId } from "../domain/Ids.js"
 import { defaultOrganiser, newId, organiserOf } from "../domain/Organiser.js"
-import { PurchaseTicket, ticketJson, type TicketRow } from "../domain/Ticket.js"
+import { IdempotencyKey, PurchaseTicket, ticketJson, type TicketRow } from "../domain/Ticket.js"
 import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { CurrentCaller } from "./Access.js"
@@ -138,15 +139,19 @@ export class Purchases extends Effect.Service<Purchases>()("Purchases", {
     }
 
     const decodePurchase = Schema.decodeUnknownEither(PurchaseTicket)
+    const decodeKey = Schema.decodeUnknownEither(IdempotencyKey)
 
     /**
      * Whether `request` may be a plain purchase: exactly `POST /api/v1/tickets`, a JSON body of
-     * a size the API reads, no key of either kind. Anything else goes to the API's router.
+     * a size the API reads, no organiser's API key, and an `Idempotency-Key` the endpoint would
+     * accept if it has one. Anything else goes to the API's router.
      */
     const plain = (request: HttpServerRequest.HttpServerRequest) => {
       if (tracing || request.method !== "POST" || request.url !== "/api/v1/tickets") return false
       const headers = request.headers
-      return headers["authorization"] === undefined && headers["idempotency-key"] === undefined &&
+      const key = headers["idempotency-key"]
+      return headers["authorization"] === undefined &&
+        (key === undefined || Either.isRight(decodeKey(key))) &&
         headers["content-type"]?.includes("application/json") === true &&
         Number(headers["content-length"] ?? "0") <= maxBodyBytes
     }
@@ -173,7 +178,7 @@ export class Purchases extends Effect.Service<Purchases>()("Purchases", {
             }
             const payload = decodePurchase(json)
             if (Either.isLeft(payload)) return app
-            const bought = now(fiber, payload.right.concert_id, payload.right.user_id, undefined, request)
+            const bought = now(fiber, payload.right.concert_id, payload.right.user_id, request.headers["idempotency-key"], request)
             if (bought === undefined) return app
             return Effect.catchAllCause(bought, (cause) => Effect.locally(app, DecidedPurchase, Exit.failCause(cause)))
           }
