@@ -2,13 +2,13 @@
  * A buyer's purchase, as `POST /api/v1/tickets` answers it: the order a purchase makes, what a
  * refusal is answered with, and the busiest way through, shared by the endpoint's handler
  * (`TicketsHttp`) and the route that answers a plain purchase ahead of the API's router
- * (`purchaseRoute`).
+ * (`route`, below).
  *
  * The busiest way: a buyer's purchase of a concert known here, on sale as far as this process
  * knows (or with an `Idempotency-Key`, which only the concert can answer), with tracing off and
- * no organiser's API key. Its checks run in plain code and
- * it waits once, for its batch's outcome (`ConcertSales.unsafeBuy`). Anything else takes the
- * handler's full path, with every check as effects and a span.
+ * no organiser's API key. Its checks run in plain code and it waits once, for its batch's
+ * outcome (`ConcertSales.unsafeBuy`). Anything else takes the handler's full path, with every
+ * check as effects and a span.
  */
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -46,7 +46,7 @@ export type PurchaseError =
   | (typeof clusterBusy)[keyof typeof clusterBusy]
 
 /**
- * The outcome of a purchase already made by `purchaseRoute`, for the endpoint's handler to
+ * The outcome of a purchase already made by `Purchases.route`, for the endpoint's handler to
  * answer as it answers any: set only around a refusal or a defect, which the API encodes.
  */
 export const DecidedPurchase: FiberRef.FiberRef<Exit.Exit<HttpServerResponse.HttpServerResponse, PurchaseError> | undefined> =

@@ -79,7 +79,7 @@ export const TicketsHttpLive = HttpApiBuilder.group(Api, "tickets", (handlers) =
 
     /**
      * A purchase: the busiest way when it can take it (`Purchases.now`), else `purchase`. One
-     * that `purchaseRoute` already made (a refusal or a defect) is answered as it came out.
+     * that `Purchases.route` already made (a refusal or a defect) is answered as it came out.
      */
     const purchaseNow = (
       concert: Named<ConcertId>,
