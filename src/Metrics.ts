@@ -128,6 +128,12 @@ export const expressBatches = Metric.counter("ticketoverflow_express_batches", {
   incremental: true
 })
 
+export const routedPurchases = Metric.counter("ticketoverflow_routed_purchases", {
+  description:
+    "Purchases this process made ahead of the API's router (plain JSON purchases, tracing off; of all purchases: ticketoverflow_purchases_total)",
+  incremental: true
+})
+
 export const writeConcerts = Metric.histogram(
   "ticketoverflow_journal_write_concerts",
   MetricBoundaries.fromIterable([1, 2, 5, 10, 20, 50, 100]),

@@ -1,12 +1,17 @@
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { expect, layer } from "@effect/vitest"
-import { Cause, Effect, Exit, FiberRef, Layer, Option } from "effect"
+import { HttpServer } from "@effect/platform"
+import { Cause, Effect, Exit, FiberRef, Layer, Metric, Option, Redacted } from "effect"
+import * as http from "node:http"
+import Pg from "pg"
 import { ClusterLive } from "../../src/actors/Cluster.js"
 import { TracingLive } from "../../src/App.js"
 import { DecidedPurchase, Purchases } from "../../src/http/Purchases.js"
-import { RoutedSqlLive } from "../../src/sql/Organisers.js"
+import * as Metrics from "../../src/Metrics.js"
+import { MainDatabase, RoutedSqlLive } from "../../src/sql/Organisers.js"
 import { TestDatabase } from "../fixtures/Database.js"
+import { eventually } from "../fixtures/eventually.js"
 import { json, raw, type RawResponse, TestApp } from "../fixtures/Http.js"
 
 const alice = "00000000-0000-0000-0000-000000000001"
@@ -135,5 +140,82 @@ layer(TestLayer, { excludeTestServices: true, timeout: "60 seconds" })("plain pu
       expect(headers(plain)).toEqual(headers(full))
       expect(plain.headers["content-type"]).toBe(full.headers["content-type"])
       expect(plain.headers["content-length"]).toBe(full.headers["content-length"])
+    }))
+
+  it.effect("the service answers plain purchases by the route: its counter moves for them, not for others", () =>
+    Effect.gen(function*() {
+      const concertId = yield* createConcert(10)
+      const routed = Effect.map(Metric.value(Metrics.routedPurchases), (state) => state.count)
+      const before = yield* routed
+      expect((yield* raw("POST", "/api/v1/tickets", body(concertId, alice))).status).toBe(201)
+      expect((yield* raw("POST", "/api/v1/tickets", body(concertId, bob), { "idempotency-key": "served-1" })).status).toBe(201)
+      expect(yield* routed).toBe(before + 2)
+      // Through the API: a key it refuses (400), a trailing slash (bought by the handler).
+      expect((yield* raw("POST", "/api/v1/tickets", body(concertId, alice), { "idempotency-key": "x".repeat(300) })).status).toBe(400)
+      expect((yield* raw("POST", "/api/v1/tickets/", body(concertId, alice))).status).toBe(201)
+      expect(yield* routed).toBe(before + 2)
+    }))
+
+  it.effect("a buyer who goes away while the route waits is answered nothing and not counted; the purchase stands", () =>
+    Effect.gen(function*() {
+      const concertId = yield* createConcert(10)
+      expect((yield* raw("POST", "/api/v1/tickets", body(concertId, alice))).status).toBe(201)
+      const server = yield* HttpServer.HttpServer
+      const port = server.address._tag === "TcpAddress" ? server.address.port : 0
+      const main = yield* MainDatabase
+      const counted = Effect.map(raw("GET", "/metrics"), (response) => {
+        const line = response.body.split("\n").find((l) =>
+          l.startsWith("ticketoverflow_purchases_total{") && l.includes(`concert="${concertId}"`) && l.includes("status=\"201\""))
+        return Number(line?.split(" ").pop() ?? 0)
+      })
+      expect(yield* counted).toBe(1)
+      // The journal held back by a lock on its table, so the second purchase waits for its batch.
+      const locker = new Pg.Client({ connectionString: Redacted.value(main.url) })
+      yield* Effect.promise(async () => {
+        await locker.connect()
+        await locker.query("BEGIN")
+        await locker.query("LOCK TABLE tickets IN ACCESS EXCLUSIVE MODE")
+      })
+      yield* Effect.promise(() =>
+        new Promise<void>((resolve) => {
+          const text = body(concertId, bob)
+          const request = http.request({
+            host: "127.0.0.1",
+            port,
+            method: "POST",
+            path: "/api/v1/tickets",
+            agent: false,
+            headers: { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)) }
+          })
+          request.on("error", () => resolve())
+          request.on("response", () => resolve())
+          request.end(text)
+          setTimeout(() => {
+            request.destroy()
+            resolve()
+          }, 500)
+        })
+      )
+      yield* Effect.promise(async () => {
+        await locker.query("ROLLBACK")
+        await locker.end()
+      })
+      // The order stands: the concert sells it once its statement commits.
+      const sold = Effect.promise(() =>
+        (async () => {
+          const client = new Pg.Client({ connectionString: Redacted.value(main.url) })
+          await client.connect()
+          try {
+            const result = await client.query("SELECT count(*)::int AS n FROM tickets WHERE concert_id = $1", [concertId])
+            return result.rows[0].n as number
+          } finally {
+            await client.end()
+          }
+        })()
+      )
+      yield* eventually(sold, (n) => n === 2, { within: "10 seconds" })
+      // Answered nothing, so counted nothing: the counter still holds the first purchase alone.
+      yield* Effect.sleep("200 millis")
+      expect(yield* counted).toBe(1)
     }))
 })
