@@ -73,6 +73,12 @@ export const positiveInteger = (name: string, fallback: number): Config.Config<n
   )
 
 /**
+ * The largest request body read, in bytes (`MAX_BODY_BYTES`, default 64 KiB): the server, the
+ * API and the purchase route refuse or pass on anything larger (413).
+ */
+export const maxBodyBytes: Config.Config<number> = positiveInteger("MAX_BODY_BYTES", 64 * 1024)
+
+/**
  * How long a buyer waits for an order (a purchase, a hold, a registration) to be saved before
  * a 503, in milliseconds: after it, the order is never saved (`PURCHASE_TIMEOUT`, default 10 s).
  */

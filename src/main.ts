@@ -5,7 +5,7 @@ import { Cause, Config, ConfigError, Context, Duration, Effect, Exit, Layer } fr
 import { AppLive } from "./App.js"
 import { ServiceServer } from "./http/ServiceServer.js"
 import { LoggingLive } from "./Logging.js"
-import { positiveInteger } from "./Settings.js"
+import { maxBodyBytes } from "./Settings.js"
 import { StartupFailure } from "./StartupFailure.js"
 
 /** The service's own HTTP server, for the drain at shutdown. */
@@ -15,8 +15,8 @@ const ServerLive = Layer.unwrapEffect(
   Effect.gen(function*() {
     const port = yield* Config.port("PORT").pipe(Config.withDefault(8080))
     const host = yield* Config.string("HOST").pipe(Config.withDefault("0.0.0.0"))
-    const maxBodyBytes = yield* positiveInteger("MAX_BODY_BYTES", 64 * 1024)
-    const server = new ServiceServer({ keepAliveTimeout: 65_000, maxBodyBytes })
+    const bodyLimit = yield* maxBodyBytes
+    const server = new ServiceServer({ keepAliveTimeout: 65_000, maxBodyBytes: bodyLimit })
     return Layer.merge(
       // A deep accept queue: an on-sale opening connects thousands of buyers at once, and each
       // connection the queue (Node's default: 511) has no room for waits for its SYN to be

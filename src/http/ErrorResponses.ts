@@ -14,7 +14,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { SqlError } from "@effect/sql/SqlError"
 import { Cause, Effect, Exit, Option } from "effect"
 import { retryAfterSeconds, Unauthorized } from "../domain/Errors.js"
-import { positiveInteger, requestTimeoutMillis } from "../Settings.js"
+import { maxBodyBytes, requestTimeoutMillis } from "../Settings.js"
 
 const respond = (status: number, message: string, headers: Record<string, string> = {}) =>
   HttpServerResponse.unsafeJson({ error: message }, { status, headers })
@@ -140,7 +140,7 @@ const repeatablePost = /^\/+api\/+v1\/+(?:reservations\/+[^/?]+\/+payment|ticket
 
 export const ErrorResponsesLive = HttpApiBuilder.middleware(
   Effect.gen(function*() {
-    const maxBodyBytes = yield* positiveInteger("MAX_BODY_BYTES", 64 * 1024)
+    const bodyLimit = yield* maxBodyBytes
     const timeout = yield* requestTimeoutMillis
     const late = () =>
       unavailable(`no answer within ${Math.round(timeout / 1000)} s; retry`, 2)
@@ -169,9 +169,9 @@ export const ErrorResponsesLive = HttpApiBuilder.middleware(
       return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
         const guarded = cutOffSafely(request) ? bounded : answered
         const declared = Number(request.headers["content-length"] ?? "0")
-        if (declared > maxBodyBytes) {
+        if (declared > bodyLimit) {
           // Refused before reading it; Node discards the unread body so the client still reads this.
-          return Effect.succeed(respond(413, `request body is larger than ${maxBodyBytes} bytes`))
+          return Effect.succeed(respond(413, `request body is larger than ${bodyLimit} bytes`))
         }
         // Every body this API takes is JSON. Other declared types were refused (415) by the
         // server (ServiceServer); a body sent without a type, or as some `+json` type, is read

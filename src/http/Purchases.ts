@@ -23,7 +23,7 @@ import { type ConcertId, type Named, TicketId, type UserId } from "../domain/Ids
 import { defaultOrganiser, newId, organiserOf } from "../domain/Organiser.js"
 import { IdempotencyKey, PurchaseTicket, ticketJson, type TicketRow } from "../domain/Ticket.js"
 import * as Metrics from "../Metrics.js"
-import { positiveInteger, purchaseTimeoutMillis } from "../Settings.js"
+import { maxBodyBytes, purchaseTimeoutMillis } from "../Settings.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
 import { CurrentCaller } from "./Access.js"
 import { BaseUrl } from "./BaseUrl.js"
@@ -66,7 +66,7 @@ export class Purchases extends Effect.Service<Purchases>()("Purchases", {
     const closedSales = yield* ClosedSales
     const knownConcerts = yield* KnownConcerts
     const purchaseTimeout = yield* purchaseTimeoutMillis
-    const maxBodyBytes = yield* positiveInteger("MAX_BODY_BYTES", 64 * 1024)
+    const bodyLimit = yield* maxBodyBytes
     const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
 
     const orderOf = (concertId: ConcertId, userId: UserId, now: number, idempotencyKey: string | undefined): PurchaseOrder => ({
@@ -159,7 +159,7 @@ export class Purchases extends Effect.Service<Purchases>()("Purchases", {
       return headers["authorization"] === undefined &&
         (key === undefined || Either.isRight(decodeKey(key))) &&
         headers["content-type"]?.includes("application/json") === true &&
-        Number(headers["content-length"] ?? "0") <= maxBodyBytes
+        Number(headers["content-length"] ?? "0") <= bodyLimit
     }
 
     /**
