@@ -176,17 +176,12 @@ export class Purchases extends Effect.Service<Purchases>()("Purchases", {
         return Effect.matchEffect(request.text, {
           onFailure: () => app,
           onSuccess: (text) => {
-            let json: unknown
-            try {
-              json = JSON.parse(text)
-            } catch {
-              return app
-            }
-            // Plain code that throws (it should not) leaves the request to the API, which answers
-            // a defect as every other: nothing is bought before the returned effect runs.
+            // A body that does not parse, and plain code that throws (it should not), leave the
+            // request to the API, which answers both as always: nothing is bought before the
+            // returned effect runs.
             let bought: ReturnType<typeof now>
             try {
-              const payload = decodePurchase(json)
+              const payload = decodePurchase(JSON.parse(text))
               if (Either.isLeft(payload)) return app
               bought = now(fiber, payload.right.concert_id, payload.right.user_id, request.headers["idempotency-key"], request)
             } catch {

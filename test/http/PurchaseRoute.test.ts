@@ -198,6 +198,9 @@ layer(TestLayer, { excludeTestServices: true, timeout: "60 seconds" })("plain pu
           }, 500)
         })
       )
+      // The lock let go only once the service has seen the connection close: released at once,
+      // the batch's answer could race the close's event.
+      yield* Effect.sleep("1 second")
       yield* Effect.promise(async () => {
         await locker.query("ROLLBACK")
         await locker.end()
