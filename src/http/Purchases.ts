@@ -21,7 +21,7 @@ import type { PurchaseOrder } from "../domain/ConcertEntity.js"
 import { NotSaved, UnknownConcert } from "../domain/Errors.js"
 import { type ConcertId, type Named, TicketId, type UserId } from "../domain/Ids.js"
 import { defaultOrganiser, newId, organiserOf } from "../domain/Organiser.js"
-import { IdempotencyKey, PurchaseTicket, ticketJson, type TicketRow } from "../domain/Ticket.js"
+import { decodePurchase, IdempotencyKey, ticketJson, type TicketRow } from "../domain/Ticket.js"
 import * as Metrics from "../Metrics.js"
 import { maxBodyBytes, purchaseTimeoutMillis } from "../Settings.js"
 import { UserDirectory } from "../sql/UserDirectory.js"
@@ -144,7 +144,6 @@ export class Purchases extends Effect.Service<Purchases>()("Purchases", {
       })
     }
 
-    const decodePurchase = Schema.decodeUnknownEither(PurchaseTicket)
     const decodeKey = Schema.decodeUnknownEither(IdempotencyKey)
 
     /**
