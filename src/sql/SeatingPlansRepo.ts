@@ -27,6 +27,15 @@ export type StoredPlan = typeof StoredPlan.Type
 
 const PlanTag = Schema.Struct({ etag: Schema.String })
 
+/** Seat numbers as PostgreSQL's `int4send` writes them, one after the other (big-endian). */
+export const seatNumbers = (bytes: Uint8Array | undefined): Int32Array => {
+  if (bytes === undefined) return new Int32Array(0)
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const seats = new Int32Array(bytes.byteLength >> 2)
+  for (let i = 0; i < seats.length; i++) seats[i] = view.getInt32(i * 4)
+  return seats
+}
+
 export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("SeatingPlansRepo", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -65,14 +74,16 @@ export class SeatingPlansRepo extends Effect.Service<SeatingPlansRepo>()("Seatin
               seat_changes = EXCLUDED.seat_changes,
               etag = EXCLUDED.etag, svg_gzip = EXCLUDED.svg_gzip, rendered_at = now()`
 
-    /** Which seats are sold and which held, for a render. */
-    const seats = SqlSchema.single({
-      Request: Schema.String,
-      Result: Schema.Struct({ sold: Schema.Array(Schema.Int), held: Schema.Array(Schema.Int) }),
-      execute: (concertId) =>
-        sql`SELECT coalesce((SELECT array_agg(seat_no) FROM tickets WHERE concert_id = ${concertId}), '{}')::int[] AS sold,
-                   coalesce((SELECT array_agg(seat_no) FROM held_seats WHERE concert_id = ${concertId}), '{}')::int[] AS held`
-    })
+    /**
+     * Which seats are sold and which held, for a render: each list as one `bytea` of the seats'
+     * numbers (`int4send`, four bytes each), read into an `Int32Array` without an object per seat.
+     */
+    const seats = (concertId: string) =>
+      sql<{ sold: Uint8Array; held: Uint8Array }>`
+        SELECT coalesce((SELECT string_agg(int4send(seat_no), ''::bytea) FROM tickets WHERE concert_id = ${concertId}), ''::bytea) AS sold,
+               coalesce((SELECT string_agg(int4send(seat_no), ''::bytea) FROM held_seats WHERE concert_id = ${concertId}), ''::bytea) AS held`.pipe(
+        Effect.map(([row]) => ({ sold: seatNumbers(row?.sold), held: seatNumbers(row?.held) }))
+      )
 
     /** The ETag of a concert's stored plan: which plan is current, without its bytes. */
     const etag = SqlSchema.findOne({

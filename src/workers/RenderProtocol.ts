@@ -16,6 +16,14 @@ export const TicketDetails = Schema.Struct({
 })
 export type TicketDetails = typeof TicketDetails.Type
 
+/**
+ * Seat numbers, packed. As a schema's array of integers, a selling concert's sold seats (tens of
+ * thousands, redrawn every few seconds) were checked one by one as the request was made, again
+ * as it was encoded for the render thread, and decoded one by one from the database before
+ * that: work and garbage on the main thread, where purchases are answered.
+ */
+export const Seats = Schema.declare((u: unknown): u is Int32Array => u instanceof Int32Array, { identifier: "Seats" })
+
 /** What a seating plan shows. */
 export const SeatingDetails = Schema.Struct({
   concertId: Schema.String,
@@ -24,9 +32,9 @@ export const SeatingDetails = Schema.Struct({
   capacity: Schema.Int,
   purchased: Schema.Int,
   /** The sold seats' numbers; without them, seats `1..purchased` are the sold ones. */
-  sold: Schema.optionalWith(Schema.Array(Schema.Int), { exact: true }),
+  sold: Schema.optionalWith(Seats, { exact: true }),
   /** The seats live reservations hold, drawn apart from sold ones. */
-  held: Schema.optionalWith(Schema.Array(Schema.Int), { exact: true })
+  held: Schema.optionalWith(Seats, { exact: true })
 })
 export type SeatingDetails = typeof SeatingDetails.Type
 

@@ -84,4 +84,25 @@ layer(Repos, { excludeTestServices: true, timeout: "60 seconds" })("schema and r
       const again = (yield* repo.stale(1000)).map((p) => p.concertId)
       expect(again.indexOf(small.id)).toBeGreaterThan(again.indexOf(big.id))
     }))
+
+  it.effect("seating plans: a concert's sold and held seats read back packed, every number whole", () =>
+    Effect.gen(function*() {
+      const repo = yield* SeatingPlansRepo
+      const none = yield* repo.seats((yield* create(10, "Empty")).id)
+      expect([none.sold, none.held].map((seats) => [seats instanceof Int32Array, seats.length])).toEqual([[true, 0], [true, 0]])
+      const capacity = 150_000
+      const concert = yield* create(capacity, "Packed")
+      // Numbers across every byte of an int4: 1, 256, 65,536 and beyond.
+      const sold = [1, 255, 256, 65_535, 65_536, 65_793, 149_999, 150_000]
+      for (const seat of sold) yield* insertTicket(concert.id, capacity, seat)
+      const sql = yield* SqlClient.SqlClient
+      const reservation = crypto.randomUUID()
+      yield* sql`INSERT INTO reservations (id, concert_id, user_id, quantity, seats, status, expires_at)
+                 VALUES (${reservation}, ${concert.id}, 'u1', 2, ARRAY[70000, 2]::int[], 'HELD', now() + interval '1 hour')`
+      yield* sql`INSERT INTO held_seats (concert_id, capacity, seat_no, reservation_id)
+                 VALUES (${concert.id}, ${capacity}, 70000, ${reservation}), (${concert.id}, ${capacity}, 2, ${reservation})`
+      const { held, sold: read } = yield* repo.seats(concert.id)
+      expect([...read].sort((a, b) => a - b)).toEqual(sold)
+      expect([...held].sort((a, b) => a - b)).toEqual([2, 70_000])
+    }))
 })

@@ -18,8 +18,8 @@ describe("renderSeating", () => {
       venue: "Zürich & Co",
       capacity: 150_000,
       purchased: 0,
-      sold: [1, 150_000],
-      held: [2]
+      sold: Int32Array.of(1, 150_000),
+      held: Int32Array.of(2)
     })
     expect(XMLValidator.validate(svg)).toBe(true)
     expect(svg).toContain(">Çé ☃ on &lt;Ice&gt;</text>")
