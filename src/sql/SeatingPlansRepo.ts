@@ -28,7 +28,7 @@ export type StoredPlan = typeof StoredPlan.Type
 const PlanTag = Schema.Struct({ etag: Schema.String })
 
 /** Seat numbers as PostgreSQL's `int4send` writes them, one after the other (big-endian). */
-export const seatNumbers = (bytes: Uint8Array | undefined): Int32Array => {
+const seatNumbers = (bytes: Uint8Array | undefined): Int32Array => {
   if (bytes === undefined) return new Int32Array(0)
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const seats = new Int32Array(bytes.byteLength >> 2)
